@@ -1,0 +1,50 @@
+// Test runner: bundles test/*.test.ts (WGSL as text, shared chunks so every file sees one engine),
+// runs them in one process with uvu, and ends with the plain line "N passed, N failed".
+//   node scripts/test.mjs [filter...]      (set TEST_SLOW=1 for test/slow/*.test.ts)
+import { build } from 'esbuild';
+import { readdirSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { common } from './esbuild-common.mjs';
+
+process.env.XDG_RUNTIME_DIR ??= '/tmp';
+const dir = process.env.TEST_SLOW ? 'test/slow' : 'test';
+const filters = process.argv.slice(2);
+const files = readdirSync(dir)
+  .filter((f) => f.endsWith('.test.ts'))
+  .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
+  .sort();
+const out = resolve('.build/test');
+rmSync(out, { recursive: true, force: true });
+await build({
+  ...common,
+  platform: 'node',
+  packages: 'external',
+  entryPoints: files.map((f) => join(dir, f)),
+  outdir: out,
+  splitting: true,
+  outExtension: { '.js': '.mjs' },
+});
+
+// uvu prints its own totals; count them and restate them in the plain form CI reads.
+let text = '';
+const write = process.stdout.write.bind(process.stdout);
+process.stdout.write = (chunk, ...rest) => {
+  text += String(chunk);
+  return write(chunk, ...rest);
+};
+const { run } = await import('uvu/run');
+let crashed = 0;
+try {
+  await run(files.map((f) => ({ name: f, file: join(out, f.replace(/\.ts$/, '.mjs')) })), {});
+} catch (e) {
+  crashed = 1;
+  console.error(e);
+}
+process.stdout.write = write;
+const plain = text.replace(/\x1b\[[0-9;]*m/g, '');
+const total = Number(/Total:\s+(\d+)/.exec(plain)?.[1] ?? 0);
+const passed = Number(/Passed:\s+(\d+)/.exec(plain)?.[1] ?? 0);
+const skipped = Number(/Skipped:\s+(\d+)/.exec(plain)?.[1] ?? 0);
+const failed = total - passed - skipped + crashed + (total === 0 ? 1 : 0);
+console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
+process.exitCode = failed > 0 ? 1 : 0;

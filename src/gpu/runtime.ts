@@ -1,0 +1,338 @@
+// The GPU runtime: device acquisition or adoption, pipeline cache, batched dispatch, readback.
+import { BufferPool, type MemoryStats } from './pool.js';
+import { yieldingAwait } from './wait.js';
+
+/** A float uniform; plain numbers in `uniforms` are packed as u32 (or i32 when negative). */
+export class F32 {
+  constructor(readonly value: number) {}
+}
+export const f32 = (v: number): F32 => new F32(v);
+export type UniformValue = number | F32;
+
+export interface BufferBinding {
+  buffer: GPUBuffer;
+  offset?: number;
+  /** Bytes the kernel may touch; checked against maxStorageBufferBindingSize. */
+  size: number;
+}
+
+export interface DispatchSpec {
+  /** Name used in errors (the op, e.g. 'conv2d.wgrad'). */
+  label: string;
+  code: string;
+  entry?: string;
+  /** WGSL `override` constants; part of the pipeline cache key. */
+  constants?: Record<string, number>;
+  /** Packed in order as 4-byte scalars into the uniform struct at @binding(0). */
+  uniforms?: UniformValue[];
+  /** Storage buffers at @binding(1), @binding(2), ... in this order. */
+  bindings: BufferBinding[];
+  workgroups: [number, number?, number?];
+}
+
+export interface EngineLimits {
+  maxStorageBufferBindingSize: number;
+  maxBufferSize: number;
+  maxComputeWorkgroupsPerDimension: number;
+  maxStorageBuffersPerShaderStage: number;
+  maxComputeWorkgroupStorageSize: number;
+  maxComputeInvocationsPerWorkgroup: number;
+}
+
+export interface EngineOptions {
+  /** Adopt the caller's device: the engine then never destroys it. */
+  device?: GPUDevice;
+  adapter?: GPUAdapter;
+  powerPreference?: GPUPowerPreference;
+  /** Dispatches recorded before a submit is forced (default 64). */
+  maxDispatchesPerSubmit?: number;
+  /** Lower the effective limits (tests use this to exercise splitting and refusals). */
+  limits?: Partial<EngineLimits>;
+}
+
+export interface AdapterSummary {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  /** True for CPU-backed adapters (lavapipe, SwiftShader). */
+  software: boolean;
+}
+
+export interface EngineCounters {
+  dispatches: number;
+  submits: number;
+  pipelines: number;
+  readbacks: number;
+}
+
+type GpuProvider = () => GPU | Promise<GPU>;
+let provider: GpuProvider | undefined;
+
+/** Node entry points register dawn.node here; browsers use `navigator.gpu`. */
+export function setGpuProvider(p: GpuProvider): void {
+  provider = p;
+}
+
+const UNIFORM_SLOT = 256; // minUniformBufferOffsetAlignment upper bound across adapters
+
+export class Engine {
+  readonly device: GPUDevice;
+  readonly limits: EngineLimits;
+  readonly adapter: AdapterSummary;
+  readonly pool: BufferPool;
+  readonly counters: EngineCounters = { dispatches: 0, submits: 0, pipelines: 0, readbacks: 0 };
+  readonly maxDispatchesPerSubmit: number;
+
+  #owned: boolean;
+  #modules = new Map<string, { module: GPUShaderModule; id: number }>();
+  #pipelines = new Map<string, GPUComputePipeline>();
+  #encoder: GPUCommandEncoder | null = null;
+  #pass: GPUComputePassEncoder | null = null;
+  #recorded = 0; // dispatches + copies in the open encoder
+  #arena: ArrayBuffer;
+  #arenaView: DataView;
+  #arenaBuf: GPUBuffer;
+  #arenaUsed = 0;
+  #lost: string | null = null;
+  #errors: string[] = [];
+  #destroyed = false;
+
+  private constructor(device: GPUDevice, owned: boolean, adapter: AdapterSummary, opts: EngineOptions) {
+    this.device = device;
+    this.#owned = owned;
+    this.adapter = adapter;
+    const d = device.limits;
+    const lim = (k: keyof EngineLimits) => Math.min(d[k], opts.limits?.[k] ?? Infinity);
+    this.limits = {
+      maxStorageBufferBindingSize: lim('maxStorageBufferBindingSize'),
+      maxBufferSize: lim('maxBufferSize'),
+      maxComputeWorkgroupsPerDimension: lim('maxComputeWorkgroupsPerDimension'),
+      maxStorageBuffersPerShaderStage: lim('maxStorageBuffersPerShaderStage'),
+      maxComputeWorkgroupStorageSize: lim('maxComputeWorkgroupStorageSize'),
+      maxComputeInvocationsPerWorkgroup: lim('maxComputeInvocationsPerWorkgroup'),
+    };
+    this.maxDispatchesPerSubmit = opts.maxDispatchesPerSubmit ?? 64;
+    this.pool = new BufferPool(device, this.limits.maxBufferSize);
+    this.#arena = new ArrayBuffer(this.maxDispatchesPerSubmit * UNIFORM_SLOT);
+    this.#arenaView = new DataView(this.#arena);
+    this.#arenaBuf = device.createBuffer({ size: this.#arena.byteLength, usage: 0x40 | 0x08 }); // UNIFORM | COPY_DST
+    device.lost.then((info) => {
+      if (!this.#destroyed) this.#lost = `${info.reason ?? 'unknown'}: ${info.message}`;
+    });
+    const onError = (e: Event) => {
+      const err = (e as GPUUncapturedErrorEvent).error;
+      this.#errors.push(err.message.split('\n')[0]);
+    };
+    if (typeof device.addEventListener === 'function') device.addEventListener('uncapturederror', onError);
+    else (device as { onuncapturederror: unknown }).onuncapturederror = onError;
+  }
+
+  /** Gets an adapter and device (dawn.node in Node, navigator.gpu in browsers) or adopts `opts.device`. */
+  static async create(opts: EngineOptions = {}): Promise<Engine> {
+    if (opts.device) return new Engine(opts.device, false, summarize(opts.adapter?.info ?? opts.device.adapterInfo), opts);
+    let adapter = opts.adapter ?? null;
+    if (!adapter) {
+      const gpu = await getGpu();
+      adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
+      if (!adapter) throw new Error(noAdapterMessage());
+    }
+    const keys: Array<keyof GPUSupportedLimits> = [
+      'maxStorageBufferBindingSize', 'maxBufferSize', 'maxStorageBuffersPerShaderStage',
+      'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupSizeX',
+      'maxComputeWorkgroupSizeY', 'maxComputeWorkgroupSizeZ', 'maxComputeWorkgroupsPerDimension',
+    ];
+    const requiredLimits: Record<string, number> = {};
+    for (const k of keys) requiredLimits[k] = adapter.limits[k] as number;
+    const device = await adapter.requestDevice({ requiredLimits });
+    return new Engine(device, true, summarize(adapter.info), opts);
+  }
+
+  get lost(): boolean {
+    return this.#lost !== null;
+  }
+
+  /** Records one compute dispatch; submits when the batch is full. */
+  dispatch(spec: DispatchSpec): void {
+    this.#check();
+    const [x, y = 1, z = 1] = spec.workgroups;
+    const maxWg = this.limits.maxComputeWorkgroupsPerDimension;
+    if (x > maxWg || y > maxWg || z > maxWg) {
+      throw new Error(`${spec.label}: dispatch of ${x}x${y}x${z} workgroups exceeds maxComputeWorkgroupsPerDimension (${maxWg})`);
+    }
+    if (x === 0 || y === 0 || z === 0) return;
+    if (spec.bindings.length > this.limits.maxStorageBuffersPerShaderStage) {
+      throw new Error(`${spec.label}: ${spec.bindings.length} storage buffers exceed maxStorageBuffersPerShaderStage (${this.limits.maxStorageBuffersPerShaderStage})`);
+    }
+    for (const b of spec.bindings) {
+      if (b.size > this.limits.maxStorageBufferBindingSize) {
+        throw new Error(`${spec.label}: a binding of ${b.size} bytes exceeds the device's maxStorageBufferBindingSize (${this.limits.maxStorageBufferBindingSize})`);
+      }
+    }
+    const pipeline = this.pipeline(spec.code, spec.entry ?? 'main', spec.constants);
+    const entries: GPUBindGroupEntry[] = [];
+    if (spec.uniforms && spec.uniforms.length > 0) {
+      if (this.#arenaUsed + UNIFORM_SLOT > this.#arena.byteLength) this.flush();
+      const off = this.#arenaUsed;
+      if (spec.uniforms.length * 4 > UNIFORM_SLOT) throw new Error(`${spec.label}: more than ${UNIFORM_SLOT / 4} uniforms`);
+      spec.uniforms.forEach((v, i) => {
+        if (v instanceof F32) this.#arenaView.setFloat32(off + 4 * i, v.value, true);
+        else if (v < 0) this.#arenaView.setInt32(off + 4 * i, v, true);
+        else this.#arenaView.setUint32(off + 4 * i, v, true);
+      });
+      this.#arenaUsed += UNIFORM_SLOT;
+      entries.push({ binding: 0, resource: { buffer: this.#arenaBuf, offset: off, size: UNIFORM_SLOT } });
+    }
+    spec.bindings.forEach((b, i) => {
+      entries.push({ binding: i + 1, resource: { buffer: b.buffer, offset: b.offset ?? 0, size: Math.max(4, b.size) } });
+    });
+    const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    const pass = this.#computePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+    this.counters.dispatches++;
+    if (++this.#recorded >= this.maxDispatchesPerSubmit) this.flush();
+  }
+
+  /** Records a buffer-to-buffer copy in stream order. */
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    this.#check();
+    this.#endPass();
+    this.#encoderOrNew().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    this.#recorded++;
+  }
+
+  /** Uploads bytes into a buffer, after everything recorded so far. */
+  write(dst: GPUBuffer, dstOffset: number, data: ArrayBufferView): void {
+    this.#check();
+    // queue.writeBuffer runs before the open encoder's commands would; submit those first.
+    if (this.#recorded > 0) this.flush();
+    this.device.queue.writeBuffer(dst, dstOffset, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  /** Submits everything recorded so far. */
+  flush(): void {
+    if (this.#encoder) {
+      this.#endPass();
+      if (this.#arenaUsed > 0) this.device.queue.writeBuffer(this.#arenaBuf, 0, this.#arena, 0, this.#arenaUsed);
+      this.device.queue.submit([this.#encoder.finish()]);
+      this.counters.submits++;
+      this.#encoder = null;
+    }
+    this.#arenaUsed = 0;
+    this.#recorded = 0;
+    this.pool.flushPending();
+  }
+
+  /** True while commands are recorded but not yet submitted. */
+  get hasPendingWork(): boolean {
+    return this.#recorded > 0;
+  }
+
+  /** Submits and waits (yielding the CPU) until the GPU is idle. */
+  async sync(): Promise<void> {
+    this.flush();
+    await yieldingAwait(this.device.queue.onSubmittedWorkDone());
+    this.#check();
+  }
+
+  /** Copies `bytes` from a buffer into a new ArrayBuffer. */
+  async read(src: GPUBuffer, offset: number, bytes: number): Promise<ArrayBuffer> {
+    this.#check();
+    const staging = this.pool.acquireReadback(bytes);
+    try {
+      this.copy(src, offset, staging, 0, bytes);
+      this.flush();
+      this.counters.readbacks++;
+      await yieldingAwait(staging.mapAsync(1 /* GPUMapMode.READ */, 0, bytes));
+      const out = staging.getMappedRange(0, bytes).slice(0);
+      staging.unmap();
+      return out;
+    } finally {
+      this.#check();
+      this.pool.release(staging, false);
+    }
+  }
+
+  /** A compute pipeline for a shader, entry point and override constants (cached). */
+  pipeline(code: string, entry: string, constants?: Record<string, number>): GPUComputePipeline {
+    const ck = constants ? Object.keys(constants).sort().map((k) => `${k}=${constants[k]}`).join(',') : '';
+    let mod = this.#modules.get(code);
+    if (!mod) {
+      mod = { module: this.device.createShaderModule({ code }), id: this.#modules.size };
+      this.#modules.set(code, mod);
+    }
+    const fullKey = `${mod.id}:${entry}:${ck}`;
+    let p = this.#pipelines.get(fullKey);
+    if (!p) {
+      p = this.device.createComputePipeline({ layout: 'auto', compute: { module: mod.module, entryPoint: entry, constants } });
+      this.#pipelines.set(fullKey, p);
+      this.counters.pipelines++;
+    }
+    return p;
+  }
+
+  memory(): MemoryStats {
+    return this.pool.stats();
+  }
+
+  /** Frees pooled buffers and, if the engine created the device, destroys it. */
+  destroy(): void {
+    if (this.#destroyed) return;
+    this.flush();
+    this.#destroyed = true;
+    this.pool.trim();
+    this.#arenaBuf.destroy();
+    if (this.#owned) this.device.destroy();
+  }
+
+  #check(): void {
+    if (this.#destroyed) throw new Error('the engine was destroyed');
+    if (this.#lost) throw new Error(`GPU device lost (${this.#lost})`);
+    if (this.#errors.length) {
+      const msg = this.#errors[0];
+      this.#errors.length = 0;
+      throw new Error(`GPU error: ${msg}`);
+    }
+  }
+
+  #encoderOrNew(): GPUCommandEncoder {
+    return (this.#encoder ??= this.device.createCommandEncoder());
+  }
+
+  #computePass(): GPUComputePassEncoder {
+    return (this.#pass ??= this.#encoderOrNew().beginComputePass());
+  }
+
+  #endPass(): void {
+    if (this.#pass) {
+      this.#pass.end();
+      this.#pass = null;
+    }
+  }
+}
+
+async function getGpu(): Promise<GPU> {
+  if (provider) return await provider();
+  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
+  if (nav?.gpu) return nav.gpu;
+  throw new Error(noAdapterMessage());
+}
+
+function noAdapterMessage(): string {
+  const inBrowser = typeof (globalThis as { document?: unknown }).document !== 'undefined';
+  return inBrowser
+    ? 'no WebGPU adapter: this browser has WebGPU disabled or unsupported (try a current Chrome/Edge, or enable WebGPU)'
+    : 'no WebGPU adapter: install a Vulkan driver (on Debian run `sudo scripts/setup-webgpu.sh` for Mesa lavapipe 24+)';
+}
+
+function summarize(info: GPUAdapterInfo | undefined): AdapterSummary {
+  const vendor = info?.vendor ?? '';
+  const architecture = info?.architecture ?? '';
+  const device = info?.device ?? '';
+  const description = info?.description ?? '';
+  const text = `${vendor} ${architecture} ${device} ${description}`.toLowerCase();
+  const software = /llvmpipe|lavapipe|swiftshader|software|cpu/.test(text);
+  return { vendor, architecture, device, description, software };
+}

@@ -1,0 +1,185 @@
+// Node image codecs (pngjs, jpeg-js) and file I/O on top of the platform-neutral helpers in image.ts.
+import { inflateSync } from 'node:zlib';
+import { PNG } from 'pngjs';
+import { decode as decodeJpeg, encode as encodeJpeg } from 'jpeg-js';
+import { readFileBytes, writeFileAtomic } from './fs-node.js';
+import {
+  applyOrientation,
+  checkImage,
+  detectImageFormat,
+  formatFromPath,
+  imageToRgb8,
+  imageToRgba8,
+  readJpegOrientation,
+  rgbaToImage,
+  type Image,
+  type ImageFormat,
+} from './image.js';
+
+export const JPEG_QUALITY = 95;
+
+// Generous enough for 4000x3000 camera frames (and larger), while still refusing absurd headers.
+const JPEG_MAX_MP = 200;
+const JPEG_MAX_MEMORY_MB = 2048;
+
+const firstLine = (err: unknown): string => ((err as Error)?.message ?? String(err)).split('\n')[0]!;
+
+const asBuffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+
+const PNG_CHANNELS: Readonly<Record<number, number>> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+
+// Adam7 passes as [x0, y0, dx, dy].
+const ADAM7 = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]] as const;
+
+/** Size of the filtered (pre-unfilter) image data: one filter byte plus packed samples per row. */
+function pngDataSize(width: number, height: number, bitsPerPixel: number, interlaced: boolean): number {
+  const rows = (w: number, h: number) => (w > 0 && h > 0 ? h * (1 + Math.ceil((w * bitsPerPixel) / 8)) : 0);
+  if (!interlaced) return rows(width, height);
+  return ADAM7.reduce(
+    (sum, [x0, y0, dx, dy]) => sum + rows(Math.ceil((width - x0) / dx), Math.ceil((height - y0) / dy)),
+    0,
+  );
+}
+
+/**
+ * Walk and verify the chunk list before pngjs sees it: pngjs reports truncation with an opaque
+ * stream error, its sync inflate returns uninitialised memory instead of throwing on a corrupt or
+ * short zlib stream, and it zeroes the RGB of tRNS-keyed pixels (so tRNS is dropped: raw samples).
+ */
+function sanitizePng(bytes: Uint8Array, fail: (msg: string) => never): Buffer {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (bytes.length < 33) fail('truncated PNG data');
+  // The PNG spec fixes IHDR as the first chunk, so its fields sit at fixed offsets.
+  if (view.getUint32(8) !== 13 || view.getUint32(12) !== 0x49484452) fail('corrupt PNG data (first chunk is not IHDR)');
+  const width = view.getUint32(16);
+  const height = view.getUint32(20);
+  const depth = view.getUint8(24);
+  const colorType = view.getUint8(25);
+  const channels = PNG_CHANNELS[colorType];
+  if (width === 0 || height === 0 || channels === undefined || ![1, 2, 4, 8, 16].includes(depth)) {
+    fail(`corrupt PNG data (invalid IHDR: ${width}x${height}, colour type ${colorType}, depth ${depth})`);
+  }
+
+  const kept: Uint8Array[] = [bytes.subarray(0, 8)];
+  const idat: Uint8Array[] = [];
+  let pos = 8;
+  for (;;) {
+    if (pos + 12 > bytes.length) fail('truncated PNG data');
+    const len = view.getUint32(pos);
+    const type = String.fromCharCode(...bytes.subarray(pos + 4, pos + 8));
+    const end = pos + 12 + len;
+    if (end > bytes.length) fail('truncated PNG data');
+    if (type === 'IDAT') idat.push(bytes.subarray(pos + 8, end - 4));
+    if (type !== 'tRNS') kept.push(bytes.subarray(pos, end));
+    pos = end;
+    if (type === 'IEND') break;
+  }
+  if (idat.length === 0) fail('corrupt PNG data (no IDAT chunk)');
+
+  const expected = pngDataSize(width, height, channels * depth, view.getUint8(28) === 1);
+  let inflated: number;
+  try {
+    // Capping the output bounds memory on decompression bombs; surplus data is ignored, as libpng does.
+    inflated = inflateSync(Buffer.concat(idat), { maxOutputLength: expected }).length;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ERR_BUFFER_TOO_LARGE') fail(`corrupt PNG data (${firstLine(err)})`);
+    inflated = expected;
+  }
+  if (inflated < expected) fail(`truncated PNG data (${inflated} of ${expected} image bytes)`);
+  return Buffer.concat(kept);
+}
+
+function decodePng(bytes: Uint8Array, fail: (msg: string) => never): Image {
+  const clean = sanitizePng(bytes, fail);
+  let png: ReturnType<typeof PNG.sync.read>;
+  try {
+    // skipRescale keeps 16-bit and low-bit-depth samples exact; we normalise them below.
+    png = PNG.sync.read(clean, { skipRescale: true, checkCRC: true });
+  } catch (err) {
+    return fail(`corrupt PNG data (${firstLine(err)})`);
+  }
+  // Palette entries are always 8-bit; other sample values span the declared bit depth.
+  const maxValue = png.palette ? 255 : 2 ** png.depth - 1;
+  // pngjs has expanded every colour type to RGBA at this point; its data is a Uint16Array for 16-bit.
+  return rgbaToImage(png.data as ArrayLike<number>, png.width, png.height, maxValue);
+}
+
+/** Decoding does not stop early at a missing EOI, so check for it to report truncation clearly. */
+function jpegHasEoi(bytes: Uint8Array): boolean {
+  let pos = 2;
+  // Skip the metadata segments by length: an embedded EXIF thumbnail carries its own EOI.
+  while (pos + 4 <= bytes.length && bytes[pos] === 0xff) {
+    const marker = bytes[pos + 1]!;
+    if (marker === 0xff) { pos++; continue; }
+    if (marker === 0xda) break;
+    pos += 2 + ((bytes[pos + 2]! << 8) | bytes[pos + 3]!);
+  }
+  // In entropy-coded data 0xFF is always stuffed or a restart marker, so FF D9 can only be EOI.
+  for (let i = pos; i + 1 < bytes.length; i++) {
+    if (bytes[i] === 0xff && bytes[i + 1] === 0xd9) return true;
+  }
+  return false;
+}
+
+function decodeJpg(bytes: Uint8Array, fail: (msg: string) => never): Image {
+  if (!jpegHasEoi(bytes)) fail('truncated JPEG data');
+  let raw: { width: number; height: number; data: Uint8Array };
+  try {
+    raw = decodeJpeg(bytes, {
+      useTArray: true,
+      formatAsRGBA: true,
+      maxResolutionInMP: JPEG_MAX_MP,
+      maxMemoryUsageInMB: JPEG_MAX_MEMORY_MB,
+    });
+  } catch (err) {
+    return fail(`corrupt JPEG data (${firstLine(err)})`);
+  }
+  const upright = applyOrientation(raw, readJpegOrientation(bytes));
+  return rgbaToImage(upright.data, upright.width, upright.height);
+}
+
+/** Decode PNG or JPEG bytes (format sniffed from magic bytes) to a planar RGB float image. */
+export function decodeImage(bytes: Uint8Array, source = 'image'): Image {
+  const fail: (msg: string) => never = (msg) => {
+    throw new Error(`cannot decode image '${source}': ${msg}`);
+  };
+  if (bytes.length === 0) fail('file is empty');
+  const format = detectImageFormat(bytes);
+  if (format === 'png') return decodePng(bytes, fail);
+  if (format === 'jpg') return decodeJpg(bytes, fail);
+  return fail('not a PNG or JPEG file');
+}
+
+/** 8-bit RGB PNG or quality-95 JPEG, both quantised with toByte. */
+export function encodeImage(img: Image, format: ImageFormat): Uint8Array {
+  checkImage(img, `cannot encode ${format}`);
+  const { width, height } = img;
+  if (format === 'png') {
+    // The packer only reads width/height/data/gamma, so a plain object avoids PNG's RGBA allocation.
+    const meta = { width, height, data: Buffer.from(imageToRgb8(img).buffer), gamma: 0 } as unknown as PNG;
+    const out = PNG.sync.write(meta, { colorType: 2, inputColorType: 2, inputHasAlpha: false, bitDepth: 8 });
+    return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  }
+  if (format === 'jpg') {
+    const out = encodeJpeg({ width, height, data: imageToRgba8(img) }, JPEG_QUALITY).data;
+    return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  }
+  throw new Error(`cannot encode image: unknown format '${String(format)}'`);
+}
+
+export async function readImage(path: string): Promise<Image> {
+  return decodeImage(await readFileBytes(path), path);
+}
+
+/** Format defaults to the path's extension (.png/.jpg/.jpeg); the file is replaced atomically. */
+export async function writeImage(path: string, img: Image, format?: ImageFormat): Promise<void> {
+  const fmt = format ?? formatFromPath(path);
+  if (!fmt) throw new Error(`cannot write image '${path}': unknown extension, use .png, .jpg or .jpeg`);
+  let bytes: Uint8Array;
+  try {
+    bytes = encodeImage(img, fmt);
+  } catch (err) {
+    throw new Error(`cannot write image '${path}': ${firstLine(err)}`);
+  }
+  await writeFileAtomic(path, bytes);
+}

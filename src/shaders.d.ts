@@ -1,0 +1,5 @@
+// WGSL files are bundled as text by esbuild.
+declare module '*.wgsl' {
+  const code: string;
+  export default code;
+}
