@@ -7,4 +7,5 @@ export { backward, defineOp, isGradEnabled, noGrad, zeroGrad } from './graph/aut
 export type { BackwardContext, BackwardOptions, ForwardContext, Op, OpDefinition } from './graph/autograd.js';
 export * from './graph/ops.js';
 export { Module } from './graph/module.js';
+export { Adam, SGD, multiStepLr, type Optimizer } from './train/optim.js';
 export { grid } from './kernels/util.js';

@@ -90,6 +90,8 @@ export class Engine {
   #encoder: GPUCommandEncoder | null = null;
   #pass: GPUComputePassEncoder | null = null;
   #recorded = 0; // dispatches + copies in the open encoder
+  #batch = 0; // serial of the open batch
+  #lastUse = new WeakMap<GPUBuffer, number>();
   #arena: ArrayBuffer;
   #arenaView: DataView;
   #arenaBuf: GPUBuffer;
@@ -184,6 +186,7 @@ export class Engine {
       entries.push({ binding: 0, resource: { buffer: this.#arenaBuf, offset: off, size: UNIFORM_SLOT } });
     }
     spec.bindings.forEach((b, i) => {
+      this.#lastUse.set(b.buffer, this.#batch);
       entries.push({ binding: i + 1, resource: { buffer: b.buffer, offset: b.offset ?? 0, size: Math.max(4, b.size) } });
     });
     const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
@@ -199,6 +202,8 @@ export class Engine {
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
     this.#check();
     this.#endPass();
+    this.#lastUse.set(src, this.#batch);
+    this.#lastUse.set(dst, this.#batch);
     this.#encoderOrNew().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
     this.#recorded++;
   }
@@ -222,12 +227,18 @@ export class Engine {
     }
     this.#arenaUsed = 0;
     this.#recorded = 0;
+    this.#batch++;
     this.pool.flushPending();
   }
 
   /** True while commands are recorded but not yet submitted. */
   get hasPendingWork(): boolean {
     return this.#recorded > 0;
+  }
+
+  /** Whether recorded-but-unsubmitted commands use `buf` (its reuse must wait for the submit). */
+  usedInOpenBatch(buf: GPUBuffer): boolean {
+    return this.#recorded > 0 && this.#lastUse.get(buf) === this.#batch;
   }
 
   /** Submits and waits (yielding the CPU) until the GPU is idle. */

@@ -32,7 +32,7 @@ class Storage {
   ) {}
 
   release(): void {
-    if (--this.refs === 0 && !this.external) this.engine.pool.release(this.buffer, this.engine.hasPendingWork);
+    if (--this.refs === 0 && !this.external) this.engine.pool.release(this.buffer, this.engine.usedInOpenBatch(this.buffer));
   }
 }
 
@@ -124,6 +124,18 @@ export class Tensor {
     if (data.length !== this.size) throw new Error(`write: ${data.length} values for shape ${shapeStr(this.shape)}`);
     const f = data instanceof Float32Array ? data : Float32Array.from(data);
     this.engine.write(this.buffer, this.byteOffset, f);
+  }
+
+  /** Copies this tensor's values into `dst` (a tensor of the same size, or a caller's buffer), in stream order. */
+  copyTo(dst: Tensor | GPUBuffer, dstByteOffset = 0): void {
+    const s = this.#live();
+    if (dst instanceof Tensor) {
+      if (dst.size !== this.size) throw new Error(`copyTo: ${this.toString()} and ${dst.toString()} differ in size`);
+      this.engine.copy(s.buffer, s.byteOffset, dst.buffer, dst.byteOffset, this.size * 4);
+    } else {
+      if (dst.size < dstByteOffset + this.size * 4) throw new Error(`copyTo: buffer of ${dst.size} bytes is too small for ${this.toString()} at offset ${dstByteOffset}`);
+      this.engine.copy(s.buffer, s.byteOffset, dst, dstByteOffset, this.size * 4);
+    }
   }
 
   /** A tensor sharing this one's storage with another shape (no autograd; see ops.reshape). */

@@ -24,8 +24,6 @@ const JPEG_MAX_MEMORY_MB = 2048;
 
 const firstLine = (err: unknown): string => ((err as Error)?.message ?? String(err)).split('\n')[0]!;
 
-const asBuffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-
 const PNG_CHANNELS: Readonly<Record<number, number>> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
 
 // Adam7 passes as [x0, y0, dx, dy].
@@ -104,7 +102,7 @@ function decodePng(bytes: Uint8Array, fail: (msg: string) => never): Image {
   return rgbaToImage(png.data as ArrayLike<number>, png.width, png.height, maxValue);
 }
 
-/** Decoding does not stop early at a missing EOI, so check for it to report truncation clearly. */
+/** jpeg-js reports cut-off files as e.g. 'marker was not found'; a missing EOI lets us say 'truncated'. */
 function jpegHasEoi(bytes: Uint8Array): boolean {
   let pos = 2;
   // Skip the metadata segments by length: an embedded EXIF thumbnail carries its own EOI.

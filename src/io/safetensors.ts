@@ -64,10 +64,9 @@ export function parseSafetensors(bytes: Uint8Array, source = 'safetensors'): Par
     fail(`invalid JSON header (${(e as Error).message.split('\n')[0]})`);
   }
   if (!isRecord(header)) fail('header is not a JSON object');
-  const root = header;
 
   const metadata: Record<string, string> = {};
-  const rawMeta = root[METADATA_KEY];
+  const rawMeta = header[METADATA_KEY];
   if (rawMeta !== undefined) {
     if (!isRecord(rawMeta)) fail(`field '${METADATA_KEY}' is not an object`);
     for (const [k, v] of Object.entries(rawMeta)) {
@@ -80,7 +79,7 @@ export function parseSafetensors(bytes: Uint8Array, source = 'safetensors'): Par
   const tensors = new Map<string, SafetensorsEntry>();
   const ranges: Array<{ name: string; begin: number; end: number }> = [];
 
-  for (const [name, raw] of Object.entries(root)) {
+  for (const [name, raw] of Object.entries(header)) {
     if (name === METADATA_KEY) continue;
     const bad: (msg: string) => never = (msg) => fail(`tensor '${name}': ${msg}`);
     if (!isRecord(raw)) bad('entry is not an object');

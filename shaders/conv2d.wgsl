@@ -1,0 +1,259 @@
+// Direct convolution as an implicit GEMM, for the forward pass and the input gradient (dgrad).
+//
+//   out[n, m, q] = act(bias[m] + sum_b sum_tap sum_c in[n, c, src_b(q, tap)] * Wp[b][c*KK + tap][m])
+//
+// The forward pass reads x and writes y; dgrad reads dy and writes dx with the same code in
+// "transposed" index mode (see `src`). Weights come pre-packed (entry `pack`) as
+// Wp[branch][c*KK + tap][m], with m padded to CoP (a multiple of the channel tile), so a tile of
+// output channels is contiguous. Up to four branches (same kernel size, own padding/dilation)
+// accumulate into one output: multiDilationConv runs its three dilated convolutions in one pass.
+//
+// Two strategies, picked by the SMEM override (src/kernels/conv2d.ts chooses per adapter):
+//  * SMEM = false (software adapters): a 1-D workgroup of WG_X invocations; each invocation keeps
+//    a TM x TN register tile (TM output channels of the workgroup's channel tile x TN pixels, its
+//    lane's pixel plus every WG_X-th after it). Weight addresses depend only on the workgroup, so
+//    lavapipe loads them once per SIMD row as vec4s; only the input is gathered per lane. No
+//    workgroup memory and no barriers (a barrier is a coroutine switch on lavapipe).
+//  * SMEM = true (real GPUs): a WG_X x WG_Y workgroup stages BK-deep slices of the weight tile
+//    (BM = WG_Y*TM channels) and of the im2col input tile (BN = WG_X*TN pixels) in workgroup
+//    memory; each invocation accumulates a TM x TN register tile from them.
+
+override WG_X: u32 = 64u;
+override WG_Y: u32 = 1u;
+override TM: u32 = 16u;      // output channels per invocation: a multiple of 4, at most 16
+override TN: u32 = 16u;      // output pixels per invocation: at most 32, TM * TN <= 256
+override BK: u32 = 16u;      // SMEM: reduction slice staged per step
+override SMEM: bool = false;
+override SA: u32 = 1u;       // SMEM: workgroup floats for the weight slice (BK * WG_Y * TM)
+override SB: u32 = 1u;       // SMEM: workgroup floats for the input slice (BK * WG_X * TN)
+override HAS_BIAS: bool = false;
+override ACT: u32 = 0u;      // 0 none, 1 relu, 2 leakyRelu (slope p.alpha)
+
+struct Params {
+  Ci: u32, Hi: u32, Wi: u32, Co: u32,     // input operand channels/size, output channels
+  Hq: u32, Wq: u32, KH: u32, KW: u32,     // output size, kernel size
+  CoP: u32, NB: u32, xOff: u32, yOff: u32, // padded output channels, branches, window offsets
+  sh: i32, sw: i32, divh: i32, divw: i32, // output-to-input step, and the transposed-mode stride
+  ph: vec4<i32>, pw: vec4<i32>,           // per-branch offsets subtracted (negated pad in dgrad)
+  dh: vec4<i32>, dw: vec4<i32>,           // per-branch tap steps (negated dilation in dgrad)
+  alpha: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read> Wv: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> Bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> Y: array<f32>;
+
+var<workgroup> As: array<f32, SA>;
+var<workgroup> Bs: array<f32, SB>;
+
+// Input coordinate along one axis for output coordinate q*step: raw = q*step - pad + k*dil,
+// then (dgrad, div = stride) raw must be a multiple of div. Returns -1 when outside the input.
+fn src(raw: i32, div: i32, size: u32) -> i32 {
+  if (raw < 0) { return -1; }
+  let c = raw / div;
+  if (c * div != raw || c >= i32(size)) { return -1; }
+  return c;
+}
+
+fn epilogue(v0: f32, m: u32) -> f32 {
+  var v = v0;
+  if (HAS_BIAS) { v += Bias[m]; }
+  if (ACT == 1u) { v = max(v, 0.0); }
+  if (ACT == 2u) { v = select(v * p.alpha, v, v > 0.0); }
+  return v;
+}
+
+@compute @workgroup_size(WG_X, WG_Y)
+fn conv(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  if (SMEM) { convTiled(wg, lid); } else { convRegisters(wg, lid.x); }
+}
+
+fn convRegisters(wg: vec3u, lane: u32) {
+  let HWq = p.Hq * p.Wq;
+  let HWi = p.Hi * p.Wi;
+  let KK = p.KH * p.KW;
+  let co0 = wg.y * TM;
+  let n = wg.z;
+  let q0 = wg.x * WG_X * TN + lane;
+  var qy: array<i32, 32>;
+  var qx: array<i32, 32>;
+  for (var j = 0u; j < TN; j++) {
+    let q = min(q0 + j * WG_X, HWq - 1u);
+    qy[j] = i32(q / p.Wq) * p.sh;
+    qx[j] = i32(q % p.Wq) * p.sw;
+  }
+  var acc: array<array<f32, 32>, 16>;
+  let xb = p.xOff + n * p.Ci * HWi;
+  for (var b = 0u; b < p.NB; b++) {
+    let wb = b * p.Ci * KK * p.CoP + co0;
+    for (var ky = 0u; ky < p.KH; ky++) {
+      for (var kx = 0u; kx < p.KW; kx++) {
+        var off: array<u32, 32>;
+        var ok: array<bool, 32>;
+        for (var j = 0u; j < TN; j++) {
+          let iy = src(qy[j] - p.ph[b] + i32(ky) * p.dh[b], p.divh, p.Hi);
+          let ix = src(qx[j] - p.pw[b] + i32(kx) * p.dw[b], p.divw, p.Wi);
+          ok[j] = iy >= 0 && ix >= 0;
+          off[j] = xb + select(0u, u32(iy) * p.Wi + u32(ix), ok[j]);
+        }
+        let tap = ky * p.KW + kx;
+        for (var c = 0u; c < p.Ci; c++) {
+          var xv: array<f32, 32>;
+          for (var j = 0u; j < TN; j++) { xv[j] = select(0.0, X[off[j] + c * HWi], ok[j]); }
+          let w0 = (wb + (c * KK + tap) * p.CoP) / 4u;
+          for (var i4 = 0u; i4 < TM / 4u; i4++) {
+            let w = Wv[w0 + i4];
+            for (var j = 0u; j < TN; j++) {
+              acc[4u * i4][j] = fma(w.x, xv[j], acc[4u * i4][j]);
+              acc[4u * i4 + 1u][j] = fma(w.y, xv[j], acc[4u * i4 + 1u][j]);
+              acc[4u * i4 + 2u][j] = fma(w.z, xv[j], acc[4u * i4 + 2u][j]);
+              acc[4u * i4 + 3u][j] = fma(w.w, xv[j], acc[4u * i4 + 3u][j]);
+            }
+          }
+        }
+      }
+    }
+  }
+  let yb = p.yOff + n * p.Co * HWq;
+  for (var j = 0u; j < TN; j++) {
+    let q = q0 + j * WG_X;
+    if (q >= HWq) { break; }
+    for (var i = 0u; i < TM; i++) {
+      let m = co0 + i;
+      if (m >= p.Co) { break; }
+      Y[yb + m * HWq + q] = epilogue(acc[i][j], m);
+    }
+  }
+}
+
+fn packed(i: u32) -> f32 {
+  return Wv[i / 4u][i % 4u];
+}
+
+fn convTiled(wg: vec3u, lid: vec3u) {
+  let HWq = p.Hq * p.Wq;
+  let HWi = p.Hi * p.Wi;
+  let KK = p.KH * p.KW;
+  let K = p.Ci * KK;
+  let BM = WG_Y * TM;
+  let BN = WG_X * TN;
+  let NT = WG_X * WG_Y;
+  let t = lid.y * WG_X + lid.x;
+  let co0 = wg.y * BM;
+  let q0 = wg.x * BN;
+  let n = wg.z;
+  let xb = p.xOff + n * p.Ci * HWi;
+  var acc: array<array<f32, 32>, 16>;
+  for (var b = 0u; b < p.NB; b++) {
+    let wb = b * K * p.CoP;
+    for (var k0 = 0u; k0 < K; k0 += BK) {
+      for (var e = t; e < BK * BM; e += NT) {
+        let k = k0 + e / BM;
+        let m = co0 + e % BM;
+        As[e] = select(0.0, packed(wb + k * p.CoP + m), k < K && m < p.CoP);
+      }
+      for (var e = t; e < BK * BN; e += NT) {
+        let k = k0 + e / BN;
+        let q = q0 + e % BN;
+        var v = 0.0;
+        if (k < K && q < HWq) {
+          let c = k / KK;
+          let tap = k % KK;
+          let iy = src(i32(q / p.Wq) * p.sh - p.ph[b] + i32(tap / p.KW) * p.dh[b], p.divh, p.Hi);
+          let ix = src(i32(q % p.Wq) * p.sw - p.pw[b] + i32(tap % p.KW) * p.dw[b], p.divw, p.Wi);
+          if (iy >= 0 && ix >= 0) { v = X[xb + c * HWi + u32(iy) * p.Wi + u32(ix)]; }
+        }
+        Bs[e] = v;
+      }
+      workgroupBarrier();
+      for (var kk = 0u; kk < BK; kk++) {
+        var a: array<f32, 16>;
+        var bv: array<f32, 32>;
+        for (var i = 0u; i < TM; i++) { a[i] = As[kk * BM + lid.y * TM + i]; }
+        for (var j = 0u; j < TN; j++) { bv[j] = Bs[kk * BN + lid.x + j * WG_X]; }
+        for (var i = 0u; i < TM; i++) {
+          for (var j = 0u; j < TN; j++) { acc[i][j] = fma(a[i], bv[j], acc[i][j]); }
+        }
+      }
+      workgroupBarrier();
+    }
+  }
+  let yb = p.yOff + n * p.Co * HWq;
+  for (var j = 0u; j < TN; j++) {
+    let q = q0 + lid.x + j * WG_X;
+    if (q >= HWq) { break; }
+    for (var i = 0u; i < TM; i++) {
+      let m = co0 + lid.y * TM + i;
+      if (m >= p.Co) { break; }
+      Y[yb + m * HWq + q] = epilogue(acc[i][j], m);
+    }
+  }
+}
+
+// ---- weight packing -------------------------------------------------------------------------
+// OIHW weights of one branch -> Wp[k][m] (m padded to MP with zeros) at element offset `dst`.
+// Forward: k = ci*KK + tap, m = co. Dgrad (transposed): k = co*KK + tap, m = ci.
+// With `compose`, the branch weight is first multiplied by its column block of a 1x1 fuse weight:
+// W'[o, ci, tap] = sum_c Wf[o, fOff + c] * W[c, ci, tap] (multiDilationConv), Co = rows of Wf.
+
+struct PackParams {
+  Co: u32, Ci: u32, KK: u32, MP: u32,
+  dst: u32, transposed: u32, total: u32, compose: u32,
+  C: u32, fStride: u32, fOff: u32,
+}
+
+@group(0) @binding(0) var<uniform> pk: PackParams;
+@group(0) @binding(1) var<storage, read> Wsrc: array<f32>;
+@group(0) @binding(2) var<storage, read> Wfuse: array<f32>;
+@group(0) @binding(3) var<storage, read_write> Wdst: array<f32>;
+
+fn weightAt(o: u32, ci: u32, tap: u32) -> f32 {
+  if (pk.compose == 0u) { return Wsrc[(o * pk.Ci + ci) * pk.KK + tap]; }
+  var s = 0.0;
+  for (var c = 0u; c < pk.C; c++) {
+    s = fma(Wfuse[o * pk.fStride + pk.fOff + c], Wsrc[(c * pk.Ci + ci) * pk.KK + tap], s);
+  }
+  return s;
+}
+
+@compute @workgroup_size(64)
+fn pack(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * 64u;
+  if (i >= pk.total) { return; }
+  let k = i / pk.MP;
+  let m = i % pk.MP;
+  let tap = k % pk.KK;
+  var v = 0.0;
+  if (pk.transposed == 0u) {
+    if (m < pk.Co) { v = weightAt(m, k / pk.KK, tap); }
+  } else {
+    if (m < pk.Ci) { v = weightAt(k / pk.KK, m, tap); }
+  }
+  Wdst[pk.dst + i] = v;
+}
+
+// ---- fused bias -----------------------------------------------------------------------------
+// out[o] (+)= sum_c Wf[o, fOff + c] * b[c], or out[o] (+)= b[o] with `identity`: builds
+// b' = bf + sum_k Wf_k b_k for multiDilationConv, one dispatch per term.
+
+struct FuseBiasParams { Co: u32, C: u32, fStride: u32, fOff: u32, accumulate: u32, identity: u32 }
+
+@group(0) @binding(0) var<uniform> fb: FuseBiasParams;
+@group(0) @binding(1) var<storage, read> Fw: array<f32>;
+@group(0) @binding(2) var<storage, read> Fb: array<f32>;
+@group(0) @binding(3) var<storage, read_write> Fout: array<f32>;
+
+@compute @workgroup_size(64)
+fn fuse_bias(@builtin(global_invocation_id) gid: vec3u) {
+  let o = gid.x;
+  if (o >= fb.Co) { return; }
+  var s = select(0.0, Fout[o], fb.accumulate != 0u);
+  if (fb.identity != 0u) {
+    s += Fb[o];
+  } else {
+    for (var c = 0u; c < fb.C; c++) { s = fma(Fw[o * fb.fStride + fb.fOff + c], Fb[c], s); }
+  }
+  Fout[o] = s;
+}

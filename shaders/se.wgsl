@@ -1,0 +1,197 @@
+// Squeeze-and-excitation over NCHW: y = x * sigmoid(W2 relu(W1 mean_hw(x))), forward and backward.
+//
+// Grid: workgroup (split, plane), plane = n*C + c folded over y and z; split s covers elements
+// [s*chunk, (s+1)*chunk) of the plane. The tiny C -> hidden -> C MLP never gets a dispatch of its
+// own: every workgroup of the apply passes recomputes what it needs for its own sample from the
+// per-workgroup partial sums (hidden*C multiply-adds, nothing next to a plane), so the forward is
+// pool + apply and the backward is sums + apply. Backward weight gradients come from the split-0
+// workgroups of sample 0, which loop over the batch.
+//
+// Saved (forward, when asked): s = mean_hw(x) [N*C], z1 = W1 s [N*hidden], gate [N*C].
+
+override WG: u32 = 256u;
+override SERIAL: bool = false; // one invocation sums the workgroup: two barriers instead of log2(WG)
+
+struct Params {
+  n: u32, c: u32, p: u32, hidden: u32,
+  chunk: u32, splits: u32,
+  save: u32,  // forward: write the saved tensors
+  wgrad: u32, // backward: compute dW1, dW2
+}
+
+@group(0) @binding(0) var<uniform> u: Params;
+// pool, apply (forward), sums (backward)
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> pool_out: array<f32>;
+// apply (forward): x, then
+@group(0) @binding(2) var<storage, read> w1: array<f32>;
+@group(0) @binding(3) var<storage, read> w2: array<f32>;
+@group(0) @binding(4) var<storage, read> part: array<f32>;
+@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+@group(0) @binding(6) var<storage, read_write> saved: array<f32>;
+// sums (backward): x, then
+@group(0) @binding(2) var<storage, read> sdy: array<f32>;
+@group(0) @binding(3) var<storage, read_write> sums_out: array<f32>;
+// backward apply: dy, w1, w2, then
+@group(0) @binding(1) var<storage, read> dy: array<f32>;
+@group(0) @binding(4) var<storage, read> bsaved: array<f32>;
+@group(0) @binding(5) var<storage, read> bpart: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dw1: array<f32>;
+@group(0) @binding(8) var<storage, read_write> dw2: array<f32>;
+
+var<workgroup> wa: array<f32, WG>;
+var<workgroup> wb: array<f32, WG>;
+
+fn plane_of(wid: vec3u, nwg: vec3u) -> u32 {
+  return wid.z * nwg.y + wid.y;
+}
+
+fn chunk_end(s: u32) -> u32 {
+  return min(s * u.chunk + u.chunk, u.p);
+}
+
+// Sum of `v` over the workgroup, valid in invocation 0; call in uniform control flow.
+fn sum_wg(v: f32, lid: u32) -> f32 {
+  wa[lid] = v;
+  workgroupBarrier();
+  if (SERIAL) {
+    if (lid == 0u) {
+      var t = 0.0;
+      for (var i = 0u; i < WG; i++) { t += wa[i]; }
+      wa[0] = t;
+    }
+  } else {
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+      if (lid < s) { wa[lid] += wa[lid + s]; }
+      workgroupBarrier();
+    }
+  }
+  return wa[0];
+}
+
+// Forward pass 1: partial plane sums.
+@compute @workgroup_size(WG)
+fn pool(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let plane = plane_of(wid, nwg);
+  if (plane >= u.n * u.c) { return; }
+  let base = plane * u.p;
+  var acc = 0.0;
+  for (var j = wid.x * u.chunk + lid.x; j < chunk_end(wid.x); j += WG) { acc += x[base + j]; }
+  let t = sum_wg(acc, lid.x);
+  if (lid.x == 0u) { pool_out[plane * u.splits + wid.x] = t; }
+}
+
+fn mean_of(m: u32, j: u32) -> f32 {
+  let o = (m * u.c + j) * u.splits;
+  var t = 0.0;
+  for (var s = 0u; s < u.splits; s++) { t += part[o + s]; }
+  return t / f32(u.p);
+}
+
+// Forward pass 2: the gate of this (n, c) from the pooled partials, then y = x * gate.
+@compute @workgroup_size(WG)
+fn apply(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let plane = plane_of(wid, nwg);
+  if (plane >= u.n * u.c) { return; }
+  let n = plane / u.c;
+  let c = plane % u.c;
+  let hd = u.hidden;
+  let groups = WG / hd;
+  let t = lid.x;
+  // z1[k] = sum_j W1[k, j] s[j], invocation t summing j = t/hd (mod groups) for k = t % hd.
+  var acc = 0.0;
+  if (t < groups * hd) {
+    let k = t % hd;
+    for (var j = t / hd; j < u.c; j += groups) { acc += w1[k * u.c + j] * mean_of(n, j); }
+  }
+  wa[t] = acc;
+  workgroupBarrier();
+  if (t < hd) {
+    var z1 = 0.0;
+    for (var g = 0u; g < groups; g++) { z1 += wa[g * hd + t]; }
+    wb[t] = max(z1, 0.0) * w2[c * hd + t];
+    if (u.save == 1u && c == 0u && wid.x == 0u) { saved[u.n * u.c + n * hd + t] = z1; }
+  }
+  workgroupBarrier();
+  var z2 = 0.0;
+  for (var k = 0u; k < hd; k++) { z2 += wb[k]; }
+  let gate = 1.0 / (1.0 + exp(-z2));
+  if (u.save == 1u && wid.x == 0u && t == 0u) {
+    saved[plane] = mean_of(n, c);
+    saved[u.n * (u.c + hd) + plane] = gate;
+  }
+  let base = plane * u.p;
+  for (var j = wid.x * u.chunk + t; j < chunk_end(wid.x); j += WG) { y[base + j] = x[base + j] * gate; }
+}
+
+// Backward pass 1: partial plane sums of dy * x (the gate's gradient).
+@compute @workgroup_size(WG)
+fn sums(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let plane = plane_of(wid, nwg);
+  if (plane >= u.n * u.c) { return; }
+  let base = plane * u.p;
+  var acc = 0.0;
+  for (var j = wid.x * u.chunk + lid.x; j < chunk_end(wid.x); j += WG) { acc += x[base + j] * sdy[base + j]; }
+  let t = sum_wg(acc, lid.x);
+  if (lid.x == 0u) { sums_out[plane * u.splits + wid.x] = t; }
+}
+
+// d loss / d z2 for sample m, channel j.
+fn dz2_of(m: u32, j: u32) -> f32 {
+  let o = (m * u.c + j) * u.splits;
+  var t = 0.0;
+  for (var s = 0u; s < u.splits; s++) { t += bpart[o + s]; }
+  let g = bsaved[u.n * (u.c + u.hidden) + m * u.c + j];
+  return g * (1.0 - g) * t;
+}
+
+// Backward pass 2: dz1 for this sample (all samples for the weight-gradient workgroups), then
+// dx = dy * gate + (W1^T dz1)[c] / P over the chunk.
+@compute @workgroup_size(WG)
+fn backward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let plane = plane_of(wid, nwg);
+  if (plane >= u.n * u.c) { return; }
+  let n = plane / u.c;
+  let c = plane % u.c;
+  let hd = u.hidden;
+  let groups = WG / hd;
+  let t = lid.x;
+  let designated = u.wgrad == 1u && wid.x == 0u && n == 0u;
+  let m1 = select(n + 1u, u.n, designated);
+  var acc1 = 0.0; // dW1[t, c]
+  var acc2 = 0.0; // dW2[c, t]
+  var ds = 0.0;
+  for (var m = select(n, 0u, designated); m < m1; m++) {
+    var acc = 0.0;
+    if (t < groups * hd) {
+      let k = t % hd;
+      for (var j = t / hd; j < u.c; j += groups) { acc += w2[j * hd + k] * dz2_of(m, j); }
+    }
+    wa[t] = acc;
+    workgroupBarrier();
+    if (t < hd) {
+      var dh = 0.0;
+      for (var g = 0u; g < groups; g++) { dh += wa[g * hd + t]; }
+      let z1 = bsaved[u.n * u.c + m * hd + t];
+      let dz1 = select(0.0, dh, z1 > 0.0);
+      wb[t] = dz1;
+      if (designated) {
+        acc1 += dz1 * bsaved[m * u.c + c];
+        acc2 += dz2_of(m, c) * max(z1, 0.0);
+      }
+    }
+    workgroupBarrier();
+    if (m == n) {
+      for (var k = 0u; k < hd; k++) { ds += w1[k * u.c + c] * wb[k]; }
+    }
+  }
+  if (designated && t < hd) {
+    dw1[t * u.c + c] = acc1;
+    dw2[c * hd + t] = acc2;
+  }
+  let gate = bsaved[u.n * (u.c + hd) + plane];
+  let dsp = ds / f32(u.p);
+  let base = plane * u.p;
+  for (var j = wid.x * u.chunk + t; j < chunk_end(wid.x); j += WG) { dx[base + j] = dy[base + j] * gate + dsp; }
+}

@@ -1,0 +1,273 @@
+// Differentiable convolutions: conv2d (with an optional fused bias + activation epilogue) and
+// multiDilationConv, the linear detail block of Semi-DRDNet (parallel dilated 3x3 convolutions,
+// concatenated, then fused by a 1x1 convolution) computed without the concatenated tensor.
+import { binary, unaryGrad } from '../kernels/elementwise.js';
+import { matmul2d } from '../kernels/matmul.js';
+import * as copy from '../kernels/copy.js';
+import {
+  conv2dBackwardBias,
+  conv2dBackwardData,
+  conv2dBackwardFilter,
+  conv2dForward,
+  conv2dMultiBackwardData,
+  conv2dMultiForward,
+  pair,
+  type Activation,
+  type ConvBranch,
+  type Pair,
+} from '../kernels/conv2d.js';
+import { defineOp } from './autograd.js';
+import { Tensor, shapeStr } from './tensor.js';
+
+export interface Conv2dOptions {
+  stride?: Pair;
+  padding?: Pair;
+  dilation?: Pair;
+  /** Fused epilogue after the bias (default 'none'). */
+  activation?: Activation;
+  /** leakyRelu slope for negative inputs (default 0.01; must be > 0 for the gradient). */
+  negativeSlope?: number;
+}
+
+interface ConvAttrs {
+  stride: [number, number];
+  padding: [number, number];
+  dilation: [number, number];
+  activation: Activation;
+  negativeSlope: number;
+  hasBias: boolean;
+}
+
+const conv2dDef = defineOp<ConvAttrs>({
+  name: 'conv2d',
+  forward(ctx, [x, w, b], a) {
+    const y = conv2dForward(x, w, a.hasBias ? b : null, a);
+    // dgrad needs w, wgrad needs x; the activation's gradient reads the output's sign.
+    ctx.save(ctx.needsGrad[1] ? x : w, ctx.needsGrad[0] ? w : x);
+    if (a.activation !== 'none') ctx.save(y);
+    return y;
+  },
+  backward(ctx, [gy], a) {
+    const [sx, sw, y] = ctx.saved;
+    const x = ctx.needsGrad[1] ? sx : null;
+    const w = ctx.needsGrad[0] ? sw : null;
+    const g = a.activation === 'none' ? gy! : unaryGrad(a.activation, y, gy!, a.negativeSlope);
+    return [
+      ctx.needsGrad[0] ? conv2dBackwardData(g, w!, ctx.inputShapes[0], a) : null,
+      ctx.needsGrad[1] ? conv2dBackwardFilter(x!, g, ctx.inputShapes[1], a) : null,
+      a.hasBias && ctx.needsGrad[2] ? conv2dBackwardBias(g) : null,
+    ];
+  },
+});
+
+/**
+ * 2-D convolution (cross-correlation, like torch.nn.functional.conv2d): x [N,Ci,H,W], weight
+ * OIHW [Co,Ci,KH,KW], optional bias [Co], zero padding -> [N,Co,Ho,Wo] with
+ * Ho = floor((H + 2*padding - dilation*(KH-1) - 1) / stride) + 1. An activation in `opts` is
+ * applied in the same kernel (bias and activation fused into the epilogue).
+ */
+export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
+  const attrs: ConvAttrs = {
+    stride: pair(opts.stride, 1, 'stride'),
+    padding: pair(opts.padding, 0, 'padding'),
+    dilation: pair(opts.dilation, 1, 'dilation'),
+    activation: opts.activation ?? 'none',
+    negativeSlope: opts.negativeSlope ?? 0.01,
+    hasBias: !!bias,
+  };
+  if (attrs.activation === 'leakyRelu' && !(attrs.negativeSlope > 0)) {
+    throw new Error(`conv2d: fused leakyRelu needs a positive negativeSlope, got ${attrs.negativeSlope}`);
+  }
+  if (bias && (bias.size !== weight.shape[0] || bias.shape.length !== 1)) {
+    throw new Error(`conv2d: bias ${shapeStr(bias.shape)} must be [${weight.shape[0]}] for weight ${shapeStr(weight.shape)}`);
+  }
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  return conv2dDef(inputs, attrs)[0];
+}
+
+// ---- multiDilationConv ------------------------------------------------------------------------
+
+export interface DilationBranch {
+  /** OIHW [C_k, Cin, KH, KW]; every branch has the same Cin and kernel size. */
+  weight: Tensor;
+  bias?: Tensor | null;
+  dilation: Pair;
+  /** Default dilation * (k - 1) / 2 per axis (same-size output for odd kernels). */
+  padding?: Pair;
+}
+
+interface MdcAttrs {
+  nb: number;
+  hasBias: boolean[];
+  hasFuseBias: boolean;
+  sizes: number[];
+  padding: Array<[number, number]>;
+  dilation: Array<[number, number]>;
+}
+
+/** Column blocks [Cout, C_k] of the fuse weight, one per branch (new tensors). */
+function fusePieces(wf: Tensor, sizes: number[]): Tensor[] {
+  const w2 = wf.view([wf.shape[0], wf.size / wf.shape[0]]);
+  const pieces = copy.split(w2, sizes, 1);
+  w2.dispose();
+  return pieces;
+}
+
+/** W'_k = Wf_k . W_k as OIHW [Cout, Cin, KH, KW] (new tensors). */
+function composeWeights(pieces: Tensor[], ws: Tensor[]): Tensor[] {
+  return ws.map((w, k) => {
+    const w2 = w.view([w.shape[0], w.size / w.shape[0]]);
+    const c = matmul2d(pieces[k], w2);
+    w2.dispose();
+    const v = c.view([pieces[k].shape[0], ...w.shape.slice(1)]);
+    c.dispose();
+    return v;
+  });
+}
+
+/** a += b, returning the sum and disposing both operands. */
+function addInto(a: Tensor | null, b: Tensor): Tensor {
+  if (!a) return b;
+  const s = binary('add', a, b);
+  a.dispose();
+  b.dispose();
+  return s;
+}
+
+/** b' = bf + sum_k Wf_k b_k as [Cout] (null when there is no bias at all). */
+function composeBias(pieces: Tensor[], biases: Array<Tensor | null>, fuseBias: Tensor | null): Tensor | null {
+  let acc: Tensor | null = fuseBias ? fuseBias.view([fuseBias.size]) : null;
+  biases.forEach((b, k) => {
+    if (!b) return;
+    const b2 = b.view([b.size, 1]);
+    const c = matmul2d(pieces[k], b2);
+    b2.dispose();
+    const v = c.view([c.size]);
+    c.dispose();
+    acc = addInto(acc, v);
+  });
+  return acc;
+}
+
+function unpack(inputs: Tensor[], a: MdcAttrs) {
+  const x = inputs[0];
+  const ws = inputs.slice(1, 1 + a.nb);
+  let i = 1 + a.nb;
+  const bs = a.hasBias.map((h) => (h ? inputs[i++] : null));
+  const wf = inputs[i++];
+  const bf = a.hasFuseBias ? inputs[i++] : null;
+  return { x, ws, bs, wf, bf };
+}
+
+const mdcDef = defineOp<MdcAttrs>({
+  name: 'multiDilationConv',
+  forward(ctx, inputs, a) {
+    const { x, ws, bs, wf, bf } = unpack(inputs, a);
+    const pieces = fusePieces(wf, a.sizes);
+    const eff = composeWeights(pieces, ws);
+    const bias = composeBias(pieces, bs, bf);
+    const branches: ConvBranch[] = eff.map((w, k) => ({ weight: w, padding: a.padding[k], dilation: a.dilation[k] }));
+    const y = conv2dMultiForward(x, branches, bias);
+    // Saved: x, W'_k (dgrad), W_k, Wf and the branch biases (the chain rule to W_k, Wf).
+    ctx.save(x, ...eff, ...ws, wf, ...bs.filter((b): b is Tensor => b !== null));
+    for (const t of [...pieces, ...eff]) t.dispose();
+    bias?.dispose();
+    return y;
+  },
+  backward(ctx, [g], a) {
+    const x = ctx.saved[0];
+    const eff = ctx.saved.slice(1, 1 + a.nb);
+    const ws = ctx.saved.slice(1 + a.nb, 1 + 2 * a.nb);
+    const wf = ctx.saved[1 + 2 * a.nb];
+    let si = 2 + 2 * a.nb;
+    const bs = a.hasBias.map((h) => (h ? ctx.saved[si++] : null));
+    const inputs = ctx.inputShapes;
+    const need = ctx.needsGrad;
+    const out: Array<Tensor | null> = new Array(inputs.length).fill(null);
+    const branches: ConvBranch[] = eff.map((w, k) => ({ weight: w, padding: a.padding[k], dilation: a.dilation[k] }));
+    if (need[0]) out[0] = conv2dMultiBackwardData(g!, branches, inputs[0]);
+    const wantW = need.slice(1, 1 + a.nb).some(Boolean) || need.slice(1 + a.nb).some(Boolean);
+    if (!wantW) return out;
+    const Cout = g!.shape[1];
+    const db = conv2dBackwardBias(g!); // d b' [Cout]
+    const db2 = db.view([Cout, 1]);
+    const pieces = fusePieces(wf, a.sizes);
+    const dwfParts: Tensor[] = [];
+    let bi = 1 + a.nb;
+    const biasIndex = a.hasBias.map((h) => (h ? bi++ : -1));
+    const wfIndex = bi++;
+    const bfIndex = a.hasFuseBias ? bi++ : -1;
+    for (let k = 0; k < a.nb; k++) {
+      const w = ws[k];
+      const Ck = a.sizes[k];
+      const dEff = conv2dBackwardFilter(x, g!, eff[k].shape, { padding: a.padding[k], dilation: a.dilation[k] });
+      const dEff2 = dEff.view([Cout, dEff.size / Cout]);
+      if (need[1 + k]) {
+        const dw = matmul2d(pieces[k], dEff2, { transA: true }); // [C_k, Cin*KK]
+        out[1 + k] = dw.view(w.shape);
+      }
+      if (need[wfIndex]) {
+        const w2 = w.view([Ck, w.size / Ck]);
+        let dwf = matmul2d(dEff2, w2, { transB: true }); // [Cout, C_k]
+        const b = bs[k];
+        if (b) dwf = addInto(dwf, matmul2d(db2, b.view([1, Ck])));
+        dwfParts.push(dwf);
+      }
+      if (biasIndex[k] >= 0 && need[biasIndex[k]]) {
+        const dbk = matmul2d(pieces[k], db2, { transA: true }); // [C_k, 1]
+        out[biasIndex[k]] = dbk.view([Ck]);
+      }
+    }
+    if (need[wfIndex]) {
+      const cat = a.nb === 1 ? dwfParts[0] : copy.concat(dwfParts, 1);
+      out[wfIndex] = cat.view(inputs[wfIndex]);
+    }
+    if (bfIndex >= 0 && need[bfIndex]) out[bfIndex] = db.view(inputs[bfIndex]);
+    return out;
+  },
+});
+
+/**
+ * The Semi-DRDNet detail block, fused: `fuseWeight` (1x1, [Cout, sum C_k, 1, 1]) applied to the
+ * channel concat of conv2d(x, W_k, b_k; dilation d_k) for each branch, plus `fuseBias`. Because
+ * nothing nonlinear sits between them, the branch weights are composed with their block of the
+ * fuse weight (W'_k = Wf_k . W_k, b' = bf + sum_k Wf_k b_k) and one kernel accumulates the dilated
+ * convolutions into the output; the concatenated tensor never exists. Backward maps dW'_k to dW_k
+ * and dWf_k by the chain rule and runs the three input gradients in one kernel.
+ */
+export function multiDilationConv(
+  x: Tensor,
+  branches: DilationBranch[],
+  fuseWeight: Tensor,
+  fuseBias?: Tensor | null,
+): Tensor {
+  if (branches.length < 1 || branches.length > 4) throw new Error(`multiDilationConv: 1 to 4 branches, got ${branches.length}`);
+  const w0 = branches[0].weight.shape;
+  const sizes = branches.map((b) => b.weight.shape[0]);
+  for (const b of branches) {
+    if (b.weight.shape.length !== 4 || b.weight.shape[1] !== w0[1] || b.weight.shape[2] !== w0[2] || b.weight.shape[3] !== w0[3]) {
+      throw new Error(`multiDilationConv: branch weights must share Cin and kernel size (got ${branches.map((q) => shapeStr(q.weight.shape)).join(', ')})`);
+    }
+    if (b.bias && b.bias.size !== b.weight.shape[0]) throw new Error(`multiDilationConv: bias ${shapeStr(b.bias.shape)} for weight ${shapeStr(b.weight.shape)}`);
+  }
+  const total = sizes.reduce((s, c) => s + c, 0);
+  const fs = fuseWeight.shape;
+  if (!(fs.length === 4 && fs[1] === total && fs[2] === 1 && fs[3] === 1) && !(fs.length === 2 && fs[1] === total)) {
+    throw new Error(`multiDilationConv: fuseWeight ${shapeStr(fs)} must be [Cout, ${total}, 1, 1]`);
+  }
+  if (fuseBias && fuseBias.size !== fs[0]) throw new Error(`multiDilationConv: fuseBias ${shapeStr(fuseBias.shape)} must have ${fs[0]} values`);
+  const dilation = branches.map((b) => pair(b.dilation, 1, 'dilation'));
+  const padding = branches.map((b, k) =>
+    b.padding !== undefined ? pair(b.padding, 0, 'padding') : ([(dilation[k][0] * (w0[2] - 1)) >> 1, (dilation[k][1] * (w0[3] - 1)) >> 1] as [number, number]),
+  );
+  const attrs: MdcAttrs = {
+    nb: branches.length,
+    hasBias: branches.map((b) => !!b.bias),
+    hasFuseBias: !!fuseBias,
+    sizes,
+    padding,
+    dilation,
+  };
+  const inputs = [x, ...branches.map((b) => b.weight), ...branches.flatMap((b) => (b.bias ? [b.bias] : [])), fuseWeight, ...(fuseBias ? [fuseBias] : [])];
+  return mdcDef(inputs, attrs)[0];
+}

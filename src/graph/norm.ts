@@ -1,0 +1,144 @@
+// Differentiable normalisation, gating and pooling ops: batchNorm2d, prelu, fused batchNormPrelu, squeezeExcite, max/avg/global pooling.
+import { preluBackward, preluForward } from '../kernels/activation.js';
+import { batchNormBackward, batchNormForward } from '../kernels/batchnorm.js';
+import * as pool from '../kernels/pool.js';
+import { squeezeExciteBackward, squeezeExciteForward } from '../kernels/se.js';
+import { defineOp } from './autograd.js';
+import type { Tensor } from './tensor.js';
+
+export type { Pair } from '../kernels/pool.js';
+
+export interface BatchNormOptions {
+  /** Batch statistics (and an in-place running-stat update) when true; running statistics when false. */
+  training: boolean;
+  /** Weight of the batch statistic in the running update (PyTorch's default 0.1). */
+  momentum?: number;
+  eps?: number;
+}
+
+interface BnAttrs {
+  training: boolean;
+  momentum: number;
+  eps: number;
+  prelu: boolean;
+}
+
+// Inputs: x, weight, bias, runningMean, runningVar[, slope]. Saves x and the per-channel stats.
+const batchNormDef = defineOp<BnAttrs>({
+  name: 'batchNorm2d',
+  forward(ctx, [x, weight, bias, rm, rv, slope], a) {
+    const { y, stats } = batchNormForward(x, weight, bias, rm, rv, { training: a.training, momentum: a.momentum, eps: a.eps, slope: a.prelu ? slope : null });
+    ctx.save(x, stats);
+    stats.dispose();
+    return y;
+  },
+  backward(ctx, [g], a) {
+    const [x, stats] = ctx.saved;
+    const sharedSlope = a.prelu && ctx.inputShapes[5][0] === 1;
+    const r = batchNormBackward(x, g!, stats, { training: a.training, act: a.prelu, sharedSlope });
+    const want = (i: number, t: Tensor | null) => {
+      if (ctx.needsGrad[i]) return t;
+      t?.dispose();
+      return null;
+    };
+    return [want(0, r.dx), want(1, r.dweight), want(2, r.dbias), null, null, ...(a.prelu ? [want(5, r.dslope)] : [])];
+  },
+});
+
+function bnAttrs(opts: BatchNormOptions, prelu: boolean): BnAttrs {
+  return { training: opts.training, momentum: opts.momentum ?? 0.1, eps: opts.eps ?? 1e-5, prelu };
+}
+
+/**
+ * BatchNorm2d over NCHW with weight/bias/running stats of shape [C]. Training mode normalises with
+ * the batch statistics (biased variance) and updates runningMean/runningVar in place (unbiased
+ * variance, like PyTorch). Dispatches: forward 1 (2 when a channel is split over workgroups),
+ * backward the same.
+ */
+export function batchNorm2d(x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor, opts: BatchNormOptions): Tensor {
+  return batchNormDef([x, weight, bias, runningMean, runningVar], bnAttrs(opts, false))[0];
+}
+
+/**
+ * batchNorm2d followed by PReLU (slope [C] or shared [1]) in the same kernels: no intermediate
+ * tensor, same dispatch counts as batchNorm2d (plus one in backward to sum a shared slope).
+ */
+export function batchNormPrelu(x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor, slope: Tensor, opts: BatchNormOptions): Tensor {
+  return batchNormDef([x, weight, bias, runningMean, runningVar, slope], bnAttrs(opts, true))[0];
+}
+
+const preluDef = defineOp({
+  name: 'prelu',
+  forward(ctx, [x, slope]) {
+    ctx.save(x, slope);
+    return preluForward(x, slope);
+  },
+  backward(ctx, [g]) {
+    const [x, slope] = ctx.saved;
+    const r = preluBackward(x, slope, g!, ctx.needsGrad[1]);
+    return [ctx.needsGrad[0] ? r.dx : null, r.dslope];
+  },
+});
+
+/** PReLU with one slope per channel (dim 1; slope [C]) or one shared slope ([1]). Forward 1 dispatch, backward 1-2. */
+export const prelu = (x: Tensor, slope: Tensor): Tensor => preluDef([x, slope], undefined)[0];
+
+const seDef = defineOp({
+  name: 'squeezeExcite',
+  forward(ctx, [x, w1, w2]) {
+    const { y, saved } = squeezeExciteForward(x, w1, w2, ctx.recording);
+    ctx.save(x, w1, w2, saved);
+    saved.dispose();
+    return y;
+  },
+  backward(ctx, [g]) {
+    const [x, w1, w2, saved] = ctx.saved;
+    const r = squeezeExciteBackward(x, w1, w2, saved, g!, ctx.needsGrad[1] || ctx.needsGrad[2]);
+    return [ctx.needsGrad[0] ? r.dx : null, ctx.needsGrad[1] ? r.dw1 : null, ctx.needsGrad[2] ? r.dw2 : null];
+  },
+});
+
+/**
+ * Squeeze-and-excitation: x * sigmoid(w2 relu(w1 mean_hw(x))) per (n, c), w1 [hidden, C],
+ * w2 [C, hidden], no biases. Forward 2 dispatches, backward 2.
+ */
+export const squeezeExcite = (x: Tensor, w1: Tensor, w2: Tensor): Tensor => seDef([x, w1, w2], undefined)[0];
+
+interface PoolAttrs {
+  kernel: pool.Pair;
+  stride: pool.Pair;
+}
+
+const maxPoolDef = defineOp<PoolAttrs>({
+  name: 'maxPool2d',
+  forward(ctx, [x], { kernel, stride }) {
+    const { y, arg } = pool.maxPoolForward(x, kernel, stride, ctx.recording);
+    if (arg) {
+      ctx.save(arg);
+      arg.dispose();
+    }
+    return y;
+  },
+  backward: (ctx, [g], { kernel, stride }) => [pool.maxPoolBackward(ctx.inputShapes[0], ctx.saved[0], g!, kernel, stride)],
+});
+
+/** Max pooling, no padding, floor output size; the gradient goes to the first maximum of each window. One dispatch each way. */
+export const maxPool2d = (x: Tensor, kernel: pool.Pair = 2, stride: pool.Pair = kernel): Tensor => maxPoolDef([x], { kernel, stride })[0];
+
+const avgPoolDef = defineOp<PoolAttrs>({
+  name: 'avgPool2d',
+  forward: (_ctx, [x], { kernel, stride }) => pool.avgPoolForward(x, kernel, stride),
+  backward: (ctx, [g], { kernel, stride }) => [pool.avgPoolBackward(ctx.inputShapes[0], g!, kernel, stride)],
+});
+
+/** Average pooling, no padding, floor output size. One dispatch each way. */
+export const avgPool2d = (x: Tensor, kernel: pool.Pair = 2, stride: pool.Pair = kernel): Tensor => avgPoolDef([x], { kernel, stride })[0];
+
+const globalAvgPoolDef = defineOp({
+  name: 'globalAvgPool',
+  forward: (_ctx, [x]) => pool.globalAvgPoolForward(x),
+  backward: (ctx, [g]) => [pool.globalAvgPoolBackward(ctx.inputShapes[0], g!)],
+});
+
+/** Mean over H, W: [N,C,H,W] -> [N,C,1,1]. */
+export const globalAvgPool = (x: Tensor): Tensor => globalAvgPoolDef([x], undefined)[0];

@@ -1,0 +1,614 @@
+// conv2d kernels (no autograd): forward with a bias/activation epilogue, input gradient (dgrad),
+// weight gradient (wgrad, split-K plus a reduction pass) and bias gradient; multi-branch forms for
+// multiDilationConv; tile configurations chosen per adapter, optionally autotuned.
+//
+// Layouts: activations NCHW, weights OIHW, zero padding, PyTorch's output size
+// floor((H + 2p - d(k-1) - 1) / s) + 1.
+//
+// Tiling (see shaders/conv2d.wgsl and shaders/conv2d_wgrad.wgsl for the kernels themselves):
+//  * software adapters (lavapipe, SwiftShader): register tiles, no workgroup memory. Forward and
+//    dgrad use 64 lanes over output pixels with TM = 16 channels x TN = 16 pixels per lane;
+//    wgrad puts lanes on channels so the other operand is uniform across the workgroup.
+//  * real GPUs: workgroup-memory tiles, 16x16 invocations of 4x4 outputs (64x64 per workgroup),
+//    16-deep reduction slices; wgrad is the same GEMM with pixels as the reduction.
+// `autotuneConv` times a few candidates per shape class and caches the winner in `convTuning`.
+//
+// Binding limits: a convolution whose activations exceed maxStorageBufferBindingSize is run over
+// groups of images, each bound as an aligned window of the batch; when one image alone does not
+// fit, the call is refused with an error naming the tensor and the limit.
+import code from '../../shaders/conv2d.wgsl';
+import wgradCode from '../../shaders/conv2d_wgrad.wgsl';
+import { f32, type BufferBinding, type Engine } from '../gpu/runtime.js';
+import { Tensor, shapeStr, type Shape } from '../graph/tensor.js';
+import { reduceSum } from './reduce.js';
+import { grid } from './util.js';
+
+export type Pair = number | readonly [number, number];
+export type Activation = 'none' | 'relu' | 'leakyRelu';
+
+export interface Conv2dParams {
+  stride?: Pair;
+  padding?: Pair;
+  dilation?: Pair;
+}
+
+/** Tiles of the forward/dgrad kernel (entry `conv`). */
+export interface ConvTileConfig {
+  /** Stage tiles in workgroup memory (real GPUs) or keep register tiles only (software). */
+  smem: boolean;
+  /** Workgroup size; wgY must be 1 without smem. */
+  wgX: number;
+  wgY: number;
+  /** Output channels per invocation (multiple of 4, <= 16). */
+  tm: number;
+  /** Output pixels per invocation (<= 32); tm * tn <= 256. */
+  tn: number;
+  /** Reduction depth staged per step (smem only). */
+  bk: number;
+}
+
+/** Tiles of the weight-gradient kernel. */
+export interface WgradTileConfig {
+  /** Workgroup-memory GEMM (`wgrad_tiled`) instead of register tiles (`wgrad`). */
+  smem: boolean;
+  wgX: number;
+  wgY: number;
+  /** Register path: lanes over input channels (true) or output channels (false). */
+  lanesCi: boolean;
+  /** Register path: uniform channels (<= 16), taps (<= 16) and lane channels (<= 4) per invocation. */
+  tu: number;
+  tt: number;
+  tl: number;
+  /** Smem path: outputs per invocation (<= 8 each) and pixels per staged slice. */
+  tm: number;
+  tn: number;
+  bk: number;
+  /** Aim for about this many workgroups in total when choosing the number of splits. */
+  targetWorkgroups: number;
+  /** Most output pixels one split reduces (bounds the serial part of the reduction). */
+  maxSplitPixels: number;
+}
+
+export interface ConvForwardOptions extends Conv2dParams {
+  activation?: Activation;
+  /** Slope of leakyRelu for negative inputs (default 0.01). */
+  negativeSlope?: number;
+  config?: ConvTileConfig;
+}
+
+export interface ConvBackwardOptions extends Conv2dParams {
+  config?: ConvTileConfig;
+}
+
+export interface WgradOptions extends Conv2dParams {
+  config?: WgradTileConfig;
+}
+
+/** One branch of a multi-branch convolution: OIHW weight (all the same shape) and its geometry. */
+export interface ConvBranch {
+  weight: Tensor;
+  padding: [number, number];
+  dilation: [number, number];
+}
+
+const ACT = { none: 0, relu: 1, leakyRelu: 2 } as const;
+
+export function pair(v: Pair | undefined, dflt: number, what: string): [number, number] {
+  const r: [number, number] = v === undefined ? [dflt, dflt] : typeof v === 'number' ? [v, v] : [v[0], v[1]];
+  if (!r.every((d) => Number.isInteger(d))) throw new Error(`conv2d: ${what} must be integers, got ${String(v)}`);
+  return r;
+}
+
+/** PyTorch's output size for one axis. */
+export function convOutputSize(size: number, k: number, stride: number, pad: number, dil: number): number {
+  return Math.floor((size + 2 * pad - dil * (k - 1) - 1) / stride) + 1;
+}
+
+interface Geometry {
+  N: number; Ci: number; H: number; W: number;
+  Co: number; KH: number; KW: number; Ho: number; Wo: number;
+  sh: number; sw: number; ph: number; pw: number; dh: number; dw: number;
+}
+
+function geometry(op: string, xShape: Shape, wShape: Shape, p: Conv2dParams): Geometry {
+  if (xShape.length !== 4) throw new Error(`${op}: input must be NCHW (rank 4), got ${shapeStr(xShape)}`);
+  if (wShape.length !== 4) throw new Error(`${op}: weight must be OIHW (rank 4), got ${shapeStr(wShape)}`);
+  const [N, Ci, H, W] = xShape;
+  const [Co, wc, KH, KW] = wShape;
+  if (wc !== Ci) throw new Error(`${op}: weight ${shapeStr(wShape)} expects ${wc} input channels, input ${shapeStr(xShape)} has ${Ci}`);
+  const [sh, sw] = pair(p.stride, 1, 'stride');
+  const [ph, pw] = pair(p.padding, 0, 'padding');
+  const [dh, dw] = pair(p.dilation, 1, 'dilation');
+  if (sh < 1 || sw < 1 || dh < 1 || dw < 1 || ph < 0 || pw < 0) {
+    throw new Error(`${op}: stride and dilation must be >= 1 and padding >= 0 (stride ${sh}x${sw}, padding ${ph}x${pw}, dilation ${dh}x${dw})`);
+  }
+  const Ho = convOutputSize(H, KH, sh, ph, dh);
+  const Wo = convOutputSize(W, KW, sw, pw, dw);
+  if (Ho <= 0 || Wo <= 0 || KH === 0 || KW === 0) {
+    throw new Error(`${op}: empty output for input ${shapeStr(xShape)}, weight ${shapeStr(wShape)} (stride ${sh}x${sw}, padding ${ph}x${pw}, dilation ${dh}x${dw})`);
+  }
+  return { N, Ci, H, W, Co, KH, KW, Ho, Wo, sh, sw, ph, pw, dh, dw };
+}
+
+// ---- configurations ---------------------------------------------------------------------------
+
+export type ConvKind = 'fwd' | 'dgrad' | 'wgrad';
+
+/** The tuned choices, keyed by `${adapter}|${kind}|${shape class}`; persist it with JSON.stringify([...map]). */
+export const convTuning = new Map<string, ConvTileConfig | WgradTileConfig>();
+
+function adapterKey(e: Engine): string {
+  const a = e.adapter;
+  return `${a.vendor}/${a.architecture}/${a.device}`;
+}
+
+const bucket = (v: number) => 2 ** Math.round(Math.log2(Math.max(1, v)));
+
+/** The shape class: channels and kernel exactly, pixel count to the nearest power of two. */
+function shapeClass(kind: ConvKind, g: Geometry): string {
+  const strided = g.sh > 1 || g.sw > 1 ? 's' : '';
+  return `${kind}:${g.Ci}->${g.Co}:k${g.KH}x${g.KW}${strided}:px${bucket(g.N * g.Ho * g.Wo)}`;
+}
+
+function tuningKey(e: Engine, kind: ConvKind, g: Geometry): string {
+  return `${adapterKey(e)}|${shapeClass(kind, g)}`;
+}
+
+/** The forward/dgrad defaults; `M` is the number of output channels of the pass. */
+export function defaultConvConfig(e: Engine, M: number): ConvTileConfig {
+  if (e.adapter.software) {
+    const tm = M <= 4 ? 4 : M <= 8 ? 8 : 16;
+    return { smem: false, wgX: 64, wgY: 1, tm, tn: tm === 16 ? 16 : 32, bk: 16 };
+  }
+  const wgY = Math.min(16, Math.ceil(M / 4));
+  return { smem: true, wgX: 256 / wgY, wgY, tm: 4, tn: 4, bk: 16 };
+}
+
+export function defaultWgradConfig(e: Engine, g: Geometry): WgradTileConfig {
+  const KK = g.KH * g.KW;
+  if (!e.adapter.software) {
+    return { smem: true, wgX: 16, wgY: 16, lanesCi: true, tu: 16, tt: 9, tl: 1, tm: 4, tn: 4, bk: 16, targetWorkgroups: 1024, maxSplitPixels: 4096 };
+  }
+  const lanesCi = g.Ci >= 8 || g.Ci >= g.Co;
+  const CU = lanesCi ? g.Co : g.Ci;
+  const tu = Math.min(16, CU);
+  const tt = Math.min(KK, 16, Math.floor(256 / tu));
+  const tl = Math.max(1, Math.min(4, Math.floor(256 / (tu * tt))));
+  return { smem: false, wgX: 64, wgY: 1, lanesCi, tu, tt, tl: KK === 1 ? tl : 1, tm: 4, tn: 4, bk: 16, targetWorkgroups: 64, maxSplitPixels: 4096 };
+}
+
+function convConfig(e: Engine, kind: 'fwd' | 'dgrad', g: Geometry, given?: ConvTileConfig): ConvTileConfig {
+  const c = given ?? (convTuning.get(tuningKey(e, kind, g)) as ConvTileConfig | undefined) ?? defaultConvConfig(e, kind === 'fwd' ? g.Co : g.Ci);
+  if (c.tm % 4 !== 0 || c.tm < 4 || c.tm > 16 || c.tn < 1 || c.tn > 32 || c.tm * c.tn > 256 || (!c.smem && c.wgY !== 1)) {
+    throw new Error(`conv2d: invalid tile config ${JSON.stringify(c)} (tm a multiple of 4 up to 16, tn <= 32, tm*tn <= 256, wgY = 1 without smem)`);
+  }
+  return c;
+}
+
+function wgradConfig(e: Engine, g: Geometry, given?: WgradTileConfig): WgradTileConfig {
+  const c = given ?? (convTuning.get(tuningKey(e, 'wgrad', g)) as WgradTileConfig | undefined) ?? defaultWgradConfig(e, g);
+  const bad = c.smem
+    ? c.tm < 1 || c.tm > 8 || c.tn < 1 || c.tn > 8
+    : c.tu < 1 || c.tu > 16 || c.tt < 1 || c.tt > 16 || c.tl < 1 || c.tl > 4 || c.tu * c.tt * c.tl > 256 || c.wgY !== 1;
+  if (bad) throw new Error(`conv2d.wgrad: invalid tile config ${JSON.stringify(c)}`);
+  return c;
+}
+
+// ---- binding windows and batch groups --------------------------------------------------------
+
+/** Binds elements [start, start+count) of `t` at an aligned offset; `off` is where `start` lands. */
+function windowOf(t: Tensor, start: number, count: number): { binding: BufferBinding; off: number } {
+  const align = t.engine.device.limits.minStorageBufferOffsetAlignment;
+  const byteStart = t.byteOffset + start * 4;
+  const aligned = Math.floor(byteStart / align) * align;
+  return { binding: { buffer: t.buffer, offset: aligned, size: byteStart - aligned + Math.max(1, count) * 4 }, off: (byteStart - aligned) / 4 };
+}
+
+/**
+ * Splits the batch into groups whose per-image tensors fit one binding each. `perImage` lists the
+ * tensors indexed by image with their shapes (for the error message) and elements per image.
+ */
+function batchGroups(e: Engine, op: string, N: number, perImage: Array<{ name: string; shape: Shape; elems: number }>): Array<[number, number]> {
+  const limit = e.limits.maxStorageBufferBindingSize;
+  const align = e.device.limits.minStorageBufferOffsetAlignment;
+  let per = Math.min(N, e.limits.maxComputeWorkgroupsPerDimension);
+  if (!perImage.every((t) => N * t.elems * 4 <= limit)) {
+    for (const t of perImage) {
+      const room = Math.floor((limit - align + 4) / (t.elems * 4));
+      if (room < 1) {
+        throw new Error(`${op}: one image of ${t.name} ${shapeStr(t.shape)} takes ${t.elems * 4} bytes, more than maxStorageBufferBindingSize (${limit}); use smaller images`);
+      }
+      per = Math.min(per, room);
+    }
+  }
+  const groups: Array<[number, number]> = [];
+  for (let n0 = 0; n0 < N; n0 += per) groups.push([n0, Math.min(N, n0 + per)]);
+  return groups;
+}
+
+function checkFits(e: Engine, op: string, name: string, shape: Shape, elems: number): void {
+  const limit = e.limits.maxStorageBufferBindingSize;
+  if (elems * 4 > limit) throw new Error(`${op}: ${name} ${shapeStr(shape)} takes ${elems * 4} bytes, more than maxStorageBufferBindingSize (${limit})`);
+}
+
+// ---- forward and dgrad -----------------------------------------------------------------------
+
+/** Packs OIHW branch weights into Wp[branch][c*KK + tap][m] with m padded to `MP`. */
+function packWeights(weights: Tensor[], transposed: boolean, MP: number, op: string): Tensor {
+  const e = weights[0].engine;
+  const [Co, Ci, KH, KW] = weights[0].shape;
+  const KK = KH * KW;
+  const per = (transposed ? Co : Ci) * KK * MP;
+  checkFits(e, op, 'packed weight', [weights.length, per], weights.length * per);
+  const out = Tensor.empty(e, [weights.length * per]);
+  weights.forEach((w, b) => {
+    checkFits(e, op, 'weight', w.shape, w.size);
+    e.dispatch({
+      label: `${op}.pack`,
+      code,
+      entry: 'pack',
+      uniforms: [Co, Ci, KK, MP, b * per, transposed ? 1 : 0, per],
+      bindings: [w.binding(), out.binding()],
+      workgroups: grid(e, Math.ceil(per / 64)),
+    });
+  });
+  return out;
+}
+
+interface ConvRun {
+  op: string;
+  input: Tensor;
+  /** Per-branch OIHW weights (same shape). */
+  weights: Tensor[];
+  /** Per-branch padding/dilation. */
+  branches: Array<{ ph: number; pw: number; dh: number; dw: number }>;
+  transposed: boolean;
+  /** Kernel geometry: input operand [N, Cin, Hi, Wi] -> output [N, M, Hq, Wq]. */
+  Cin: number; Hi: number; Wi: number; M: number; Hq: number; Wq: number; KH: number; KW: number;
+  sh: number; sw: number;
+  bias: Tensor | null;
+  act: Activation;
+  alpha: number;
+  cfg: ConvTileConfig;
+}
+
+function runConv(r: ConvRun): Tensor {
+  const e = r.input.engine;
+  const N = r.input.shape[0];
+  const cfg = r.cfg;
+  const tileM = cfg.smem ? cfg.wgY * cfg.tm : cfg.tm;
+  const MP = Math.ceil(r.M / tileM) * tileM;
+  const out = Tensor.empty(e, [N, r.M, r.Hq, r.Wq]);
+  if (out.size === 0) return out;
+  if (r.branches.length > 4) throw new Error(`${r.op}: at most 4 branches, got ${r.branches.length}`);
+  if (r.bias && r.bias.size !== r.M) throw new Error(`${r.op}: bias ${shapeStr(r.bias.shape)} does not match ${r.M} output channels`);
+  const packed = packWeights(r.weights, r.transposed, MP, r.op);
+  const inImg = r.Cin * r.Hi * r.Wi;
+  const outImg = r.M * r.Hq * r.Wq;
+  const groups = batchGroups(e, r.op, N, [
+    { name: r.transposed ? 'dy' : 'x', shape: r.input.shape, elems: inImg },
+    { name: r.transposed ? 'dx' : 'y', shape: out.shape, elems: outImg },
+  ]);
+  const vec = (f: (b: { ph: number; pw: number; dh: number; dw: number }) => number) => [0, 1, 2, 3].map((i) => (r.branches[i] ? f(r.branches[i]) : 0));
+  const sgn = r.transposed ? -1 : 1;
+  const constants: Record<string, number> = {
+    WG_X: cfg.wgX, WG_Y: cfg.wgY, TM: cfg.tm, TN: cfg.tn, BK: cfg.bk, SMEM: cfg.smem ? 1 : 0,
+    SA: cfg.smem ? cfg.bk * cfg.wgY * cfg.tm : 1, SB: cfg.smem ? cfg.bk * cfg.wgX * cfg.tn : 1,
+    HAS_BIAS: r.bias ? 1 : 0, ACT: ACT[r.act],
+  };
+  const bn = cfg.wgX * cfg.tn;
+  for (const [n0, n1] of groups) {
+    const single = groups.length === 1;
+    const xin = single ? { binding: r.input.binding(), off: 0 } : windowOf(r.input, n0 * inImg, (n1 - n0) * inImg);
+    const yout = single ? { binding: out.binding(), off: 0 } : windowOf(out, n0 * outImg, (n1 - n0) * outImg);
+    e.dispatch({
+      label: r.op,
+      code,
+      entry: 'conv',
+      constants,
+      uniforms: [
+        r.Cin, r.Hi, r.Wi, r.M, r.Hq, r.Wq, r.KH, r.KW,
+        MP, r.branches.length, xin.off, yout.off,
+        r.transposed ? 1 : r.sh, r.transposed ? 1 : r.sw, r.transposed ? r.sh : 1, r.transposed ? r.sw : 1,
+        ...vec((b) => sgn * b.ph), ...vec((b) => sgn * b.pw), ...vec((b) => sgn * b.dh), ...vec((b) => sgn * b.dw),
+        f32(r.alpha),
+      ],
+      bindings: [xin.binding, packed.binding(), (r.bias ?? packed).binding(), yout.binding],
+      workgroups: [Math.ceil((r.Hq * r.Wq) / bn), Math.ceil(r.M / tileM), n1 - n0],
+    });
+  }
+  packed.dispose();
+  return out;
+}
+
+/** y = act(conv2d(x, w) + bias): x [N,Ci,H,W], w [Co,Ci,KH,KW], bias [Co] or null. */
+export function conv2dForward(x: Tensor, w: Tensor, bias: Tensor | null, opts: ConvForwardOptions = {}): Tensor {
+  const g = geometry('conv2d', x.shape, w.shape, opts);
+  return runConv({
+    op: 'conv2d.fwd', input: x, weights: [w], branches: [{ ph: g.ph, pw: g.pw, dh: g.dh, dw: g.dw }], transposed: false,
+    Cin: g.Ci, Hi: g.H, Wi: g.W, M: g.Co, Hq: g.Ho, Wq: g.Wo, KH: g.KH, KW: g.KW, sh: g.sh, sw: g.sw,
+    bias, act: opts.activation ?? 'none', alpha: opts.negativeSlope ?? 0.01, cfg: convConfig(x.engine, 'fwd', g, opts.config),
+  });
+}
+
+/** dx of conv2d: dy [N,Co,Ho,Wo], w [Co,Ci,KH,KW] -> [N,Ci,H,W] (xShape). */
+export function conv2dBackwardData(dy: Tensor, w: Tensor, xShape: Shape, opts: ConvBackwardOptions = {}): Tensor {
+  const g = geometry('conv2d.dgrad', xShape, w.shape, opts);
+  checkDy('conv2d.dgrad', dy, g);
+  return runConv({
+    op: 'conv2d.dgrad', input: dy, weights: [w], branches: [{ ph: g.ph, pw: g.pw, dh: g.dh, dw: g.dw }], transposed: true,
+    Cin: g.Co, Hi: g.Ho, Wi: g.Wo, M: g.Ci, Hq: g.H, Wq: g.W, KH: g.KH, KW: g.KW, sh: g.sh, sw: g.sw,
+    bias: null, act: 'none', alpha: 0, cfg: convConfig(dy.engine, 'dgrad', g, opts.config),
+  });
+}
+
+function checkDy(op: string, dy: Tensor, g: Geometry): void {
+  const want = [g.N, g.Co, g.Ho, g.Wo];
+  if (dy.shape.join() !== want.join()) throw new Error(`${op}: dy ${shapeStr(dy.shape)} does not match the output shape ${shapeStr(want)}`);
+}
+
+function branchGeometry(op: string, x: Shape, branches: ConvBranch[]): Geometry[] {
+  if (branches.length === 0 || branches.length > 4) throw new Error(`${op}: 1 to 4 branches, got ${branches.length}`);
+  const gs = branches.map((b) => geometry(op, x, b.weight.shape, { padding: b.padding, dilation: b.dilation }));
+  for (const g of gs) {
+    if (g.Ho !== gs[0].Ho || g.Wo !== gs[0].Wo || g.Co !== gs[0].Co || g.KH !== gs[0].KH || g.KW !== gs[0].KW) {
+      throw new Error(`${op}: branches must share the weight shape and output size (got ${gs.map((q) => `[${q.Co},${q.KH}x${q.KW}] -> ${q.Ho}x${q.Wo}`).join(', ')})`);
+    }
+  }
+  return gs;
+}
+
+/** sum_b conv2d(x, W_b; pad_b, dil_b) + bias in one kernel (stride 1). */
+export function conv2dMultiForward(x: Tensor, branches: ConvBranch[], bias: Tensor | null, opts: { activation?: Activation; negativeSlope?: number; config?: ConvTileConfig } = {}): Tensor {
+  const gs = branchGeometry('multiDilationConv', x.shape, branches);
+  const g = gs[0];
+  return runConv({
+    op: 'multiDilationConv.fwd', input: x, weights: branches.map((b) => b.weight), branches: gs.map((q) => ({ ph: q.ph, pw: q.pw, dh: q.dh, dw: q.dw })),
+    transposed: false, Cin: g.Ci, Hi: g.H, Wi: g.W, M: g.Co, Hq: g.Ho, Wq: g.Wo, KH: g.KH, KW: g.KW, sh: 1, sw: 1,
+    bias, act: opts.activation ?? 'none', alpha: opts.negativeSlope ?? 0.01, cfg: convConfig(x.engine, 'fwd', g, opts.config),
+  });
+}
+
+/** dx of conv2dMultiForward: sum_b dgrad(dy, W_b) in one kernel. */
+export function conv2dMultiBackwardData(dy: Tensor, branches: ConvBranch[], xShape: Shape, opts: { config?: ConvTileConfig } = {}): Tensor {
+  const gs = branchGeometry('multiDilationConv', xShape, branches);
+  const g = gs[0];
+  checkDy('multiDilationConv.dgrad', dy, g);
+  return runConv({
+    op: 'multiDilationConv.dgrad', input: dy, weights: branches.map((b) => b.weight), branches: gs.map((q) => ({ ph: q.ph, pw: q.pw, dh: q.dh, dw: q.dw })),
+    transposed: true, Cin: g.Co, Hi: g.Ho, Wi: g.Wo, M: g.Ci, Hq: g.H, Wq: g.W, KH: g.KH, KW: g.KW, sh: 1, sw: 1,
+    bias: null, act: 'none', alpha: 0, cfg: convConfig(dy.engine, 'dgrad', g, opts.config),
+  });
+}
+
+// ---- wgrad and bias grad ---------------------------------------------------------------------
+
+/** Splits per batch group so that the total is about `want` and each covers at most `maxPix` pixels. */
+function planSplits(groups: Array<[number, number]>, Ho: number, Wo: number, want: number, maxPix: number, maxTotal: number, maxZ: number) {
+  const N = groups.reduce((a, [n0, n1]) => a + n1 - n0, 0);
+  const plans = groups.map(([n0, n1]) => {
+    const rows = (n1 - n0) * Ho;
+    const byTarget = Math.ceil((want * (n1 - n0)) / N);
+    const byLength = Math.ceil((rows * Wo) / maxPix);
+    let splits = Math.min(rows, maxZ, Math.max(1, byTarget, byLength));
+    const rowsPerSplit = Math.ceil(rows / splits);
+    splits = Math.ceil(rows / rowsPerSplit);
+    return { n0, n1, rows, rowsPerSplit, splits, first: 0 };
+  });
+  let total = 0;
+  for (const p of plans) {
+    p.first = total;
+    total += p.splits;
+  }
+  if (total > maxTotal) {
+    // Partials would not fit one binding: fewer, longer splits (still one per group at least).
+    const scale = maxTotal / total;
+    total = 0;
+    for (const p of plans) {
+      const s = Math.max(1, Math.floor(p.splits * scale));
+      p.rowsPerSplit = Math.ceil(p.rows / s);
+      p.splits = Math.ceil(p.rows / p.rowsPerSplit);
+      p.first = total;
+      total += p.splits;
+    }
+  }
+  return { plans, total };
+}
+
+/** Sums partials [S, len] over S (the second pass of split-K). */
+function sumSplits(part: Tensor, S: number, shape: Shape): Tensor {
+  if (S === 1) {
+    const v = part.view(shape);
+    part.dispose();
+    return v;
+  }
+  const s = reduceSum(part, [0]);
+  part.dispose();
+  const v = s.view(shape);
+  s.dispose();
+  return v;
+}
+
+/** dW of conv2d: x [N,Ci,H,W], dy [N,Co,Ho,Wo] -> wShape [Co,Ci,KH,KW]. */
+export function conv2dBackwardFilter(x: Tensor, dy: Tensor, wShape: Shape, opts: WgradOptions = {}): Tensor {
+  const op = 'conv2d.wgrad';
+  const e = x.engine;
+  const g = geometry(op, x.shape, wShape, opts);
+  checkDy(op, dy, g);
+  const cfg = wgradConfig(e, g, opts.config);
+  const KK = g.KH * g.KW;
+  const len = g.Co * g.Ci * KK;
+  const xImg = g.Ci * g.H * g.W;
+  const dyImg = g.Co * g.Ho * g.Wo;
+  const groups = batchGroups(e, op, g.N, [{ name: 'x', shape: x.shape, elems: xImg }, { name: 'dy', shape: dy.shape, elems: dyImg }]);
+  let gx: number, gy: number, tapTiles = 1;
+  if (cfg.smem) {
+    gx = Math.ceil((g.Ci * KK) / (cfg.wgX * cfg.tn));
+    gy = Math.ceil(g.Co / (cfg.wgY * cfg.tm));
+  } else {
+    const CL = cfg.lanesCi ? g.Ci : g.Co;
+    const CU = cfg.lanesCi ? g.Co : g.Ci;
+    tapTiles = Math.ceil(KK / cfg.tt);
+    gx = Math.ceil(CL / (cfg.wgX * cfg.tl));
+    gy = Math.ceil(CU / cfg.tu) * tapTiles;
+  }
+  checkFits(e, op, 'dW', wShape, len);
+  const maxTotal = Math.max(1, Math.floor(e.limits.maxStorageBufferBindingSize / (len * 4)));
+  const { plans, total } = planSplits(groups, g.Ho, g.Wo, Math.ceil(cfg.targetWorkgroups / (gx * gy)), cfg.maxSplitPixels, maxTotal, e.limits.maxComputeWorkgroupsPerDimension);
+  const part = Tensor.empty(e, [total, len]);
+  const constants: Record<string, number> = cfg.smem
+    ? { WG_X: cfg.wgX, WG_Y: cfg.wgY, TM: cfg.tm, TN: cfg.tn, BK: cfg.bk, SA: cfg.bk * cfg.wgY * cfg.tm, SB: cfg.bk * cfg.wgX * cfg.tn }
+    : { WG_X: cfg.wgX, TU: cfg.tu, TT: cfg.tt, TL: cfg.tl, LANES_CI: cfg.lanesCi ? 1 : 0 };
+  for (const pl of plans) {
+    const single = plans.length === 1;
+    const xw = single ? { binding: x.binding(), off: 0 } : windowOf(x, pl.n0 * xImg, (pl.n1 - pl.n0) * xImg);
+    const dw = single ? { binding: dy.binding(), off: 0 } : windowOf(dy, pl.n0 * dyImg, (pl.n1 - pl.n0) * dyImg);
+    e.dispatch({
+      label: op,
+      code: wgradCode,
+      entry: cfg.smem ? 'wgrad_tiled' : 'wgrad',
+      constants,
+      uniforms: [
+        g.Ci, g.H, g.W, g.Co, g.Ho, g.Wo, g.KH, g.KW,
+        g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, pl.rows, pl.rowsPerSplit,
+        xw.off, dw.off, pl.first * len, tapTiles,
+      ],
+      bindings: [xw.binding, dw.binding, part.binding()],
+      workgroups: [gx, gy, pl.splits],
+    });
+  }
+  return sumSplits(part, total, wShape);
+}
+
+/** Bias gradient: dy [N,C,H,W] summed over N, H, W -> [C] (split over rows, then reduced). */
+export function conv2dBackwardBias(dy: Tensor): Tensor {
+  const op = 'conv2d.bgrad';
+  const e = dy.engine;
+  if (dy.shape.length !== 4) throw new Error(`${op}: dy must be NCHW, got ${shapeStr(dy.shape)}`);
+  const [N, C, Ho, Wo] = dy.shape;
+  const img = C * Ho * Wo;
+  const groups = batchGroups(e, op, N, [{ name: 'dy', shape: dy.shape, elems: img }]);
+  const maxTotal = Math.max(1, Math.floor(e.limits.maxStorageBufferBindingSize / (C * 4)));
+  const { plans, total } = planSplits(groups, Ho, Wo, Math.ceil(256 / Math.max(1, C)), 1024, maxTotal, Infinity);
+  const part = Tensor.empty(e, [total, C]);
+  for (const pl of plans) {
+    const single = plans.length === 1;
+    const dw = single ? { binding: dy.binding(), off: 0 } : windowOf(dy, pl.n0 * img, (pl.n1 - pl.n0) * img);
+    e.dispatch({
+      label: op,
+      code: wgradCode,
+      entry: 'bias_grad',
+      uniforms: [0, 0, 0, C, Ho, Wo, 0, 0, 0, 0, 0, 0, 0, 0, pl.rows, pl.rowsPerSplit, 0, dw.off, pl.first * C, 0],
+      bindings: [dw.binding, part.binding()],
+      workgroups: [Math.ceil((pl.splits * C) / 64)],
+    });
+  }
+  return sumSplits(part, total, [C]);
+}
+
+// ---- autotuning ------------------------------------------------------------------------------
+
+export interface ConvShape {
+  /** Input shape [N, Ci, H, W]. */
+  x: Shape;
+  /** Weight shape [Co, Ci, KH, KW]. */
+  w: Shape;
+  stride?: Pair;
+  padding?: Pair;
+  dilation?: Pair;
+  /** Passes to tune (default all three). */
+  kinds?: ConvKind[];
+}
+
+function convCandidates(e: Engine, M: number): ConvTileConfig[] {
+  if (e.adapter.software) {
+    const tms = M <= 4 ? [4] : M <= 8 ? [4, 8] : [8, 16];
+    const out: ConvTileConfig[] = [];
+    for (const tm of tms) for (const tn of [8, 16, 32]) if (tm * tn <= 256) for (const wgX of [32, 64]) out.push({ smem: false, wgX, wgY: 1, tm, tn, bk: 16 });
+    return out;
+  }
+  const out: ConvTileConfig[] = [];
+  for (const [wgX, wgY] of [[16, 16], [32, 8], [64, 4]]) for (const [tm, tn] of [[4, 4], [4, 8], [8, 4]]) for (const bk of [8, 16]) out.push({ smem: true, wgX, wgY, tm, tn, bk });
+  out.push(defaultConvConfig(e, M));
+  return out;
+}
+
+function wgradCandidates(e: Engine, g: Geometry): WgradTileConfig[] {
+  const base = defaultWgradConfig(e, g);
+  const KK = g.KH * g.KW;
+  if (!e.adapter.software) {
+    const out: WgradTileConfig[] = [];
+    for (const [wgX, wgY] of [[16, 16], [32, 8], [8, 32]]) for (const [tm, tn] of [[4, 4], [8, 4], [4, 8]]) for (const targetWorkgroups of [256, 1024]) out.push({ ...base, wgX, wgY, tm, tn, targetWorkgroups });
+    return out;
+  }
+  const out: WgradTileConfig[] = [base];
+  for (const lanesCi of [true, false]) {
+    const CU = lanesCi ? g.Co : g.Ci;
+    for (const tu of [4, 8, 16]) {
+      if (tu > Math.max(4, CU)) continue;
+      for (const tt of [...new Set([Math.min(KK, 16), Math.ceil(KK / 2), 1])]) {
+        for (const tl of [1, 2, 4]) {
+          if (tu * tt * tl > 256 || tt > 16) continue;
+          for (const targetWorkgroups of [32, 128]) out.push({ ...base, lanesCi, tu, tt, tl, targetWorkgroups });
+        }
+      }
+    }
+  }
+  return out;
+}
+
+async function timeIt(e: Engine, run: () => Tensor, reps: number): Promise<number> {
+  run().dispose(); // compile and warm up
+  await e.sync();
+  const times: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    run().dispose();
+    await e.sync();
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)];
+}
+
+/**
+ * Times candidate tile configurations for each shape and pass, and records the fastest in
+ * `convTuning` (used by every later call of that shape class on this adapter). Optional: the
+ * defaults are used for untuned shapes. Returns the choices made, keyed like `convTuning`.
+ */
+export async function autotuneConv(engine: Engine, shapes: ConvShape[], opts: { reps?: number; maxCandidates?: number } = {}): Promise<Map<string, ConvTileConfig | WgradTileConfig>> {
+  const reps = opts.reps ?? 3;
+  const chosen = new Map<string, ConvTileConfig | WgradTileConfig>();
+  const rand = (shape: Shape) => Tensor.fromData(engine, Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i * 12.9898) * 0.5), shape);
+  for (const s of shapes) {
+    const g = geometry('autotuneConv', s.x, s.w, s);
+    const p = { stride: s.stride, padding: s.padding, dilation: s.dilation };
+    const x = rand(s.x);
+    const w = rand(s.w);
+    const dy = rand([g.N, g.Co, g.Ho, g.Wo]);
+    try {
+      for (const kind of s.kinds ?? (['fwd', 'dgrad', 'wgrad'] as ConvKind[])) {
+        const key = tuningKey(engine, kind, g);
+        let best: { t: number; c: ConvTileConfig | WgradTileConfig } | null = null;
+        const cands: Array<ConvTileConfig | WgradTileConfig> = kind === 'wgrad' ? wgradCandidates(engine, g) : convCandidates(engine, kind === 'fwd' ? g.Co : g.Ci);
+        for (const c of cands.slice(0, opts.maxCandidates ?? Infinity)) {
+          const run =
+            kind === 'fwd' ? () => conv2dForward(x, w, null, { ...p, config: c as ConvTileConfig })
+            : kind === 'dgrad' ? () => conv2dBackwardData(dy, w, s.x, { ...p, config: c as ConvTileConfig })
+            : () => conv2dBackwardFilter(x, dy, s.w, { ...p, config: c as WgradTileConfig });
+          const t = await timeIt(engine, run, reps);
+          if (!best || t < best.t) best = { t, c };
+        }
+        if (best) {
+          convTuning.set(key, best.c);
+          chosen.set(key, best.c);
+        }
+      }
+    } finally {
+      x.dispose();
+      w.dispose();
+      dy.dispose();
+    }
+  }
+  return chosen;
+}

@@ -1,0 +1,116 @@
+// Optimizers (SGD with momentum, Adam) over GPU parameters, and the multi-step learning-rate decay.
+import { adamUpdate, sgdUpdate } from '../kernels/optim.js';
+import { zeros } from '../graph/ops.js';
+import { Tensor } from '../graph/tensor.js';
+import { zeroGrad } from '../graph/autograd.js';
+
+export interface Optimizer {
+  lr: number;
+  readonly params: readonly Tensor[];
+  /** Applies the accumulated `.grad` of every parameter (parameters without one are skipped). */
+  step(): void;
+  zeroGrad(): void;
+  /** Named state tensors (for checkpoints), keyed by parameter index. */
+  state(): Array<[string, Tensor]>;
+  dispose(): void;
+}
+
+export interface SgdOptions {
+  lr: number;
+  momentum?: number;
+  dampening?: number;
+  weightDecay?: number;
+}
+
+export class SGD implements Optimizer {
+  lr: number;
+  readonly momentum: number;
+  readonly dampening: number;
+  readonly weightDecay: number;
+  #buf: Array<Tensor | null>;
+
+  constructor(readonly params: readonly Tensor[], opts: SgdOptions) {
+    this.lr = opts.lr;
+    this.momentum = opts.momentum ?? 0;
+    this.dampening = opts.dampening ?? 0;
+    this.weightDecay = opts.weightDecay ?? 0;
+    this.#buf = params.map(() => null);
+  }
+
+  step(): void {
+    this.params.forEach((p, i) => {
+      if (!p.grad) return;
+      const first = this.#buf[i] === null;
+      const buf = (this.#buf[i] ??= zeros(p.engine, p.shape).keep());
+      sgdUpdate(p, p.grad, buf, this.lr, this.momentum, this.dampening, this.weightDecay, first);
+    });
+    // A step ends an iteration: submitting here makes every iteration's batches line up the same
+    // way, so the pool's high-water mark is reached in the first iterations and stays there.
+    this.params[0]?.engine.flush();
+  }
+
+  zeroGrad(): void {
+    zeroGrad(this.params);
+  }
+
+  state(): Array<[string, Tensor]> {
+    return this.#buf.flatMap((b, i): Array<[string, Tensor]> => (b ? [[`${i}.momentum`, b]] : []));
+  }
+
+  dispose(): void {
+    for (const b of this.#buf) b?.dispose();
+  }
+}
+
+export interface AdamOptions {
+  lr: number;
+  betas?: [number, number];
+  eps?: number;
+  weightDecay?: number;
+}
+
+export class Adam implements Optimizer {
+  lr: number;
+  readonly betas: [number, number];
+  readonly eps: number;
+  readonly weightDecay: number;
+  /** Steps taken (bias correction uses it); restored from checkpoints. */
+  stepCount = 0;
+  readonly m: Tensor[];
+  readonly v: Tensor[];
+
+  constructor(readonly params: readonly Tensor[], opts: AdamOptions) {
+    this.lr = opts.lr;
+    this.betas = opts.betas ?? [0.9, 0.999];
+    this.eps = opts.eps ?? 1e-8;
+    this.weightDecay = opts.weightDecay ?? 0;
+    this.m = params.map((p) => zeros(p.engine, p.shape).keep());
+    this.v = params.map((p) => zeros(p.engine, p.shape).keep());
+  }
+
+  step(): void {
+    this.stepCount++;
+    this.params.forEach((p, i) => {
+      if (!p.grad) return;
+      adamUpdate(p, p.grad, this.m[i], this.v[i], this.stepCount, this.lr, this.betas[0], this.betas[1], this.eps, this.weightDecay);
+    });
+    this.params[0]?.engine.flush(); // see SGD.step
+  }
+
+  zeroGrad(): void {
+    zeroGrad(this.params);
+  }
+
+  state(): Array<[string, Tensor]> {
+    return this.params.flatMap((_, i): Array<[string, Tensor]> => [[`${i}.m`, this.m[i]], [`${i}.v`, this.v[i]]]);
+  }
+
+  dispose(): void {
+    for (const t of [...this.m, ...this.v]) t.dispose();
+  }
+}
+
+/** PyTorch's MultiStepLR, by step: lr = base * gamma^(number of milestones <= step). */
+export function multiStepLr(base: number, milestones: readonly number[], gamma: number, step: number): number {
+  return base * gamma ** milestones.filter((m) => step >= m).length;
+}

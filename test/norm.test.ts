@@ -1,0 +1,208 @@
+// BatchNorm, PReLU, fused BN+PReLU, squeeze-excite and pooling ops vs the float64 references, on both work plans.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as R from './ref/ops.js';
+import { BWD, FWD, mulberry32, randn, refTensor, uniform, type RefTensor } from './ref/tensor.js';
+import { backward } from '../src/graph/autograd.js';
+import { mul, sum } from '../src/graph/ops.js';
+import * as N from '../src/graph/norm.js';
+import { Tensor, tidy } from '../src/graph/tensor.js';
+import { channelTuning } from '../src/kernels/batchnorm.js';
+import { poolTuning } from '../src/kernels/pool.js';
+import type { Engine } from '../src/gpu/runtime.js';
+import { assertClose, engine, gpu } from './helpers.js';
+import { checkOp, type OpCase } from './gradcheck-gpu.js';
+
+const rng = mulberry32(7);
+const t = (shape: number[]) => randn(shape, rng);
+const pos = (shape: number[]) => uniform(shape, 0.5, 2, rng);
+/** Values kept away from 0 so the PReLU kink is not straddled by the finite difference. */
+const away = (shape: number[]) => {
+  const r = randn(shape, rng);
+  r.data.forEach((v, i) => (r.data[i] = v + Math.sign(v || 1) * 0.1));
+  return r;
+};
+const vec = (c: number, lo = 0.5, hi = 1.5) => uniform([c], lo, hi, rng);
+const d = (r: RefTensor) => r.data;
+/** Reference data rounded to float32, so GPU and reference see the same inputs. */
+const f32r = (r: RefTensor) => refTensor(r.shape, Float32Array.from(r.data));
+
+/** A training-mode BN on fresh running stats (zeros/ones), as the gradient check needs. */
+function bnTrain(x: Tensor, w: Tensor, b: Tensor, slope?: Tensor): Tensor {
+  const c = x.shape[1];
+  const rm = Tensor.fromData(x.engine, new Float32Array(c), [c]);
+  const rv = Tensor.fromData(x.engine, new Float32Array(c).fill(1), [c]);
+  return slope ? N.batchNormPrelu(x, w, b, rm, rv, slope, { training: true }) : N.batchNorm2d(x, w, b, rm, rv, { training: true });
+}
+
+function bnCases(): OpCase[] {
+  const cases: OpCase[] = [];
+  for (const shape of [[2, 3, 7, 9], [1, 5, 4, 3], [3, 2, 1, 1]]) {
+    const c = shape[1];
+    cases.push({
+      name: `batchNorm2d train ${shape.join('x')}`,
+      inputs: [t(shape), vec(c), t([c])],
+      gpu: ([x, w, b]) => bnTrain(x, w, b),
+      ref: ([x, w, b]) => R.batchNorm2dTrain(x, d(w), d(b)).y,
+    });
+  }
+  for (const shape of [[2, 3, 7, 9], [1, 5, 2, 3]]) {
+    const c = shape[1];
+    cases.push({
+      name: `batchNorm2d eval ${shape.join('x')}`,
+      inputs: [t(shape), vec(c), t([c]), t([c]), pos([c])],
+      noGrad: [3, 4],
+      gpu: ([x, w, b, rm, rv]) => N.batchNorm2d(x, w, b, rm, rv, { training: false, eps: 1e-3 }),
+      ref: ([x, w, b, rm, rv]) => R.batchNorm2dEval(x, d(w), d(b), d(rm), d(rv), 1e-3),
+    });
+  }
+  for (const [shape, shared] of [[[2, 3, 7, 9], false], [[2, 5, 3, 3], true]] as const) {
+    const c = shape[1];
+    const sc = shared ? 1 : c;
+    const slope = () => uniform([sc], -0.3, 0.4, rng);
+    const tag = `${shape.join('x')}${shared ? ' shared slope' : ''}`;
+    const ref = ([x, w, b, s]: RefTensor[]) => R.prelu(R.batchNorm2dTrain(x, d(w), d(b)).y, d(s));
+    cases.push({ name: `batchNormPrelu train ${tag}`, inputs: [t([...shape]), vec(c), t([c]), slope()], gpu: ([x, w, b, s]) => bnTrain(x, w, b, s), ref });
+    cases.push({ name: `batchNorm2d then prelu (unfused) ${tag}`, inputs: [t([...shape]), vec(c), t([c]), slope()], gpu: ([x, w, b, s]) => N.prelu(bnTrain(x, w, b), s), ref });
+    cases.push({
+      name: `batchNormPrelu eval ${tag}`,
+      inputs: [t([...shape]), vec(c), t([c]), t([c]), pos([c]), slope()],
+      noGrad: [3, 4],
+      gpu: ([x, w, b, rm, rv, s]) => N.batchNormPrelu(x, w, b, rm, rv, s, { training: false }),
+      ref: ([x, w, b, rm, rv, s]) => R.prelu(R.batchNorm2dEval(x, d(w), d(b), d(rm), d(rv)), d(s)),
+    });
+  }
+  return cases;
+}
+
+function otherCases(): OpCase[] {
+  return [
+    { name: 'prelu per channel', inputs: [away([2, 3, 7, 9]), uniform([3], -0.5, 0.5, rng)], gpu: ([x, s]) => N.prelu(x, s), ref: ([x, s]) => R.prelu(x, d(s)) },
+    { name: 'prelu shared slope', inputs: [away([2, 5, 3, 4]), uniform([1], 0, 0.5, rng)], gpu: ([x, s]) => N.prelu(x, s), ref: ([x, s]) => R.prelu(x, d(s)) },
+    { name: 'prelu rank 2', inputs: [away([4, 5]), uniform([5], -0.5, 0.5, rng)], gpu: ([x, s]) => N.prelu(x, s), ref: ([x, s]) => R.prelu(x, d(s)) },
+    { name: 'squeezeExcite 2x5x7x9 hidden 2', inputs: [t([2, 5, 7, 9]), t([2, 5]), t([5, 2])], gpu: ([x, a, b]) => N.squeezeExcite(x, a, b), ref: ([x, a, b]) => R.squeezeExcite(x, a, b) },
+    { name: 'squeezeExcite 3x8x4x4 hidden 3', inputs: [t([3, 8, 4, 4]), t([3, 8]), t([8, 3])], gpu: ([x, a, b]) => N.squeezeExcite(x, a, b), ref: ([x, a, b]) => R.squeezeExcite(x, a, b) },
+    {
+      // Positive means and w1 keep the single hidden unit active, so dW1/dW2 are not trivially 0.
+      name: 'squeezeExcite 2x3x5x1 hidden 1',
+      inputs: [uniform([2, 3, 5, 1], -0.5, 1.5, rng), pos([1, 3]), t([3, 1])],
+      gpu: ([x, a, b]) => N.squeezeExcite(x, a, b),
+      ref: ([x, a, b]) => R.squeezeExcite(x, a, b),
+    },
+    { name: 'maxPool2d k2 on 7x9', inputs: [t([2, 3, 7, 9])], gpu: ([x]) => N.maxPool2d(x), ref: ([x]) => R.maxPool2d(x) },
+    { name: 'maxPool2d k3 s2 (overlapping)', inputs: [t([1, 2, 7, 9])], gpu: ([x]) => N.maxPool2d(x, 3, 2), ref: ([x]) => R.maxPool2d(x, 3, 2) },
+    { name: 'maxPool2d k2x3 s1x2', inputs: [t([2, 2, 5, 8])], gpu: ([x]) => N.maxPool2d(x, [2, 3], [1, 2]), ref: ([x]) => R.maxPool2d(x, [2, 3], [1, 2]) },
+    { name: 'maxPool2d k2 s3 (gaps)', inputs: [t([1, 2, 7, 9])], gpu: ([x]) => N.maxPool2d(x, 2, 3), ref: ([x]) => R.maxPool2d(x, 2, 3) },
+    { name: 'avgPool2d k2 s3 (gaps)', inputs: [t([1, 2, 7, 9])], gpu: ([x]) => N.avgPool2d(x, 2, 3), ref: ([x]) => R.avgPool2d(x, 2, 3) },
+    { name: 'avgPool2d k2 on 7x9', inputs: [t([2, 3, 7, 9])], gpu: ([x]) => N.avgPool2d(x), ref: ([x]) => R.avgPool2d(x) },
+    { name: 'avgPool2d k3 s2 (overlapping)', inputs: [t([1, 3, 7, 9])], gpu: ([x]) => N.avgPool2d(x, 3, 2), ref: ([x]) => R.avgPool2d(x, 3, 2) },
+    { name: 'globalAvgPool', inputs: [t([2, 3, 7, 9])], gpu: ([x]) => N.globalAvgPool(x), ref: ([x]) => R.globalAvgPool(x) },
+  ];
+}
+
+/**
+ * Runs `fn` on the other work plan: per-channel work split over several workgroups (tree merges,
+ * odd chunks) and several pooling lines per workgroup (crossing planes).
+ */
+async function split<T>(fn: () => Promise<T>): Promise<T> {
+  Object.assign(channelTuning, { chunk: 13, wg: 16, serial: false });
+  poolTuning.lines = 5;
+  try {
+    return await fn();
+  } finally {
+    Object.assign(channelTuning, { chunk: 0, wg: 0, serial: undefined });
+    poolTuning.lines = 0;
+  }
+}
+
+const all = [...bnCases(), ...otherCases()];
+for (const c of all) test(c.name, async () => checkOp(await engine(), c));
+for (const c of all) test(`${c.name} [split]`, async () => split(async () => checkOp(await engine(), c)));
+
+/** Training forward + backward against the analytic float64 reference; returns the new running stats. */
+async function trainStep(e: Engine, x: RefTensor, w: RefTensor, b: RefTensor, rm0: Float64Array, rv0: Float64Array, momentum: number) {
+  const dy = randn(x.shape, rng);
+  return tidy(async () => {
+    const [xt, wt, bt] = [gpu(e, x, true), gpu(e, w, true), gpu(e, b, true)];
+    const rm = Tensor.fromData(e, Float32Array.from(rm0), [rm0.length]);
+    const rv = Tensor.fromData(e, Float32Array.from(rv0), [rv0.length]);
+    const y = N.batchNorm2d(xt, wt, bt, rm, rv, { training: true, momentum });
+    backward(sum(mul(y, gpu(e, dy))));
+    const ref = R.batchNorm2dTrain(x, d(w), d(b), { momentum, runningMean: rm0, runningVar: rv0 });
+    const g = R.batchNorm2dTrainBackward(x, d(w), dy);
+    await assertClose(y, ref.y.data, FWD, 'y');
+    await assertClose(rm, ref.runningMean, FWD, 'runningMean');
+    await assertClose(rv, ref.runningVar, FWD, 'runningVar');
+    await assertClose(xt.grad!, g.dx.data, BWD, 'dx');
+    await assertClose(wt.grad!, g.dgamma, BWD, 'dweight');
+    await assertClose(bt.grad!, g.dbeta, BWD, 'dbias');
+  });
+}
+
+for (const [name, wrap] of [['', (f: () => Promise<void>) => f()], [' [split]', split]] as const) {
+  test(`batchNorm2d running stats update in place${name}`, () =>
+    wrap(async () => {
+      const e = await engine();
+      await trainStep(e, t([2, 3, 7, 9]), vec(3), t([3]), Float64Array.from([0.5, -1, 2]), Float64Array.from([0.7, 1.5, 3]), 0.3);
+    }));
+  test(`batchNorm2d keeps the variance of values ~1e6 with std ~1${name}`, () =>
+    wrap(async () => {
+      const e = await engine();
+      const x = f32r(randn([2, 3, 5, 7], rng));
+      x.data.forEach((v, i) => (x.data[i] = Math.fround(1e6 + 1000 * (Math.floor(i / 35) % 3) + v)));
+      await trainStep(e, x, vec(3), t([3]), new Float64Array(3), new Float64Array(3).fill(1), 0.1);
+    }));
+}
+
+test('maxPool2d ties send the gradient to the first maximum', async () => {
+  const e = await engine();
+  const x = refTensor([1, 2, 5, 6], Array.from({ length: 60 }, (_, i) => [0, 1, 1, 2, 2][(i * 7) % 5]));
+  for (const [k, s] of [[2, 2], [3, 1]]) {
+    const dy = randn([1, 2, Math.floor((5 - k) / s) + 1, Math.floor((6 - k) / s) + 1], rng);
+    await tidy(async () => {
+      const xt = gpu(e, x, true);
+      const y = N.maxPool2d(xt, k, s);
+      backward(sum(mul(y, gpu(e, dy))));
+      await assertClose(y, R.maxPool2d(x, k, s).data, FWD, `k${k} s${s} y`);
+      await assertClose(xt.grad!, R.maxPool2dBackward(x, dy, k, s).data, BWD, `k${k} s${s} dx`);
+    });
+  }
+});
+
+test('dispatch counts', async () => {
+  const e = await engine();
+  const count = async (fn: () => void) => {
+    const before = e.counters.dispatches;
+    tidy(fn);
+    await e.sync();
+    return e.counters.dispatches - before;
+  };
+  const x = Tensor.fromData(e, d(t([2, 4, 6, 6])), [2, 4, 6, 6]);
+  const v = (fill: number) => Tensor.fromData(e, new Float32Array(4).fill(fill), [4]);
+  const [w, b, rm, rv, s] = [v(1), v(0), v(0), v(1), v(0.25)];
+  const w1 = Tensor.fromData(e, d(t([2, 4])), [2, 4]);
+  const w2 = Tensor.fromData(e, d(t([4, 2])), [4, 2]);
+  const single = e.adapter.software;
+  assert.is(await count(() => N.batchNormPrelu(x, w, b, rm, rv, s, { training: true })), single ? 1 : 2, 'BN+PReLU training forward');
+  assert.is(await count(() => N.batchNormPrelu(x, w, b, rm, rv, s, { training: false })), 1, 'BN+PReLU eval forward');
+  assert.is(await count(() => N.squeezeExcite(x, w1, w2)), 2, 'SE forward');
+  assert.is(await count(() => N.maxPool2d(x)), 1, 'maxPool2d forward');
+  x.requiresGrad = true;
+  assert.is(await count(() => backward(sum(N.batchNormPrelu(x, w, b, rm, rv, s, { training: true })))), 2 * (single ? 1 : 2) + 3, 'BN+PReLU forward+backward (+ sum, ones, expand)');
+  for (const t of [x, w, b, rm, rv, s, w1, w2]) t.dispose();
+  x.grad?.dispose();
+});
+
+test('batchNorm2d errors name the shapes', async () => {
+  const e = await engine();
+  tidy(() => {
+    const x = Tensor.fromData(e, [1, 2, 3, 4], [1, 2, 2, 1]);
+    const one = Tensor.fromData(e, [1], [1]);
+    const two = Tensor.fromData(e, [1, 1], [2]);
+    assert.throws(() => N.batchNorm2d(x, one, two, two, two, { training: true }), /weight has shape \[1\], expected \[2\]/);
+    const tiny = Tensor.fromData(e, [1, 2], [1, 2, 1, 1]);
+    assert.throws(() => N.batchNorm2d(tiny, two, two, two, two, { training: true }), /more than one value per channel/);
+  });
+});
+
+test.run();
