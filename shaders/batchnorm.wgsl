@@ -25,6 +25,7 @@ struct Params {
   chunk: u32, splits: u32,
   shared_slope: u32,
   momentum: f32, eps: f32,
+  width: u32, // power of two >= splits: how many lanes the partial merges need
 }
 
 @group(0) @binding(0) var<uniform> u: Params;
@@ -80,19 +81,20 @@ fn combine(a: vec3f, b: vec3f, stats: bool) -> vec3f {
   return a + b;
 }
 
-// Workgroup-wide merge (Chan triples when `stats`, else plain sums); call in uniform control flow.
-fn reduce_wg(v: vec3f, lid: u32, stats: bool) -> vec3f {
+// Merge of lanes [0, width) (Chan triples when `stats`, else plain sums), width a power of two
+// <= WG; call in uniform control flow.
+fn reduce_wg(v: vec3f, lid: u32, stats: bool, width: u32) -> vec3f {
   wv[lid] = v;
   workgroupBarrier();
   if (SERIAL) {
     if (lid == 0u) {
       var acc = wv[0];
-      for (var i = 1u; i < WG; i++) { acc = combine(acc, wv[i], stats); }
+      for (var i = 1u; i < width; i++) { acc = combine(acc, wv[i], stats); }
       wv[0] = acc;
     }
     workgroupBarrier();
   } else {
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    for (var s = width / 2u; s > 0u; s >>= 1u) {
       if (lid < s) { wv[lid] = combine(wv[lid], wv[lid + s], stats); }
       workgroupBarrier();
     }
@@ -172,7 +174,7 @@ fn fwd_single(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) l
   if (c >= u.c) { return; }
   let K = x[c * u.p];
   let m = u.n * u.p;
-  let tot = reduce_wg(local_stats(c, K, 0u, m, lid.x), lid.x, true);
+  let tot = reduce_wg(local_stats(c, K, 0u, m, lid.x), lid.x, true, WG);
   normalize(c, K, tot.y, inv_std(tot.z / tot.x), tot, 0u, m, lid.x, true);
 }
 
@@ -183,7 +185,7 @@ fn stats_partial(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id
   if (c >= u.c) { return; }
   let K = x[c * u.p];
   let s = wid.x;
-  let tot = reduce_wg(local_stats(c, K, s * u.chunk, range_end(s), lid.x), lid.x, true);
+  let tot = reduce_wg(local_stats(c, K, s * u.chunk, range_end(s), lid.x), lid.x, true, WG);
   if (lid.x == 0u) {
     let o = 6u * u.c + 3u * (c * u.splits + s);
     st_out[o] = tot.x;
@@ -209,7 +211,7 @@ fn fwd_apply(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) li
       let o = 6u * u.c + 3u * (c * u.splits + lid.x);
       v = vec3f(st[o], st[o + 1u], st[o + 2u]);
     }
-    tot = reduce_wg(v, lid.x, true);
+    tot = reduce_wg(v, lid.x, true, u.width);
     d = tot.y;
     inv = inv_std(tot.z / tot.x);
   } else {
@@ -288,7 +290,7 @@ fn bwd_single(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) l
   if (c >= u.c) { return; }
   let k = coef(c);
   let m = u.n * u.p;
-  let tot = reduce_wg(local_grads(c, k, 0u, m, lid.x), lid.x, false);
+  let tot = reduce_wg(local_grads(c, k, 0u, m, lid.x), lid.x, false, WG);
   apply_grads(c, k, tot, 0u, m, lid.x, true);
 }
 
@@ -297,7 +299,7 @@ fn bwd_partial(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) 
   let c = channel(wid, nwg);
   if (c >= u.c) { return; }
   let s = wid.x;
-  let tot = reduce_wg(local_grads(c, coef(c), s * u.chunk, range_end(s), lid.x), lid.x, false);
+  let tot = reduce_wg(local_grads(c, coef(c), s * u.chunk, range_end(s), lid.x), lid.x, false, WG);
   if (lid.x == 0u) {
     let o = 3u * (c * u.splits + s);
     bpart_out[o] = tot.x;
@@ -316,6 +318,6 @@ fn bwd_apply(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) li
     let o = 3u * (c * u.splits + lid.x);
     v = vec3f(bpart[o], bpart[o + 1u], bpart[o + 2u]);
   }
-  let tot = reduce_wg(v, lid.x, false);
+  let tot = reduce_wg(v, lid.x, false, u.width);
   apply_grads(c, coef(c), tot, s * u.chunk, range_end(s), lid.x, s == 0u);
 }

@@ -7,10 +7,10 @@ import { backward } from '../src/graph/autograd.js';
 import { mul, sum } from '../src/graph/ops.js';
 import * as N from '../src/graph/norm.js';
 import { Tensor, tidy } from '../src/graph/tensor.js';
-import { channelTuning } from '../src/kernels/batchnorm.js';
+import { channelPlan, channelTuning } from '../src/kernels/batchnorm.js';
 import { poolTuning } from '../src/kernels/pool.js';
 import type { Engine } from '../src/gpu/runtime.js';
-import { assertClose, engine, gpu } from './helpers.js';
+import { assertClose, engine, engineWith, gpu } from './helpers.js';
 import { checkOp, type OpCase } from './gradcheck-gpu.js';
 
 const rng = mulberry32(7);
@@ -100,13 +100,27 @@ function otherCases(): OpCase[] {
   ];
 }
 
+interface Plan {
+  name: string;
+  chunk: number;
+  wg: number;
+  serial: boolean;
+  lines: number;
+}
+
 /**
- * Runs `fn` on the other work plan: per-channel work split over several workgroups (tree merges,
- * odd chunks) and several pooling lines per workgroup (crossing planes).
+ * Forced work plans, so both merge styles of the split (two-pass) paths run on any adapter:
+ * per-channel work over several workgroups with odd chunks, and several pooling lines per
+ * workgroup (crossing planes).
  */
-async function split<T>(fn: () => Promise<T>): Promise<T> {
-  Object.assign(channelTuning, { chunk: 13, wg: 16, serial: false });
-  poolTuning.lines = 5;
+const PLANS: Plan[] = [
+  { name: 'split tree', chunk: 13, wg: 16, serial: false, lines: 5 },
+  { name: 'split serial', chunk: 29, wg: 32, serial: true, lines: 3 },
+];
+
+async function withPlan<T>(plan: Plan, fn: () => Promise<T>): Promise<T> {
+  Object.assign(channelTuning, { chunk: plan.chunk, wg: plan.wg, serial: plan.serial });
+  poolTuning.lines = plan.lines;
   try {
     return await fn();
   } finally {
@@ -117,9 +131,11 @@ async function split<T>(fn: () => Promise<T>): Promise<T> {
 
 const all = [...bnCases(), ...otherCases()];
 for (const c of all) test(c.name, async () => checkOp(await engine(), c));
-for (const c of all) test(`${c.name} [split]`, async () => split(async () => checkOp(await engine(), c)));
+for (const plan of PLANS) {
+  for (const c of all) test(`${c.name} [${plan.name}]`, async () => withPlan(plan, async () => checkOp(await engine(), c)));
+}
 
-/** Training forward + backward against the analytic float64 reference; returns the new running stats. */
+/** Training forward + backward against the analytic float64 reference, running stats included. */
 async function trainStep(e: Engine, x: RefTensor, w: RefTensor, b: RefTensor, rm0: Float64Array, rv0: Float64Array, momentum: number) {
   const dy = randn(x.shape, rng);
   return tidy(async () => {
@@ -139,7 +155,8 @@ async function trainStep(e: Engine, x: RefTensor, w: RefTensor, b: RefTensor, rm
   });
 }
 
-for (const [name, wrap] of [['', (f: () => Promise<void>) => f()], [' [split]', split]] as const) {
+const plain = (f: () => Promise<void>) => f();
+for (const [name, wrap] of [['', plain], ...PLANS.map((p) => [` [${p.name}]`, (f: () => Promise<void>) => withPlan(p, f)] as const)] as const) {
   test(`batchNorm2d running stats update in place${name}`, () =>
     wrap(async () => {
       const e = await engine();
@@ -153,6 +170,22 @@ for (const [name, wrap] of [['', (f: () => Promise<void>) => f()], [' [split]', 
       await trainStep(e, x, vec(3), t([3]), new Float64Array(3), new Float64Array(3).fill(1), 0.1);
     }));
 }
+
+test('grids fold past maxComputeWorkgroupsPerDimension', async () => {
+  const e = await engineWith({ limits: { maxComputeWorkgroupsPerDimension: 4 } });
+  try {
+    const folded = all.filter((c) => /train 2x3x7x9|eval 2x5x3x3|prelu per channel|squeezeExcite 2x5|maxPool2d k2 on|avgPool2d k3|globalAvgPool/.test(c.name));
+    assert.is(folded.length, 8);
+    for (const c of folded) await checkOp(e, c);
+    for (const plan of PLANS) {
+      await withPlan(plan, async () => {
+        for (const c of folded) await checkOp(e, c);
+      });
+    }
+  } finally {
+    e.destroy();
+  }
+});
 
 test('maxPool2d ties send the gradient to the first maximum', async () => {
   const e = await engine();
@@ -182,15 +215,29 @@ test('dispatch counts', async () => {
   const [w, b, rm, rv, s] = [v(1), v(0), v(0), v(1), v(0.25)];
   const w1 = Tensor.fromData(e, d(t([2, 4])), [2, 4]);
   const w2 = Tensor.fromData(e, d(t([4, 2])), [4, 2]);
-  const single = e.adapter.software;
-  assert.is(await count(() => N.batchNormPrelu(x, w, b, rm, rv, s, { training: true })), single ? 1 : 2, 'BN+PReLU training forward');
+  const bn = channelPlan(e, 4, 2 * 36).splits === 1 ? 1 : 2;
+  assert.is(await count(() => N.batchNormPrelu(x, w, b, rm, rv, s, { training: true })), bn, 'BN+PReLU training forward');
   assert.is(await count(() => N.batchNormPrelu(x, w, b, rm, rv, s, { training: false })), 1, 'BN+PReLU eval forward');
   assert.is(await count(() => N.squeezeExcite(x, w1, w2)), 2, 'SE forward');
   assert.is(await count(() => N.maxPool2d(x)), 1, 'maxPool2d forward');
   x.requiresGrad = true;
-  assert.is(await count(() => backward(sum(N.batchNormPrelu(x, w, b, rm, rv, s, { training: true })))), 2 * (single ? 1 : 2) + 3, 'BN+PReLU forward+backward (+ sum, ones, expand)');
-  for (const t of [x, w, b, rm, rv, s, w1, w2]) t.dispose();
+  assert.is(await count(() => backward(sum(N.batchNormPrelu(x, w, b, rm, rv, s, { training: true })))), 2 * bn + 3, 'BN+PReLU forward+backward (+ sum, ones, expand)');
   x.grad?.dispose();
+  for (const k of [x, w, b, rm, rv, s, w1, w2]) k.dispose();
+});
+
+test('batchNorm2d eval mode leaves the running stats alone', async () => {
+  const e = await engine();
+  const [rm0, rv0] = [[0.5, -1, 2], [0.7, 1.5, 3]];
+  await tidy(async () => {
+    const x = gpu(e, t([2, 3, 4, 5]), true);
+    const [w, b] = [gpu(e, vec(3), true), gpu(e, t([3]), true)];
+    const rm = Tensor.fromData(e, rm0, [3]);
+    const rv = Tensor.fromData(e, rv0, [3]);
+    backward(sum(N.batchNorm2d(x, w, b, rm, rv, { training: false })));
+    await assertClose(rm, rm0, FWD, 'runningMean');
+    await assertClose(rv, rv0, FWD, 'runningVar');
+  });
 });
 
 test('batchNorm2d errors name the shapes', async () => {

@@ -11,6 +11,7 @@ import {
   conv2dForward,
   conv2dMultiBackwardData,
   conv2dMultiForward,
+  composeFusedBias,
   pair,
   type Activation,
   type ConvBranch,
@@ -113,43 +114,15 @@ function fusePieces(wf: Tensor, sizes: number[]): Tensor[] {
   return pieces;
 }
 
-/** W'_k = Wf_k . W_k as OIHW [Cout, Cin, KH, KW] (new tensors). */
-function composeWeights(pieces: Tensor[], ws: Tensor[]): Tensor[] {
-  return ws.map((w, k) => {
-    const w2 = w.view([w.shape[0], w.size / w.shape[0]]);
-    const c = matmul2d(pieces[k], w2);
-    w2.dispose();
-    const v = c.view([pieces[k].shape[0], ...w.shape.slice(1)]);
-    c.dispose();
-    return v;
-  });
-}
-
-/** a += b, returning the sum and disposing both operands. */
-function addInto(a: Tensor | null, b: Tensor): Tensor {
-  if (!a) return b;
+/** a + b, disposing both operands. */
+function addInto(a: Tensor, b: Tensor): Tensor {
   const s = binary('add', a, b);
   a.dispose();
   b.dispose();
   return s;
 }
 
-/** b' = bf + sum_k Wf_k b_k as [Cout] (null when there is no bias at all). */
-function composeBias(pieces: Tensor[], biases: Array<Tensor | null>, fuseBias: Tensor | null): Tensor | null {
-  let acc: Tensor | null = fuseBias ? fuseBias.view([fuseBias.size]) : null;
-  biases.forEach((b, k) => {
-    if (!b) return;
-    const b2 = b.view([b.size, 1]);
-    const c = matmul2d(pieces[k], b2);
-    b2.dispose();
-    const v = c.view([c.size]);
-    c.dispose();
-    acc = addInto(acc, v);
-  });
-  return acc;
-}
-
-function unpack(inputs: Tensor[], a: MdcAttrs) {
+function unpack(inputs: readonly Tensor[], a: MdcAttrs) {
   const x = inputs[0];
   const ws = inputs.slice(1, 1 + a.nb);
   let i = 1 + a.nb;
@@ -163,69 +136,53 @@ const mdcDef = defineOp<MdcAttrs>({
   name: 'multiDilationConv',
   forward(ctx, inputs, a) {
     const { x, ws, bs, wf, bf } = unpack(inputs, a);
-    const pieces = fusePieces(wf, a.sizes);
-    const eff = composeWeights(pieces, ws);
-    const bias = composeBias(pieces, bs, bf);
-    const branches: ConvBranch[] = eff.map((w, k) => ({ weight: w, padding: a.padding[k], dilation: a.dilation[k] }));
-    const y = conv2dMultiForward(x, branches, bias);
-    // Saved: x, W'_k (dgrad), W_k, Wf and the branch biases (the chain rule to W_k, Wf).
-    ctx.save(x, ...eff, ...ws, wf, ...bs.filter((b): b is Tensor => b !== null));
-    for (const t of [...pieces, ...eff]) t.dispose();
+    // The kernel folds Wf_k into W_k while packing: W'_k = Wf_k . W_k; b' = bf + sum_k Wf_k b_k.
+    const bias = composeFusedBias(wf, a.sizes, bs, bf);
+    const y = conv2dMultiForward(x, branchesOf(ws, a), bias, { fuse: wf });
     bias?.dispose();
+    // Saved: the inputs except the fuse bias (x for wgrad; W_k, Wf, b_k for the chain rule).
+    ctx.save(...inputs.slice(0, a.hasFuseBias ? -1 : undefined));
     return y;
   },
   backward(ctx, [g], a) {
-    const x = ctx.saved[0];
-    const eff = ctx.saved.slice(1, 1 + a.nb);
-    const ws = ctx.saved.slice(1 + a.nb, 1 + 2 * a.nb);
-    const wf = ctx.saved[1 + 2 * a.nb];
-    let si = 2 + 2 * a.nb;
-    const bs = a.hasBias.map((h) => (h ? ctx.saved[si++] : null));
-    const inputs = ctx.inputShapes;
+    const { x, ws, bs, wf } = unpack(ctx.saved, { ...a, hasFuseBias: false });
     const need = ctx.needsGrad;
-    const out: Array<Tensor | null> = new Array(inputs.length).fill(null);
-    const branches: ConvBranch[] = eff.map((w, k) => ({ weight: w, padding: a.padding[k], dilation: a.dilation[k] }));
-    if (need[0]) out[0] = conv2dMultiBackwardData(g!, branches, inputs[0]);
-    const wantW = need.slice(1, 1 + a.nb).some(Boolean) || need.slice(1 + a.nb).some(Boolean);
-    if (!wantW) return out;
+    const out: Array<Tensor | null> = new Array(need.length).fill(null);
+    if (need[0]) out[0] = conv2dMultiBackwardData(g!, branchesOf(ws, a), ctx.inputShapes[0], { fuse: wf });
+    if (!need.slice(1).some(Boolean)) return out;
+    let bi = 1 + a.nb;
+    const biasIndex = a.hasBias.map((h) => (h ? bi++ : -1));
+    const wfIndex = bi++;
+    const bfIndex = a.hasFuseBias ? bi++ : -1;
     const Cout = g!.shape[1];
     const db = conv2dBackwardBias(g!); // d b' [Cout]
     const db2 = db.view([Cout, 1]);
     const pieces = fusePieces(wf, a.sizes);
     const dwfParts: Tensor[] = [];
-    let bi = 1 + a.nb;
-    const biasIndex = a.hasBias.map((h) => (h ? bi++ : -1));
-    const wfIndex = bi++;
-    const bfIndex = a.hasFuseBias ? bi++ : -1;
     for (let k = 0; k < a.nb; k++) {
       const w = ws[k];
       const Ck = a.sizes[k];
-      const dEff = conv2dBackwardFilter(x, g!, eff[k].shape, { padding: a.padding[k], dilation: a.dilation[k] });
+      // dW'_k, the gradient of the composed weight, then the chain rule through W'_k = Wf_k . W_k.
+      const dEff = conv2dBackwardFilter(x, g!, [Cout, ...w.shape.slice(1)], { padding: a.padding[k], dilation: a.dilation[k] });
       const dEff2 = dEff.view([Cout, dEff.size / Cout]);
-      if (need[1 + k]) {
-        const dw = matmul2d(pieces[k], dEff2, { transA: true }); // [C_k, Cin*KK]
-        out[1 + k] = dw.view(w.shape);
-      }
+      if (need[1 + k]) out[1 + k] = matmul2d(pieces[k], dEff2, { transA: true }).view(w.shape); // Wf_k^T dW'_k
       if (need[wfIndex]) {
-        const w2 = w.view([Ck, w.size / Ck]);
-        let dwf = matmul2d(dEff2, w2, { transB: true }); // [Cout, C_k]
+        let dwf = matmul2d(dEff2, w.view([Ck, w.size / Ck]), { transB: true }); // dW'_k W_k^T
         const b = bs[k];
-        if (b) dwf = addInto(dwf, matmul2d(db2, b.view([1, Ck])));
+        if (b) dwf = addInto(dwf, matmul2d(db2, b.view([1, Ck]))); // + db' b_k^T
         dwfParts.push(dwf);
       }
-      if (biasIndex[k] >= 0 && need[biasIndex[k]]) {
-        const dbk = matmul2d(pieces[k], db2, { transA: true }); // [C_k, 1]
-        out[biasIndex[k]] = dbk.view([Ck]);
-      }
+      if (biasIndex[k] >= 0 && need[biasIndex[k]]) out[biasIndex[k]] = matmul2d(pieces[k], db2, { transA: true }).view([Ck]); // Wf_k^T db'
     }
-    if (need[wfIndex]) {
-      const cat = a.nb === 1 ? dwfParts[0] : copy.concat(dwfParts, 1);
-      out[wfIndex] = cat.view(inputs[wfIndex]);
-    }
-    if (bfIndex >= 0 && need[bfIndex]) out[bfIndex] = db.view(inputs[bfIndex]);
+    if (need[wfIndex]) out[wfIndex] = (a.nb === 1 ? dwfParts[0] : copy.concat(dwfParts, 1)).view(ctx.inputShapes[wfIndex]);
+    if (bfIndex >= 0 && need[bfIndex]) out[bfIndex] = db.view(ctx.inputShapes[bfIndex]);
     return out;
   },
 });
+
+function branchesOf(ws: readonly Tensor[], a: MdcAttrs): ConvBranch[] {
+  return ws.map((w, k) => ({ weight: w, padding: a.padding[k], dilation: a.dilation[k] }));
+}
 
 /**
  * The Semi-DRDNet detail block, fused: `fuseWeight` (1x1, [Cout, sum C_k, 1, 1]) applied to the

@@ -3,7 +3,7 @@ import { preluBackward, preluForward } from '../kernels/activation.js';
 import { batchNormBackward, batchNormForward } from '../kernels/batchnorm.js';
 import * as pool from '../kernels/pool.js';
 import { squeezeExciteBackward, squeezeExciteForward } from '../kernels/se.js';
-import { defineOp } from './autograd.js';
+import { defineOp, type OpDefinition } from './autograd.js';
 import type { Tensor } from './tensor.js';
 
 export type { Pair } from '../kernels/pool.js';
@@ -24,8 +24,7 @@ interface BnAttrs {
 }
 
 // Inputs: x, weight, bias, runningMean, runningVar[, slope]. Saves x and the per-channel stats.
-const batchNormDef = defineOp<BnAttrs>({
-  name: 'batchNorm2d',
+const batchNormSpec: Omit<OpDefinition<BnAttrs>, 'name'> = {
   forward(ctx, [x, weight, bias, rm, rv, slope], a) {
     const { y, stats } = batchNormForward(x, weight, bias, rm, rv, { training: a.training, momentum: a.momentum, eps: a.eps, slope: a.prelu ? slope : null });
     ctx.save(x, stats);
@@ -36,14 +35,12 @@ const batchNormDef = defineOp<BnAttrs>({
     const [x, stats] = ctx.saved;
     const sharedSlope = a.prelu && ctx.inputShapes[5][0] === 1;
     const r = batchNormBackward(x, g!, stats, { training: a.training, act: a.prelu, sharedSlope });
-    const want = (i: number, t: Tensor | null) => {
-      if (ctx.needsGrad[i]) return t;
-      t?.dispose();
-      return null;
-    };
+    const want = (i: number, t: Tensor | null) => (ctx.needsGrad[i] ? t : null);
     return [want(0, r.dx), want(1, r.dweight), want(2, r.dbias), null, null, ...(a.prelu ? [want(5, r.dslope)] : [])];
   },
-});
+};
+const batchNormDef = defineOp<BnAttrs>({ name: 'batchNorm2d', ...batchNormSpec });
+const batchNormPreluDef = defineOp<BnAttrs>({ name: 'batchNormPrelu', ...batchNormSpec });
 
 function bnAttrs(opts: BatchNormOptions, prelu: boolean): BnAttrs {
   return { training: opts.training, momentum: opts.momentum ?? 0.1, eps: opts.eps ?? 1e-5, prelu };
@@ -64,7 +61,7 @@ export function batchNorm2d(x: Tensor, weight: Tensor, bias: Tensor, runningMean
  * tensor, same dispatch counts as batchNorm2d (plus one in backward to sum a shared slope).
  */
 export function batchNormPrelu(x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor, slope: Tensor, opts: BatchNormOptions): Tensor {
-  return batchNormDef([x, weight, bias, runningMean, runningVar, slope], bnAttrs(opts, true))[0];
+  return batchNormPreluDef([x, weight, bias, runningMean, runningVar, slope], bnAttrs(opts, true))[0];
 }
 
 const preluDef = defineOp({

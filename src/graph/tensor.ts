@@ -183,7 +183,6 @@ function checkShape(shape: Shape): void {
 
 const scopes: Array<Set<Tensor>> = [];
 
-type Tensors = Tensor | Tensor[] | Record<string, Tensor> | void | undefined | null | number | string | boolean;
 
 function collect(result: unknown, into: Set<Tensor>): void {
   if (result instanceof Tensor) into.add(result);
@@ -198,9 +197,9 @@ function collect(result: unknown, into: Set<Tensor>): void {
  * array, or a plain object of tensors), which move to the enclosing scope. An async `fn` is
  * awaited; do not interleave two async scopes.
  */
-export function tidy<T extends Tensors>(fn: () => T): T;
-export function tidy<T extends Tensors>(fn: () => Promise<T>): Promise<T>;
-export function tidy<T extends Tensors>(fn: () => T | Promise<T>): T | Promise<T> {
+export function tidy<T>(fn: () => T): T;
+export function tidy<T>(fn: () => Promise<T>): Promise<T>;
+export function tidy<T>(fn: () => T | Promise<T>): T | Promise<T> {
   const scope = new Set<Tensor>();
   scopes.push(scope);
   let result: T | Promise<T>;

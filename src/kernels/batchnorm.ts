@@ -27,22 +27,27 @@ export interface ChannelPlan {
  * adapters run a workgroup per row (one dispatch does reduce-then-apply; dispatches and barriers
  * are what cost there); GPUs split rows until there are about 2048 workgroups of >= 1024 elements.
  */
-export function channelPlan(engine: Engine, rows: number, count: number): ChannelPlan {
+export function channelPlan(engine: Engine, rows: number, count: number, maxSplits = Infinity): ChannelPlan {
   const soft = engine.adapter.software;
   const wg = channelTuning.wg || Math.min(soft ? 64 : 256, engine.limits.maxComputeInvocationsPerWorkgroup);
   let splits: number;
   if (channelTuning.chunk > 0) splits = Math.ceil(count / channelTuning.chunk);
   else if (soft) splits = Math.ceil(count / 65536);
   else splits = Math.min(Math.ceil(2048 / Math.max(1, rows)), Math.ceil(count / 1024));
-  splits = Math.max(1, Math.min(wg, splits));
+  splits = Math.max(1, Math.min(wg, maxSplits, engine.limits.maxComputeWorkgroupsPerDimension, splits));
   return { wg, splits, chunk: Math.ceil(count / splits), serial: channelTuning.serial ?? soft };
 }
 
 /** Workgroups for (split, row) kernels: rows fold over y and z; shaders read row = z * ny + y. */
 export function rowGrid(engine: Engine, splits: number, rows: number): [number, number, number] {
-  const y = Math.min(rows, engine.limits.maxComputeWorkgroupsPerDimension);
-  return [splits, y, Math.ceil(rows / y)];
+  const max = engine.limits.maxComputeWorkgroupsPerDimension;
+  const y = Math.min(rows, max);
+  const z = Math.ceil(rows / y);
+  if (z > max) throw new Error(`${rows} channels or planes exceed the dispatch grid (${max}^2 workgroups)`);
+  return [splits, y, z];
 }
+
+const pow2 = (v: number): number => 2 ** Math.ceil(Math.log2(v));
 
 /** Per-channel values saved by the forward (see shaders/batchnorm.wgsl). */
 const STRIDE = 6;
@@ -83,7 +88,7 @@ export function batchNormForward(x: Tensor, weight: Tensor, bias: Tensor, runnin
   const y = Tensor.empty(engine, x.shape);
   if (x.size === 0) return { y, stats };
   const constants = { WG: plan.wg, ACT: slope ? 1 : 0, TRAIN: opts.training ? 1 : 0, SERIAL: plan.serial ? 1 : 0 };
-  const uniforms = [n, c, p, plan.chunk, plan.splits, slope?.shape[0] === 1 && c > 1 ? 1 : 0, f32(opts.momentum), f32(opts.eps)];
+  const uniforms = [n, c, p, plan.chunk, plan.splits, slope?.shape[0] === 1 && c > 1 ? 1 : 0, f32(opts.momentum), f32(opts.eps), pow2(plan.splits)];
   const workgroups = rowGrid(engine, plan.splits, c);
   const label = slope ? 'batchNormPrelu' : 'batchNorm2d';
   if (split) {
@@ -124,7 +129,7 @@ export function batchNormBackward(x: Tensor, dy: Tensor, stats: Tensor, opts: { 
   const dbias = Tensor.empty(engine, [c]);
   const dslopeC = Tensor.empty(engine, [c]);
   const constants = { WG: plan.wg, ACT: opts.act ? 1 : 0, TRAIN: opts.training ? 1 : 0, SERIAL: plan.serial ? 1 : 0 };
-  const uniforms = [n, c, p, plan.chunk, plan.splits, 0, f32(0), f32(0)];
+  const uniforms = [n, c, p, plan.chunk, plan.splits, 0, f32(0), f32(0), pow2(plan.splits)];
   const outs = [dx.binding(), dweight.binding(), dbias.binding(), dslopeC.binding()];
   if (plan.splits === 1) {
     engine.dispatch({ label: 'batchNorm2d.backward', code, entry: 'bwd_single', constants, uniforms, bindings: [x.binding(), dy.binding(), stats.binding(), ...outs], workgroups: rowGrid(engine, 1, c) });

@@ -233,24 +233,62 @@ function checkFits(e: Engine, op: string, name: string, shape: Shape, elems: num
 
 // ---- forward and dgrad -----------------------------------------------------------------------
 
-/** Packs OIHW branch weights into Wp[branch][c*KK + tap][m] with m padded to `MP`. */
-function packWeights(weights: Tensor[], transposed: boolean, MP: number, op: string): Tensor {
+/**
+ * Packs OIHW branch weights into Wp[branch][c*KK + tap][m] with m padded to `MP`. With `fuse`
+ * ([Cout, sum C_k] as any shape), branch k is composed with its column block first.
+ */
+function packWeights(weights: Tensor[], transposed: boolean, MP: number, op: string, fuse: Tensor | null): Tensor {
   const e = weights[0].engine;
-  const [Co, Ci, KH, KW] = weights[0].shape;
+  const [C0, Ci, KH, KW] = weights[0].shape;
   const KK = KH * KW;
+  const Co = fuse ? fuse.shape[0] : C0;
+  const fStride = fuse ? fuse.size / Co : 0;
   const per = (transposed ? Co : Ci) * KK * MP;
   checkFits(e, op, 'packed weight', [weights.length, per], weights.length * per);
   const out = Tensor.empty(e, [weights.length * per]);
+  let fOff = 0;
   weights.forEach((w, b) => {
     checkFits(e, op, 'weight', w.shape, w.size);
     e.dispatch({
       label: `${op}.pack`,
       code,
       entry: 'pack',
-      uniforms: [Co, Ci, KK, MP, b * per, transposed ? 1 : 0, per],
-      bindings: [w.binding(), out.binding()],
+      uniforms: [Co, Ci, KK, MP, b * per, transposed ? 1 : 0, per, fuse ? 1 : 0, w.shape[0], fStride, fOff],
+      bindings: [w.binding(), (fuse ?? w).binding(), out.binding()],
       workgroups: grid(e, Math.ceil(per / 64)),
     });
+    fOff += w.shape[0];
+  });
+  return out;
+}
+
+/**
+ * b' = fuseBias + sum_k Wf_k b_k ([Cout]) for multiDilationConv; null when there are no biases.
+ * `fuse` is [Cout, sum C_k(, 1, 1)], `biases[k]` is [C_k] or null.
+ */
+export function composeFusedBias(fuse: Tensor, branchChannels: number[], biases: Array<Tensor | null>, fuseBias: Tensor | null): Tensor | null {
+  if (!fuseBias && biases.every((b) => !b)) return null;
+  const e = fuse.engine;
+  const Co = fuse.shape[0];
+  const fStride = fuse.size / Co;
+  const out = Tensor.empty(e, [Co]);
+  let first = true;
+  const add = (b: Tensor, C: number, fOff: number, identity: boolean) => {
+    e.dispatch({
+      label: 'multiDilationConv.bias',
+      code,
+      entry: 'fuse_bias',
+      uniforms: [Co, C, fStride, fOff, first ? 0 : 1, identity ? 1 : 0],
+      bindings: [fuse.binding(), b.binding(), out.binding()],
+      workgroups: [Math.ceil(Co / 64)],
+    });
+    first = false;
+  };
+  if (fuseBias) add(fuseBias, Co, 0, true);
+  let off = 0;
+  biases.forEach((b, k) => {
+    if (b) add(b, branchChannels[k], off, false);
+    off += branchChannels[k];
   });
   return out;
 }
@@ -260,6 +298,8 @@ interface ConvRun {
   input: Tensor;
   /** Per-branch OIHW weights (same shape). */
   weights: Tensor[];
+  /** A 1x1 fuse weight each branch is composed with (multiDilationConv), or null. */
+  fuse: Tensor | null;
   /** Per-branch padding/dilation. */
   branches: Array<{ ph: number; pw: number; dh: number; dw: number }>;
   transposed: boolean;
@@ -282,7 +322,7 @@ function runConv(r: ConvRun): Tensor {
   if (out.size === 0) return out;
   if (r.branches.length > 4) throw new Error(`${r.op}: at most 4 branches, got ${r.branches.length}`);
   if (r.bias && r.bias.size !== r.M) throw new Error(`${r.op}: bias ${shapeStr(r.bias.shape)} does not match ${r.M} output channels`);
-  const packed = packWeights(r.weights, r.transposed, MP, r.op);
+  const packed = packWeights(r.weights, r.transposed, MP, r.op, r.fuse);
   const inImg = r.Cin * r.Hi * r.Wi;
   const outImg = r.M * r.Hq * r.Wq;
   const groups = batchGroups(e, r.op, N, [
@@ -325,7 +365,7 @@ function runConv(r: ConvRun): Tensor {
 export function conv2dForward(x: Tensor, w: Tensor, bias: Tensor | null, opts: ConvForwardOptions = {}): Tensor {
   const g = geometry('conv2d', x.shape, w.shape, opts);
   return runConv({
-    op: 'conv2d.fwd', input: x, weights: [w], branches: [{ ph: g.ph, pw: g.pw, dh: g.dh, dw: g.dw }], transposed: false,
+    op: 'conv2d.fwd', input: x, weights: [w], fuse: null, branches: [{ ph: g.ph, pw: g.pw, dh: g.dh, dw: g.dw }], transposed: false,
     Cin: g.Ci, Hi: g.H, Wi: g.W, M: g.Co, Hq: g.Ho, Wq: g.Wo, KH: g.KH, KW: g.KW, sh: g.sh, sw: g.sw,
     bias, act: opts.activation ?? 'none', alpha: opts.negativeSlope ?? 0.01, cfg: convConfig(x.engine, 'fwd', g, opts.config),
   });
@@ -336,7 +376,7 @@ export function conv2dBackwardData(dy: Tensor, w: Tensor, xShape: Shape, opts: C
   const g = geometry('conv2d.dgrad', xShape, w.shape, opts);
   checkDy('conv2d.dgrad', dy, g);
   return runConv({
-    op: 'conv2d.dgrad', input: dy, weights: [w], branches: [{ ph: g.ph, pw: g.pw, dh: g.dh, dw: g.dw }], transposed: true,
+    op: 'conv2d.dgrad', input: dy, weights: [w], fuse: null, branches: [{ ph: g.ph, pw: g.pw, dh: g.dh, dw: g.dw }], transposed: true,
     Cin: g.Co, Hi: g.Ho, Wi: g.Wo, M: g.Ci, Hq: g.H, Wq: g.W, KH: g.KH, KW: g.KW, sh: g.sh, sw: g.sw,
     bias: null, act: 'none', alpha: 0, cfg: convConfig(dy.engine, 'dgrad', g, opts.config),
   });
@@ -347,35 +387,53 @@ function checkDy(op: string, dy: Tensor, g: Geometry): void {
   if (dy.shape.join() !== want.join()) throw new Error(`${op}: dy ${shapeStr(dy.shape)} does not match the output shape ${shapeStr(want)}`);
 }
 
-function branchGeometry(op: string, x: Shape, branches: ConvBranch[]): Geometry[] {
+function branchGeometry(op: string, x: Shape, branches: ConvBranch[], fuse: Tensor | null): Geometry[] {
   if (branches.length === 0 || branches.length > 4) throw new Error(`${op}: 1 to 4 branches, got ${branches.length}`);
   const gs = branches.map((b) => geometry(op, x, b.weight.shape, { padding: b.padding, dilation: b.dilation }));
   for (const g of gs) {
-    if (g.Ho !== gs[0].Ho || g.Wo !== gs[0].Wo || g.Co !== gs[0].Co || g.KH !== gs[0].KH || g.KW !== gs[0].KW) {
-      throw new Error(`${op}: branches must share the weight shape and output size (got ${gs.map((q) => `[${q.Co},${q.KH}x${q.KW}] -> ${q.Ho}x${q.Wo}`).join(', ')})`);
+    if (g.Ho !== gs[0].Ho || g.Wo !== gs[0].Wo || g.KH !== gs[0].KH || g.KW !== gs[0].KW || (!fuse && g.Co !== gs[0].Co)) {
+      throw new Error(`${op}: branches must share the kernel size${fuse ? '' : ', output channels'} and output size (got ${gs.map((q) => `[${q.Co},${q.KH}x${q.KW}] -> ${q.Ho}x${q.Wo}`).join(', ')})`);
     }
+  }
+  if (fuse) {
+    const total = gs.reduce((s, g) => s + g.Co, 0);
+    if (fuse.size !== fuse.shape[0] * total) throw new Error(`${op}: fuse weight ${shapeStr(fuse.shape)} must be [Cout, ${total}, 1, 1]`);
+    return gs.map((g) => ({ ...g, Co: fuse.shape[0] }));
   }
   return gs;
 }
 
-/** sum_b conv2d(x, W_b; pad_b, dil_b) + bias in one kernel (stride 1). */
-export function conv2dMultiForward(x: Tensor, branches: ConvBranch[], bias: Tensor | null, opts: { activation?: Activation; negativeSlope?: number; config?: ConvTileConfig } = {}): Tensor {
-  const gs = branchGeometry('multiDilationConv', x.shape, branches);
+export interface MultiConvOptions {
+  /**
+   * A 1x1 weight [Cout, sum C_k, 1, 1] applied to the channel concat of the branches; it is
+   * folded into the branch weights (W'_k = Wf_k . W_k) when they are packed.
+   */
+  fuse?: Tensor | null;
+  activation?: Activation;
+  negativeSlope?: number;
+  config?: ConvTileConfig;
+}
+
+/** sum_b conv2d(x, W_b; pad_b, dil_b) (+ bias, activation) in one kernel (stride 1). */
+export function conv2dMultiForward(x: Tensor, branches: ConvBranch[], bias: Tensor | null, opts: MultiConvOptions = {}): Tensor {
+  const fuse = opts.fuse ?? null;
+  const gs = branchGeometry('multiDilationConv', x.shape, branches, fuse);
   const g = gs[0];
   return runConv({
-    op: 'multiDilationConv.fwd', input: x, weights: branches.map((b) => b.weight), branches: gs.map((q) => ({ ph: q.ph, pw: q.pw, dh: q.dh, dw: q.dw })),
+    op: 'multiDilationConv.fwd', input: x, weights: branches.map((b) => b.weight), fuse, branches: gs.map((q) => ({ ph: q.ph, pw: q.pw, dh: q.dh, dw: q.dw })),
     transposed: false, Cin: g.Ci, Hi: g.H, Wi: g.W, M: g.Co, Hq: g.Ho, Wq: g.Wo, KH: g.KH, KW: g.KW, sh: 1, sw: 1,
     bias, act: opts.activation ?? 'none', alpha: opts.negativeSlope ?? 0.01, cfg: convConfig(x.engine, 'fwd', g, opts.config),
   });
 }
 
-/** dx of conv2dMultiForward: sum_b dgrad(dy, W_b) in one kernel. */
-export function conv2dMultiBackwardData(dy: Tensor, branches: ConvBranch[], xShape: Shape, opts: { config?: ConvTileConfig } = {}): Tensor {
-  const gs = branchGeometry('multiDilationConv', xShape, branches);
+/** dx of conv2dMultiForward: sum_b dgrad(dy, W'_b) in one kernel. */
+export function conv2dMultiBackwardData(dy: Tensor, branches: ConvBranch[], xShape: Shape, opts: { fuse?: Tensor | null; config?: ConvTileConfig } = {}): Tensor {
+  const fuse = opts.fuse ?? null;
+  const gs = branchGeometry('multiDilationConv', xShape, branches, fuse);
   const g = gs[0];
   checkDy('multiDilationConv.dgrad', dy, g);
   return runConv({
-    op: 'multiDilationConv.dgrad', input: dy, weights: branches.map((b) => b.weight), branches: gs.map((q) => ({ ph: q.ph, pw: q.pw, dh: q.dh, dw: q.dw })),
+    op: 'multiDilationConv.dgrad', input: dy, weights: branches.map((b) => b.weight), fuse, branches: gs.map((q) => ({ ph: q.ph, pw: q.pw, dh: q.dh, dw: q.dw })),
     transposed: true, Cin: g.Co, Hi: g.Ho, Wi: g.Wo, M: g.Ci, Hq: g.H, Wq: g.W, KH: g.KH, KW: g.KW, sh: 1, sw: 1,
     bias: null, act: 'none', alpha: 0, cfg: convConfig(dy.engine, 'dgrad', g, opts.config),
   });

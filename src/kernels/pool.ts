@@ -42,9 +42,10 @@ function launch(engine: Engine, g: PoolGeometry, scale: number, cols: number, ro
   const planes = g.n * g.c;
   const lines = planes * rows;
   const xBlocks = Math.ceil(cols / WG);
-  const per = poolTuning.lines || (engine.adapter.software ? Math.max(1, Math.ceil((lines * xBlocks) / 256)) : 1);
-  const blocks = Math.ceil(lines / per);
   const max = engine.limits.maxComputeWorkgroupsPerDimension;
+  const wanted = poolTuning.lines || (engine.adapter.software ? Math.ceil((lines * xBlocks) / 256) : 1);
+  const per = Math.max(1, wanted, Math.ceil(lines / (max * max)));
+  const blocks = Math.ceil(lines / per);
   const y = Math.min(blocks, max);
   return { uniforms: [planes, g.h, g.w, g.ho, g.wo, f32(scale), per], workgroups: [xBlocks, y, Math.ceil(blocks / y)] };
 }

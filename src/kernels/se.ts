@@ -13,9 +13,12 @@ function dims(x: Tensor, w1: Tensor, w2: Tensor): [number, number, number, numbe
   return [n, c, h * w, hd];
 }
 
-/** Workgroup plan: the MLP needs at least `hidden` invocations per workgroup. */
+/**
+ * Workgroup plan: the MLP needs at least `hidden` invocations per workgroup, and every apply
+ * workgroup re-reads hidden*C*splits partials, so planes are split at most 4 ways.
+ */
 function plan(x: Tensor, rows: number, p: number, hd: number) {
-  const pl = channelPlan(x.engine, rows, p);
+  const pl = channelPlan(x.engine, rows, p, 4);
   const wg = Math.max(pl.wg, 2 ** Math.ceil(Math.log2(hd)));
   if (wg > x.engine.limits.maxComputeInvocationsPerWorkgroup) throw new Error(`squeezeExcite: hidden size ${hd} exceeds the workgroup size limit`);
   const splits = Math.min(pl.splits, wg);

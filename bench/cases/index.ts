@@ -1,0 +1,7 @@
+// The benchmark registry: every family's cases. Adding a family is one import and one entry.
+import type { BenchCase } from '../case.js';
+import { cases as gemm } from './gemm.js';
+
+export const families: Record<string, readonly BenchCase[]> = { gemm };
+
+export const allCases: BenchCase[] = Object.values(families).flat();

@@ -1,0 +1,160 @@
+// Benchmark runner shared by the CLI and browser pages: selects cases, times them, formats results.
+// No Node APIs here: bench/main.ts owns argument parsing and output.
+import type { Engine } from '../src/gpu/runtime.js';
+import type { BenchCase } from './case.js';
+
+export interface BenchResult {
+  name: string;
+  shape: string;
+  median_ms: number;
+  min_ms: number;
+  runs: number;
+  gflops?: number;
+  gbps?: number;
+  adapter: string;
+}
+
+export interface SelectOptions {
+  /** Keep cases whose name or shape contains this text. */
+  filter?: string;
+  /** Keep only `quick: true` cases. */
+  quick?: boolean;
+}
+
+export interface RunOptions {
+  /** Timed runs per case (>= 5). Default: as many as fit in `budgetMs`, between 5 and 50. */
+  reps?: number;
+  /** Untimed runs before timing (>= 1; pipelines compile in the first). Default 1. */
+  warmup?: number;
+  /** Target timing budget per case when `reps` is not given. Default 1000 ms. */
+  budgetMs?: number;
+  /** Called after each case, e.g. to print it at once. */
+  onResult?: (r: BenchResult) => void;
+  /** Called when a case throws; the run goes on with the next case. */
+  onError?: (c: BenchCase, err: unknown) => void;
+}
+
+export const MIN_REPS = 5;
+
+export function selectCases(cases: readonly BenchCase[], opts: SelectOptions = {}): BenchCase[] {
+  return cases.filter((c) => (!opts.quick || c.quick) && (!opts.filter || c.name.includes(opts.filter) || c.shape.includes(opts.filter)));
+}
+
+/** The adapter as one short string, e.g. 'llvmpipe: Mesa 25.0.7 (LLVM 15.0.6)'. */
+export function adapterName(engine: Engine): string {
+  const a = engine.adapter;
+  return (a.description || [a.vendor, a.architecture, a.device].filter(Boolean).join(' ') || 'unknown').trim();
+}
+
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/**
+ * Times one case: each run is wall clock from the first recorded command to the queue reporting
+ * the submitted work done (`engine.sync()`), all passes included, on an idle queue.
+ */
+export async function timeCase(engine: Engine, c: BenchCase, opts: RunOptions = {}): Promise<BenchResult> {
+  const run = await c.setup(engine);
+  try {
+    const once = async (): Promise<number> => {
+      await engine.sync();
+      const t0 = performance.now();
+      run.run();
+      await engine.sync();
+      return performance.now() - t0;
+    };
+    let last = 0;
+    for (let i = 0; i < Math.max(1, opts.warmup ?? 1); i++) last = await once();
+    const reps = opts.reps !== undefined
+      ? Math.max(MIN_REPS, opts.reps)
+      : Math.min(50, Math.max(MIN_REPS, Math.floor((opts.budgetMs ?? 1000) / Math.max(last, 1e-3))));
+    const times: number[] = [];
+    for (let i = 0; i < reps; i++) times.push(await once());
+    const med = median(times);
+    const r: BenchResult = { name: c.name, shape: c.shape, median_ms: med, min_ms: Math.min(...times), runs: reps, adapter: adapterName(engine) };
+    if (c.flops) r.gflops = c.flops / (med * 1e6);
+    else if (c.bytes) r.gbps = c.bytes / (med * 1e6);
+    return r;
+  } finally {
+    run.dispose();
+    await engine.sync();
+  }
+}
+
+/** Runs the cases in order; a failing case is reported through `onError` and skipped. */
+export async function runCases(engine: Engine, cases: readonly BenchCase[], opts: RunOptions = {}): Promise<BenchResult[]> {
+  const out: BenchResult[] = [];
+  for (const c of cases) {
+    let r: BenchResult;
+    try {
+      r = await timeCase(engine, c, opts);
+    } catch (err) {
+      if (!opts.onError) throw err;
+      opts.onError(c, err);
+      continue;
+    }
+    out.push(r);
+    opts.onResult?.(r);
+  }
+  return out;
+}
+
+// ---- formatting -------------------------------------------------------------------------------
+
+const key = (r: { name: string; shape: string }) => `${r.name}\u0000${r.shape}`;
+const round = (x: number, digits: number) => Number(x.toFixed(digits));
+
+/** One result as its JSON line (the `--json` contract). */
+export function toJsonLine(r: BenchResult): string {
+  const o: Record<string, unknown> = { name: r.name, shape: r.shape, median_ms: round(r.median_ms, 4) };
+  if (r.gflops !== undefined) o.gflops = round(r.gflops, 3);
+  if (r.gbps !== undefined) o.gbps = round(r.gbps, 3);
+  Object.assign(o, { adapter: r.adapter, runs: r.runs, min_ms: round(r.min_ms, 4) });
+  return JSON.stringify(o);
+}
+
+/** Parses JSON lines from an earlier `--json` run (other lines are ignored). */
+export function parseJsonLines(text: string): BenchResult[] {
+  const out: BenchResult[] = [];
+  for (const line of text.split('\n')) {
+    const t = line.trim();
+    if (!t.startsWith('{')) continue;
+    try {
+      const o = JSON.parse(t) as BenchResult;
+      if (typeof o.name === 'string' && typeof o.shape === 'string' && typeof o.median_ms === 'number') out.push(o);
+    } catch {
+      // not a result line
+    }
+  }
+  return out;
+}
+
+/** New speed over old speed (old / new time) per result matched by name and shape. */
+export function speedups(results: readonly BenchResult[], baseline: readonly BenchResult[]): Map<string, number> {
+  const old = new Map(baseline.map((b) => [key(b), b]));
+  const out = new Map<string, number>();
+  for (const r of results) {
+    const b = old.get(key(r));
+    if (b && r.median_ms > 0) out.set(key(r), b.median_ms / r.median_ms);
+  }
+  return out;
+}
+
+/** Table header and rows (aligned columns); with a baseline, a `vs old` ratio column. */
+export function formatTable(results: readonly BenchResult[], baseline?: readonly BenchResult[]): string {
+  const ratios = baseline ? speedups(results, baseline) : undefined;
+  const head = ['name', 'shape', 'median ms', 'min ms', 'runs', 'rate', ...(ratios ? ['vs old'] : []), 'adapter'];
+  const rows = results.map((r) => {
+    const rate = r.gflops !== undefined ? `${r.gflops.toFixed(2)} GFLOP/s` : r.gbps !== undefined ? `${r.gbps.toFixed(2)} GB/s` : '-';
+    const ratio = ratios ? [ratios.has(key(r)) ? `${ratios.get(key(r))!.toFixed(2)}x` : 'new'] : [];
+    return [r.name, r.shape, r.median_ms.toFixed(3), r.min_ms.toFixed(3), String(r.runs), rate, ...ratio, r.adapter];
+  });
+  const right = new Set([2, 3, 4, 5, ...(ratios ? [6] : [])]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === cells.length - 1 ? c : right.has(i) ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ');
+  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}

@@ -1,0 +1,96 @@
+// `npm run bench`: runs the registered cases on dawn.node and prints a table or JSON lines.
+//   --json           one JSON object per line (name, shape, median_ms, gflops|gbps, adapter, runs, min_ms)
+//   --filter TEXT    only cases whose name or shape contains TEXT
+//   --quick          only the quick set (about a minute on lavapipe; CI runs it)
+//   --compare FILE   speed ratios (new/old) against an earlier --json run, matched by name + shape
+//   --reps N         timed runs per case (default: 5..50 within ~1 s per case)
+//   --list           print the selected cases without running them
+import { readFileSync } from 'node:fs';
+import { useDawn } from '../src/gpu/node.js';
+import { Engine } from '../src/gpu/runtime.js';
+import { allCases } from './cases/index.js';
+import { MIN_REPS, formatTable, parseJsonLines, runCases, selectCases, speedups, toJsonLine, type BenchResult } from './harness.js';
+
+interface Args {
+  json: boolean;
+  quick: boolean;
+  list: boolean;
+  filter?: string;
+  compare?: string;
+  reps?: number;
+}
+
+const USAGE = 'usage: npm run bench -- [--json] [--quick] [--filter TEXT] [--compare OLD.jsonl] [--reps N] [--list]';
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { json: false, quick: false, list: false };
+  for (let i = 0; i < argv.length; i++) {
+    const [flag, inline] = argv[i].split(/=(.*)/s, 2);
+    const value = (): string => {
+      const v = inline ?? argv[++i];
+      if (v === undefined) throw new Error(`${flag} needs a value`);
+      return v;
+    };
+    switch (flag) {
+      case '--json': args.json = true; break;
+      case '--quick': args.quick = true; break;
+      case '--list': args.list = true; break;
+      case '--filter': args.filter = value(); break;
+      case '--compare': args.compare = value(); break;
+      case '--reps': {
+        const n = Number(value());
+        if (!Number.isInteger(n) || n < MIN_REPS) throw new Error(`--reps must be an integer >= ${MIN_REPS}`);
+        args.reps = n;
+        break;
+      }
+      case '--help': case '-h': console.log(USAGE); process.exit(0);
+      default: throw new Error(`unknown argument ${argv[i]}`);
+    }
+  }
+  return args;
+}
+
+async function main(): Promise<number> {
+  let args: Args;
+  try {
+    args = parseArgs(process.argv.slice(2));
+  } catch (e) {
+    console.error(`bench: ${(e as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  const baseline = args.compare ? parseJsonLines(readFileSync(args.compare, 'utf8')) : undefined;
+  const cases = selectCases(allCases, args);
+  if (cases.length === 0) {
+    console.error('bench: no case matches');
+    return 1;
+  }
+  if (args.list) {
+    for (const c of cases) console.log(`${c.name}  ${c.shape}${c.quick ? '  (quick)' : ''}`);
+    return 0;
+  }
+  useDawn();
+  const engine = await Engine.create();
+  let failed = 0;
+  const ratios = (r: BenchResult) => (baseline ? speedups([r], baseline).values().next().value : undefined);
+  const results = await runCases(engine, cases, {
+    reps: args.reps,
+    onResult: (r) => {
+      if (args.json) {
+        const ratio = ratios(r);
+        const line = toJsonLine(r);
+        console.log(ratio === undefined ? line : `${line.slice(0, -1)},"speedup":${ratio.toFixed(3)}}`);
+      } else {
+        console.error(`${r.name} ${r.shape}: ${r.median_ms.toFixed(2)} ms`);
+      }
+    },
+    onError: (c, err) => {
+      failed++;
+      console.error(`bench: ${c.name} ${c.shape} failed: ${(err as Error).stack ?? err}`);
+    },
+  });
+  if (!args.json) console.log(formatTable(results, baseline));
+  engine.destroy();
+  return failed > 0 ? 1 : 0;
+}
+
+process.exitCode = await main();

@@ -1,0 +1,80 @@
+// A small argument parser: positionals, --flag value, --flag=value, -o value, boolean flags.
+
+export class UsageError extends Error {}
+
+export interface ParsedArgs {
+  positionals: string[];
+  flags: Map<string, string | true>;
+}
+
+/** `valued` lists flags that take a value; `aliases` maps short names (o -> out). */
+export function parseArgs(argv: string[], valued: string[], booleans: string[], aliases: Record<string, string> = {}): ParsedArgs {
+  const positionals: string[] = [];
+  const flags = new Map<string, string | true>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--') {
+      positionals.push(...argv.slice(i + 1));
+      break;
+    }
+    if (!a.startsWith('-') || a === '-') {
+      positionals.push(a);
+      continue;
+    }
+    let name = a.replace(/^--?/, '');
+    let value: string | undefined;
+    const eq = name.indexOf('=');
+    if (eq >= 0) {
+      value = name.slice(eq + 1);
+      name = name.slice(0, eq);
+    }
+    name = aliases[name] ?? name;
+    if (booleans.includes(name)) {
+      if (value !== undefined) throw new UsageError(`--${name} takes no value`);
+      flags.set(name, true);
+    } else if (valued.includes(name)) {
+      if (value === undefined) {
+        value = argv[++i];
+        if (value === undefined) throw new UsageError(`--${name} needs a value`);
+      }
+      flags.set(name, value);
+    } else {
+      throw new UsageError(`unknown option ${a}`);
+    }
+  }
+  return { positionals, flags };
+}
+
+export function str(a: ParsedArgs, name: string): string | undefined {
+  const v = a.flags.get(name);
+  return typeof v === 'string' ? v : undefined;
+}
+
+export function required(a: ParsedArgs, name: string, why = ''): string {
+  const v = str(a, name);
+  if (v === undefined) throw new UsageError(`--${name} is required${why ? ` ${why}` : ''}`);
+  return v;
+}
+
+export function int(a: ParsedArgs, name: string, fallback?: number, min = 0): number | undefined {
+  const v = str(a, name);
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer >= ${min}, got '${v}'`);
+  return n;
+}
+
+export function num(a: ParsedArgs, name: string, fallback?: number): number | undefined {
+  const v = str(a, name);
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got '${v}'`);
+  return n;
+}
+
+export function oneOf<T extends string>(a: ParsedArgs, name: string, choices: readonly T[], fallback?: T): T | undefined {
+  const v = str(a, name);
+  if (v === undefined) return fallback;
+  if (!choices.includes(v as T)) throw new UsageError(`--${name} must be one of ${choices.join(', ')}, got '${v}'`);
+  return v as T;
+}

@@ -1,0 +1,30 @@
+// `parity`: one supervised forward/backward, written out for comparison with PyTorch.
+import { writeFileAtomic } from '../../io/fs-node.js';
+import { readImage } from '../../io/image-node.js';
+import { serializeSafetensors } from '../../io/safetensors.js';
+import { parityTensors } from '../../model/parity.js';
+import { oneOf, parseArgs, required } from '../args.js';
+import { loadWeightsFile } from '../common.js';
+
+export const help = `usage: semi-drdnet parity --weights W --rainy R.png --clean C.png --mode train|eval -o X.safetensors
+
+Runs the network on R (BN batch statistics in train mode, running statistics in eval mode),
+computes 0.1*L1(derained, C) + L1(final, C), backpropagates, and writes output.derained,
+output.final (1x3xHxW), loss ([1]) and grad.<name> for every trainable parameter (all F32).`;
+
+export async function run(argv: string[]): Promise<number> {
+  const a = parseArgs(argv, ['weights', 'rainy', 'clean', 'mode', 'out'], [], { o: 'out' });
+  const weights = required(a, 'weights');
+  const rainyPath = required(a, 'rainy');
+  const cleanPath = required(a, 'clean');
+  const mode = oneOf(a, 'mode', ['train', 'eval'] as const);
+  if (!mode) throw new Error('--mode train|eval is required');
+  const out = required(a, 'out', '(-o X.safetensors)');
+  const { model } = await loadWeightsFile(weights, 'parity');
+  const [rainy, clean] = [await readImage(rainyPath), await readImage(cleanPath)];
+  const tensors = await parityTensors(model, rainy, clean, mode);
+  await writeFileAtomic(out, serializeSafetensors(tensors, { 'semi_drdnet.parity_mode': mode }));
+  const loss = tensors.find((t) => t.name === 'loss')!.data[0];
+  process.stderr.write(`parity: loss ${Number(loss).toPrecision(7)}, ${tensors.length - 3} gradients -> ${out}\n`);
+  return 0;
+}

@@ -1,0 +1,58 @@
+// Shared CLI plumbing: the engine, default weights, file checks, progress lines.
+import { existsSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { useDawn } from '../gpu/node.js';
+import { Engine } from '../gpu/runtime.js';
+import { readFileBytes } from '../io/fs-node.js';
+import type { DrdNet } from '../model/drdnet.js';
+import { loadModel } from '../model/weights.js';
+import { UsageError } from './args.js';
+
+let engine: Promise<Engine> | undefined;
+
+export function getEngine(): Promise<Engine> {
+  if (!engine) {
+    useDawn();
+    engine = Engine.create();
+  }
+  return engine;
+}
+
+/** The repository/package root (dist/cli.js and src/cli/*.ts both sit two levels below it or one). */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 4; i++) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    dir = dirname(dir);
+  }
+  return process.cwd();
+}
+
+export const DEFAULT_WEIGHTS = 'weights/semi-drdnet-tiny.safetensors';
+
+export function defaultWeightsPath(): string | null {
+  const p = join(packageRoot(), DEFAULT_WEIGHTS);
+  return existsSync(p) ? p : null;
+}
+
+export async function loadWeightsFile(path: string | undefined, command: string): Promise<{ model: DrdNet; path: string }> {
+  const p = path ?? defaultWeightsPath();
+  if (!p) throw new UsageError(`${command}: --weights is required (this checkout has no bundled default weights at ${DEFAULT_WEIGHTS})`);
+  const bytes = await readFileBytes(p);
+  return { model: loadModel(await getEngine(), bytes, p).model, path: p };
+}
+
+export function isDirectory(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** One status line on stderr; rewritten in place on a terminal. */
+export function progress(text: string, final = false): void {
+  if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${text}${final ? '\n' : ''}`);
+  else if (final) process.stderr.write(`${text}\n`);
+}

@@ -1,0 +1,49 @@
+// The `semi-drdnet` command line: dispatches to one module per command.
+import { UsageError } from './args.js';
+import * as derain from './commands/derain.js';
+import * as info from './commands/info.js';
+import * as parity from './commands/parity.js';
+
+interface Command {
+  help: string;
+  run(argv: string[]): Promise<number>;
+}
+
+const commands: Record<string, Command> = { derain, parity, info };
+
+const usage = `usage: semi-drdnet <command> [options]   (every command has --help)
+
+commands:
+  derain <images...> -o <dir|file>   derain images of any size
+  parity --weights W --rainy R --clean C --mode train|eval -o X.safetensors
+  info                               adapter, limits, model size`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage);
+    return name ? 0 : 2;
+  }
+  const cmd = commands[name];
+  if (!cmd) {
+    process.stderr.write(`semi-drdnet: unknown command '${name}' (try --help)\n`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(cmd.help);
+    return 0;
+  }
+  try {
+    return await cmd.run(rest);
+  } catch (e) {
+    const err = e as Error;
+    process.stderr.write(`semi-drdnet ${name}: ${err.message.split('\n')[0]}\n`);
+    if (process.env.SEMI_DRDNET_DEBUG) console.error(err.stack);
+    return err instanceof UsageError ? 2 : 1;
+  }
+}
+
+process.env.XDG_RUNTIME_DIR ??= '/tmp';
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});

@@ -1,0 +1,182 @@
+// The Semi-DRDNet network (the DRD-Net backbone): a rain residual network of SE residual blocks
+// and a detail repair network of dilated context-aggregation blocks, named as in the authors'
+// PyTorch module tree so weights map one-to-one onto their state_dict.
+import type { Engine } from '../gpu/runtime.js';
+import { multiDilationConv } from '../graph/conv.js';
+import { BatchNorm2d, Conv2d, Indexed, Linear, NoParams, PReLU } from '../graph/layers.js';
+import { Module } from '../graph/module.js';
+import { squeezeExcite } from '../graph/norm.js';
+import { add, sub } from '../graph/ops.js';
+import { Tensor, shapeStr } from '../graph/tensor.js';
+import { Rng } from '../util/rng.js';
+import { type DrdConfig, validateConfig } from './config.js';
+
+type Ctx = { engine: Engine; rng: Rng; c: DrdConfig };
+
+const conv3 = ({ engine, rng }: Ctx, cin: number, cout: number, dilation = 1) =>
+  new Conv2d(engine, rng, cin, cout, 3, { padding: dilation, dilation });
+
+/** Conv, BN, PReLU, conv, BN, then an SE gate; added to the block input. */
+class RainBlock extends Module {
+  readonly head: Indexed;
+  readonly body: Indexed | null;
+  constructor(k: Ctx) {
+    super();
+    const C = k.c.channels;
+    this.head = this.child('rain_residual_block_head', new Indexed([conv3(k, C, C), new BatchNorm2d(k.engine, C), new PReLU(k.engine, C), conv3(k, C, C), new BatchNorm2d(k.engine, C)]));
+    this.body = k.c.se
+      ? this.child('rain_residual_block_body', new Indexed([new Linear(k.engine, k.rng, C, k.c.seHidden, false), new NoParams(), new Linear(k.engine, k.rng, k.c.seHidden, C, false), new NoParams()]))
+      : null;
+  }
+  forward(x: Tensor): Tensor {
+    const [c1, bn1, act, c2, bn2] = this.head.items as [Conv2d, BatchNorm2d, PReLU, Conv2d, BatchNorm2d];
+    const h1 = c1.forward(x);
+    const h2 = bn1.forwardPrelu(h1, act);
+    const h3 = c2.forward(h2);
+    let h = bn2.forward(h3);
+    for (const t of [h1, h2, h3]) t.dispose();
+    if (this.body) {
+      const [l1, , l2] = this.body.items as [Linear, NoParams, Linear];
+      const g = squeezeExcite(h, l1.weight, l2.weight);
+      h.dispose();
+      h = g;
+    }
+    const out = add(h, x);
+    h.dispose();
+    return out;
+  }
+}
+
+/** Parallel dilated 3x3 convs (conv1..convK), concatenated and fused by a 1x1 conv (conv{K+1}). */
+class DilatedConcat extends Module {
+  readonly branches: Conv2d[];
+  readonly fuse: Conv2d;
+  constructor(k: Ctx) {
+    super();
+    const C = k.c.channels;
+    const wrap = (name: string, conv: Conv2d) => (this.child(name, new Indexed([conv])), conv);
+    this.branches = k.c.dilations.map((d, i) => wrap(`conv${i + 1}`, conv3(k, C, C, d)));
+    this.fuse = wrap(`conv${k.c.dilations.length + 1}`, new Conv2d(k.engine, k.rng, C * k.c.dilations.length, C, 1));
+  }
+  forward(x: Tensor): Tensor {
+    // The 192-channel concat is never materialised (see multiDilationConv).
+    return multiDilationConv(
+      x,
+      this.branches.map((b) => ({ weight: b.weight, bias: b.bias, dilation: b.opts.dilation ?? 1 })),
+      this.fuse.weight,
+      this.fuse.bias,
+    );
+  }
+}
+
+/** DCCL, BN, PReLU, DCCL, BN; added to the block input. No SE. */
+class DetailBlock extends Module {
+  readonly body: Indexed;
+  constructor(k: Ctx) {
+    super();
+    const C = k.c.channels;
+    this.body = this.child('back_residual_block_body', new Indexed([new DilatedConcat(k), new BatchNorm2d(k.engine, C), new PReLU(k.engine, C), new DilatedConcat(k), new BatchNorm2d(k.engine, C)]));
+  }
+  forward(x: Tensor): Tensor {
+    const [d1, bn1, act, d2, bn2] = this.body.items as [DilatedConcat, BatchNorm2d, PReLU, DilatedConcat, BatchNorm2d];
+    const h1 = d1.forward(x);
+    const h2 = bn1.forwardPrelu(h1, act);
+    const h3 = d2.forward(h2);
+    const h4 = bn2.forward(h3);
+    const out = add(h4, x);
+    for (const t of [h1, h2, h3, h4]) t.dispose();
+    return out;
+  }
+}
+
+/** Head conv + PReLU, residual blocks, body conv + BN with a long skip, tail conv to 3 channels. */
+class Branch extends Module {
+  readonly head: Indexed;
+  readonly blocks: Indexed<RainBlock | DetailBlock>;
+  readonly body: Indexed;
+  readonly tail: Indexed;
+  constructor(k: Ctx, names: { head: string; blocks: string; body: string }, blocks: Array<RainBlock | DetailBlock>) {
+    super();
+    const C = k.c.channels;
+    this.head = this.child(names.head, new Indexed([conv3(k, 3, C), new PReLU(k.engine, C)]));
+    this.blocks = this.child(names.blocks, new Indexed(blocks));
+    this.body = this.child(names.body, new Indexed([conv3(k, C, C), new BatchNorm2d(k.engine, C)]));
+    this.tail = this.child('tail', new Indexed([conv3(k, C, 3)]));
+  }
+  forward(x: Tensor): Tensor {
+    const [hc, ha] = this.head.items as [Conv2d, PReLU];
+    const t0 = hc.forward(x);
+    const x0 = ha.forward(t0);
+    t0.dispose();
+    let h = x0;
+    for (const b of this.blocks.items) {
+      const n = b.forward(h);
+      if (h !== x0) h.dispose();
+      h = n;
+    }
+    const [bc, bbn] = this.body.items as [Conv2d, BatchNorm2d];
+    const b1 = bc.forward(h);
+    const b2 = bbn.forward(b1);
+    const s = add(b2, x0);
+    for (const t of new Set([h, x0, b1, b2])) t.dispose();
+    const out = (this.tail.items[0] as Conv2d).forward(s);
+    s.dispose();
+    return out;
+  }
+}
+
+export interface DrdOutputs {
+  /** Estimated rain layer R = RRN(O). */
+  rain: Tensor;
+  /** O - R. */
+  derained: Tensor;
+  /** Detail map D (null without the detail branch). */
+  detail: Tensor | null;
+  /** O - R + D: the network's output. */
+  final: Tensor;
+}
+
+export class DrdNet extends Module {
+  readonly config: DrdConfig;
+  readonly rainNet: Branch;
+  readonly backNet: Branch | null;
+
+  constructor(engine: Engine, config: DrdConfig, seed = 0) {
+    super();
+    validateConfig(config);
+    this.config = { ...config, dilations: [...config.dilations] };
+    const k: Ctx = { engine, rng: new Rng(seed), c: this.config };
+    const rain = Array.from({ length: config.rainBlocks }, () => new RainBlock(k));
+    this.rainNet = this.child('rain_net', new Indexed([new Branch(k, { head: 'rain_net_head', blocks: 'rain_residual_blocks', body: 'rain_net_body' }, rain)])).items[0];
+    if (config.detail) {
+      const detail = Array.from({ length: config.detailBlocks }, () => new DetailBlock(k));
+      this.backNet = this.child('back_net', new Indexed([new Branch(k, { head: 'back_net_head', blocks: 'back_residual_blocks', body: 'back_net_body' }, detail)])).items[0];
+    } else {
+      this.backNet = null;
+    }
+  }
+
+  /** Runs the network on a [N,3,H,W] batch of rainy images in [0,1]. Intermediates are freed. */
+  forward(o: Tensor): DrdOutputs {
+    if (o.shape.length !== 4 || o.shape[1] !== 3) throw new Error(`DrdNet: expected input [N,3,H,W], got ${shapeStr(o.shape)}`);
+    const rain = this.rainNet.forward(o);
+    const derained = sub(o, rain);
+    if (!this.backNet) return { rain, derained, detail: null, final: derained };
+    let input = o;
+    if (this.config.detailInput === '2O-R') input = add(o, derained);
+    const detail = this.backNet.forward(input);
+    if (input !== o) input.dispose();
+    const final = add(derained, detail);
+    return { rain, derained, detail, final };
+  }
+
+  parameterCount(): number {
+    return this.parameters().reduce((a, p) => a + p.size, 0);
+  }
+
+  /** BatchNorm layers with their dotted prefixes (for num_batches_tracked). */
+  batchNorms(): Array<[string, BatchNorm2d]> {
+    return this.namedModules().filter((e): e is [string, BatchNorm2d] => e[1] instanceof BatchNorm2d);
+  }
+}
+
