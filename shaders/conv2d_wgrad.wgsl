@@ -4,25 +4,22 @@
 //
 //   dW[co, ci, tap] = sum_{n, oy, ox} dy[n, co, oy, ox] * x[n, ci, oy*sh - ph + ky*dh, ox*sw - pw + kx*dw]
 //
-// Entry `wgrad` (register tiles): the reduction index walks the output pixels in the same order
-// in every lane, so one operand is uniform across the workgroup and the other is gathered per
-// lane. LANES_CI: lanes run over input channels (dy is the uniform operand, TU output channels
-// per invocation); otherwise lanes run over output channels (x is uniform, TU input channels).
-// Each invocation also covers TT taps and TL lane channels: a TU x (TT*TL) accumulator tile.
-// Whether a tap lands in the padding depends only on the pixel and the tap, so it is uniform.
-//
+// Entry `wgrad` (register tiles, software adapters): one tap per workgroup; lanes walk the
+// output pixels of the split (consecutive columns, so both operands are read contiguously across
+// lanes) and each invocation keeps a TU x TV tile (output x input channels) of partial sums over
+// its pixels. At the end the lanes' tiles are added through workgroup memory (one barrier).
+// Which columns of a row land inside the image for this tap is computed once per row.
 // Entry `wgrad_tiled` (workgroup memory, real GPUs): a GEMM over (co) x (ci*KK + tap) with the
 // pixels as the reduction, staged through BK-deep tiles so both operands are read coalesced
 // along the pixel axis.
 //
 // Entry `bias_grad`: partial per-channel sums of dy over the same row splits.
 
-override WG_X: u32 = 64u;
+override WG_X: u32 = 8u;
 override WG_Y: u32 = 1u;
-override TU: u32 = 16u;      // uniform channels per invocation, <= 16
-override TT: u32 = 9u;       // taps per invocation, <= 16
-override TL: u32 = 1u;       // lane channels per invocation, <= 4; TU * TT * TL <= 256
-override LANES_CI: bool = true;
+override TU: u32 = 16u;      // registers: output channels per invocation, <= 16
+override TV: u32 = 16u;      // registers: input channels per invocation, <= 16
+override SR: u32 = 1u;       // registers: workgroup floats for the lane reduction (WG_X * TU * TV)
 override TM: u32 = 4u;       // tiled: output channels per invocation (<= 8)
 override TN: u32 = 4u;       // tiled: (ci, tap) columns per invocation (<= 8)
 override BK: u32 = 16u;      // tiled: pixels staged per step
@@ -34,7 +31,7 @@ struct Params {
   Ho: u32, Wo: u32, KH: u32, KW: u32,
   sh: i32, sw: i32, ph: i32, pw: i32,
   dh: i32, dw: i32, rows: u32, rowsPerSplit: u32, // rows = images in this group * Ho
-  xOff: u32, dyOff: u32, partOff: u32, tapTiles: u32,
+  xOff: u32, dyOff: u32, partOff: u32, ciTiles: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -44,79 +41,66 @@ struct Params {
 
 var<workgroup> As: array<f32, SA>;
 var<workgroup> Bs: array<f32, SB>;
+var<workgroup> Red: array<f32, SR>;
 
 @compute @workgroup_size(WG_X)
 fn wgrad(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let lane = lid.x;
   let HW = p.H * p.W;
   let HWo = p.Ho * p.Wo;
   let KK = p.KH * p.KW;
-  let CL = select(p.Co, p.Ci, LANES_CI);
-  let CU = select(p.Ci, p.Co, LANES_CI);
-  let l0 = wg.x * WG_X * TL + lid.x;
-  let u0 = (wg.y / p.tapTiles) * TU;
-  let t0 = (wg.y % p.tapTiles) * TT;
-  var lc: array<u32, 4>;
-  for (var j = 0u; j < TL; j++) { lc[j] = min(l0 + j * WG_X, CL - 1u); }
-  var uc: array<u32, 16>;
-  for (var u = 0u; u < TU; u++) { uc[u] = min(u0 + u, CU - 1u); }
-  var tky: array<i32, 16>;
-  var tkx: array<i32, 16>;
-  for (var s = 0u; s < TT; s++) {
-    let tap = min(t0 + s, KK - 1u);
-    tky[s] = i32(tap / p.KW) * p.dh - p.ph;
-    tkx[s] = i32(tap % p.KW) * p.dw - p.pw;
-  }
-  var acc: array<array<f32, 64>, 16>;
+  let tap = wg.x / p.ciTiles;
+  let ci0 = (wg.x % p.ciTiles) * TV;
+  let co0 = wg.y * TU;
+  let ky = tap / p.KW;
+  let kx = tap % p.KW;
+  let yShift = i32(ky) * p.dh - p.ph;
+  let xShift = i32(kx) * p.dw - p.pw;
+  // Output columns whose input column ox*sw + xShift lies in [0, W).
+  let lo = u32(max(0, (-xShift + p.sw - 1) / p.sw));
+  let last = i32(p.W) - 1 - xShift;
+  let hi = select(0u, min(u32(last / p.sw) + 1u, p.Wo), last >= 0);
+  var cu: array<u32, 16>;
+  for (var u = 0u; u < TU; u++) { cu[u] = min(co0 + u, p.Co - 1u) * HWo; }
+  var cv: array<u32, 16>;
+  for (var v = 0u; v < TV; v++) { cv[v] = min(ci0 + v, p.Ci - 1u) * HW; }
+  var acc: array<array<f32, 16>, 16>;
   let r0 = wg.z * p.rowsPerSplit;
   let r1 = min(r0 + p.rowsPerSplit, p.rows);
   for (var r = r0; r < r1; r++) {
     let n = r / p.Ho;
     let oy = r % p.Ho;
+    let iy = i32(oy) * p.sh + yShift;
+    if (iy < 0 || iy >= i32(p.H)) { continue; }
     let dyRow = p.dyOff + n * p.Co * HWo + oy * p.Wo;
-    let xImg = p.xOff + n * p.Ci * HW;
-    var iy: array<i32, 16>;
-    for (var s = 0u; s < TT; s++) { iy[s] = i32(oy) * p.sh + tky[s]; }
-    for (var ox = 0u; ox < p.Wo; ox++) {
-      if (LANES_CI) {
+    let xRow = i32(p.xOff + n * p.Ci * HW + u32(iy) * p.W) + xShift;
+    for (var ox0 = lo; ox0 < hi; ox0 += WG_X) {
+      let ox = ox0 + lane;
+      if (ox < hi) {
+        let xi = u32(xRow + i32(ox) * p.sw);
         var dv: array<f32, 16>;
-        for (var u = 0u; u < TU; u++) { dv[u] = DY[dyRow + uc[u] * HWo + ox]; }
-        for (var s = 0u; s < TT; s++) {
-          let ix = i32(ox) * p.sw + tkx[s];
-          let ok = iy[s] >= 0 && iy[s] < i32(p.H) && ix >= 0 && ix < i32(p.W);
-          let off = xImg + select(0u, u32(iy[s]) * p.W + u32(ix), ok);
-          for (var j = 0u; j < TL; j++) {
-            let xv = select(0.0, X[off + lc[j] * HW], ok);
-            for (var u = 0u; u < TU; u++) { acc[u][s * TL + j] = fma(dv[u], xv, acc[u][s * TL + j]); }
-          }
-        }
-      } else {
-        var dv: array<f32, 4>;
-        for (var j = 0u; j < TL; j++) { dv[j] = DY[dyRow + lc[j] * HWo + ox]; }
-        for (var s = 0u; s < TT; s++) {
-          let ix = i32(ox) * p.sw + tkx[s];
-          let ok = iy[s] >= 0 && iy[s] < i32(p.H) && ix >= 0 && ix < i32(p.W);
-          let off = xImg + select(0u, u32(iy[s]) * p.W + u32(ix), ok);
-          for (var u = 0u; u < TU; u++) {
-            let xv = select(0.0, X[off + uc[u] * HW], ok);
-            for (var j = 0u; j < TL; j++) { acc[u][s * TL + j] = fma(xv, dv[j], acc[u][s * TL + j]); }
-          }
+        var xv: array<f32, 16>;
+        for (var u = 0u; u < TU; u++) { dv[u] = DY[dyRow + cu[u] + ox]; }
+        for (var v = 0u; v < TV; v++) { xv[v] = X[xi + cv[v]]; }
+        for (var u = 0u; u < TU; u++) {
+          for (var v = 0u; v < TV; v++) { acc[u][v] = fma(dv[u], xv[v], acc[u][v]); }
         }
       }
     }
   }
-  let base = p.partOff + wg.z * p.Co * p.Ci * KK;
+  // Add the lanes' tiles: each lane publishes its tile, then sums every WG_X-th entry over lanes.
+  let T = TU * TV;
   for (var u = 0u; u < TU; u++) {
-    if (u0 + u >= CU) { break; }
-    for (var s = 0u; s < TT; s++) {
-      if (t0 + s >= KK) { break; }
-      for (var j = 0u; j < TL; j++) {
-        let l = l0 + j * WG_X;
-        if (l >= CL) { break; }
-        let co = select(l, u0 + u, LANES_CI);
-        let ci = select(u0 + u, l, LANES_CI);
-        Part[base + (co * p.Ci + ci) * KK + t0 + s] = acc[u][s * TL + j];
-      }
-    }
+    for (var v = 0u; v < TV; v++) { Red[lane * T + u * TV + v] = acc[u][v]; }
+  }
+  workgroupBarrier();
+  let base = p.partOff + wg.z * p.Co * p.Ci * KK;
+  for (var i = lane; i < T; i += WG_X) {
+    var s = 0.0;
+    for (var l = 0u; l < WG_X; l++) { s += Red[l * T + i]; }
+    let co = co0 + i / TV;
+    let ci = ci0 + i % TV;
+    if (co < p.Co && ci < p.Ci) { Part[base + (co * p.Ci + ci) * KK + tap] = s; }
   }
 }
 

@@ -185,22 +185,22 @@ const tilings: Array<[string, ConvTileConfig, WgradTileConfig]> = [
   [
     'registers 32x(8x8)',
     { smem: false, wgX: 32, wgY: 1, tm: 8, tn: 8, bk: 16 },
-    { smem: false, wgX: 32, wgY: 1, lanesCi: false, tu: 4, tt: 4, tl: 2, tm: 4, tn: 4, bk: 16, targetWorkgroups: 7, maxSplitPixels: 50 },
+    { smem: false, wgX: 16, wgY: 1, tu: 4, tv: 8, tm: 4, tn: 4, bk: 16, targetWorkgroups: 7, maxSplitPixels: 50 },
   ],
   [
     'registers 64x(16x16)',
     { smem: false, wgX: 64, wgY: 1, tm: 16, tn: 16, bk: 16 },
-    { smem: false, wgX: 64, wgY: 1, lanesCi: true, tu: 16, tt: 9, tl: 1, tm: 4, tn: 4, bk: 16, targetWorkgroups: 64, maxSplitPixels: 4096 },
+    { smem: false, wgX: 8, wgY: 1, tu: 16, tv: 16, tm: 4, tn: 4, bk: 16, targetWorkgroups: 64, maxSplitPixels: 4096 },
   ],
   [
     'workgroup memory 16x16x(4x4)',
     { smem: true, wgX: 16, wgY: 16, tm: 4, tn: 4, bk: 16 },
-    { smem: true, wgX: 16, wgY: 16, lanesCi: true, tu: 16, tt: 9, tl: 1, tm: 4, tn: 4, bk: 16, targetWorkgroups: 9, maxSplitPixels: 4096 },
+    { smem: true, wgX: 16, wgY: 16, tu: 16, tv: 16, tm: 4, tn: 4, bk: 16, targetWorkgroups: 9, maxSplitPixels: 4096 },
   ],
   [
     'workgroup memory 8x4x(8x4), bk 8',
     { smem: true, wgX: 8, wgY: 4, tm: 8, tn: 4, bk: 8 },
-    { smem: true, wgX: 8, wgY: 4, lanesCi: true, tu: 16, tt: 9, tl: 1, tm: 8, tn: 4, bk: 8, targetWorkgroups: 3, maxSplitPixels: 30 },
+    { smem: true, wgX: 8, wgY: 4, tu: 16, tv: 16, tm: 8, tn: 4, bk: 8, targetWorkgroups: 3, maxSplitPixels: 30 },
   ],
 ];
 

@@ -51,14 +51,12 @@ export interface ConvTileConfig {
 export interface WgradTileConfig {
   /** Workgroup-memory GEMM (`wgrad_tiled`) instead of register tiles (`wgrad`). */
   smem: boolean;
+  /** Workgroup size; wgY must be 1 without smem. */
   wgX: number;
   wgY: number;
-  /** Register path: lanes over input channels (true) or output channels (false). */
-  lanesCi: boolean;
-  /** Register path: uniform channels (<= 16), taps (<= 16) and lane channels (<= 4) per invocation. */
+  /** Register path: output channels (tu) x input channels (tv) per invocation, each <= 16. */
   tu: number;
-  tt: number;
-  tl: number;
+  tv: number;
   /** Smem path: outputs per invocation (<= 8 each) and pixels per staged slice. */
   tm: number;
   tn: number;
@@ -165,16 +163,12 @@ export function defaultConvConfig(e: Engine, M: number): ConvTileConfig {
 }
 
 export function defaultWgradConfig(e: Engine, g: Geometry): WgradTileConfig {
-  const KK = g.KH * g.KW;
   if (!e.adapter.software) {
-    return { smem: true, wgX: 16, wgY: 16, lanesCi: true, tu: 16, tt: 9, tl: 1, tm: 4, tn: 4, bk: 16, targetWorkgroups: 1024, maxSplitPixels: 4096 };
+    return { smem: true, wgX: 16, wgY: 16, tu: 16, tv: 16, tm: 4, tn: 4, bk: 16, targetWorkgroups: 1024, maxSplitPixels: 4096 };
   }
-  const lanesCi = g.Ci >= 8 || g.Ci >= g.Co;
-  const CU = lanesCi ? g.Co : g.Ci;
-  const tu = Math.min(16, CU);
-  const tt = Math.min(KK, 16, Math.floor(256 / tu));
-  const tl = Math.max(1, Math.min(4, Math.floor(256 / (tu * tt))));
-  return { smem: false, wgX: 64, wgY: 1, lanesCi, tu, tt, tl: KK === 1 ? tl : 1, tm: 4, tn: 4, bk: 16, targetWorkgroups: 64, maxSplitPixels: 4096 };
+  const tu = Math.min(16, g.Co);
+  const tv = Math.min(16, g.Ci);
+  return { smem: false, wgX: 8, wgY: 1, tu, tv, tm: 4, tn: 4, bk: 16, targetWorkgroups: 64, maxSplitPixels: 4096 };
 }
 
 function convConfig(e: Engine, kind: 'fwd' | 'dgrad', g: Geometry, given?: ConvTileConfig): ConvTileConfig {
@@ -189,7 +183,7 @@ function wgradConfig(e: Engine, g: Geometry, given?: WgradTileConfig): WgradTile
   const c = given ?? (convTuning.get(tuningKey(e, 'wgrad', g)) as WgradTileConfig | undefined) ?? defaultWgradConfig(e, g);
   const bad = c.smem
     ? c.tm < 1 || c.tm > 8 || c.tn < 1 || c.tn > 8
-    : c.tu < 1 || c.tu > 16 || c.tt < 1 || c.tt > 16 || c.tl < 1 || c.tl > 4 || c.tu * c.tt * c.tl > 256 || c.wgY !== 1;
+    : c.tu < 1 || c.tu > 16 || c.tv < 1 || c.tv > 16 || c.wgY !== 1 || c.wgX * c.tu * c.tv * 4 > e.limits.maxComputeWorkgroupStorageSize;
   if (bad) throw new Error(`conv2d.wgrad: invalid tile config ${JSON.stringify(c)}`);
   return c;
 }
@@ -499,24 +493,16 @@ export function conv2dBackwardFilter(x: Tensor, dy: Tensor, wShape: Shape, opts:
   const xImg = g.Ci * g.H * g.W;
   const dyImg = g.Co * g.Ho * g.Wo;
   const groups = batchGroups(e, op, g.N, [{ name: 'x', shape: x.shape, elems: xImg }, { name: 'dy', shape: dy.shape, elems: dyImg }]);
-  let gx: number, gy: number, tapTiles = 1;
-  if (cfg.smem) {
-    gx = Math.ceil((g.Ci * KK) / (cfg.wgX * cfg.tn));
-    gy = Math.ceil(g.Co / (cfg.wgY * cfg.tm));
-  } else {
-    const CL = cfg.lanesCi ? g.Ci : g.Co;
-    const CU = cfg.lanesCi ? g.Co : g.Ci;
-    tapTiles = Math.ceil(KK / cfg.tt);
-    gx = Math.ceil(CL / (cfg.wgX * cfg.tl));
-    gy = Math.ceil(CU / cfg.tu) * tapTiles;
-  }
+  const ciTiles = Math.ceil(g.Ci / cfg.tv);
+  const gx = cfg.smem ? Math.ceil((g.Ci * KK) / (cfg.wgX * cfg.tn)) : ciTiles * KK;
+  const gy = cfg.smem ? Math.ceil(g.Co / (cfg.wgY * cfg.tm)) : Math.ceil(g.Co / cfg.tu);
   checkFits(e, op, 'dW', wShape, len);
   const maxTotal = Math.max(1, Math.floor(e.limits.maxStorageBufferBindingSize / (len * 4)));
   const { plans, total } = planSplits(groups, g.Ho, g.Wo, Math.ceil(cfg.targetWorkgroups / (gx * gy)), cfg.maxSplitPixels, maxTotal, e.limits.maxComputeWorkgroupsPerDimension);
   const part = Tensor.empty(e, [total, len]);
   const constants: Record<string, number> = cfg.smem
     ? { WG_X: cfg.wgX, WG_Y: cfg.wgY, TM: cfg.tm, TN: cfg.tn, BK: cfg.bk, SA: cfg.bk * cfg.wgY * cfg.tm, SB: cfg.bk * cfg.wgX * cfg.tn }
-    : { WG_X: cfg.wgX, TU: cfg.tu, TT: cfg.tt, TL: cfg.tl, LANES_CI: cfg.lanesCi ? 1 : 0 };
+    : { WG_X: cfg.wgX, TU: cfg.tu, TV: cfg.tv, SR: cfg.wgX * cfg.tu * cfg.tv };
   for (const pl of plans) {
     const single = plans.length === 1;
     const xw = single ? { binding: x.binding(), off: 0 } : windowOf(x, pl.n0 * xImg, (pl.n1 - pl.n0) * xImg);
@@ -529,7 +515,7 @@ export function conv2dBackwardFilter(x: Tensor, dy: Tensor, wShape: Shape, opts:
       uniforms: [
         g.Ci, g.H, g.W, g.Co, g.Ho, g.Wo, g.KH, g.KW,
         g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, pl.rows, pl.rowsPerSplit,
-        xw.off, dw.off, pl.first * len, tapTiles,
+        xw.off, dw.off, pl.first * len, ciTiles,
       ],
       bindings: [xw.binding, dw.binding, part.binding()],
       workgroups: [gx, gy, pl.splits],
@@ -593,23 +579,15 @@ function convCandidates(e: Engine, M: number): ConvTileConfig[] {
 
 function wgradCandidates(e: Engine, g: Geometry): WgradTileConfig[] {
   const base = defaultWgradConfig(e, g);
-  const KK = g.KH * g.KW;
+  const out: WgradTileConfig[] = [base];
   if (!e.adapter.software) {
-    const out: WgradTileConfig[] = [];
     for (const [wgX, wgY] of [[16, 16], [32, 8], [8, 32]]) for (const [tm, tn] of [[4, 4], [8, 4], [4, 8]]) for (const targetWorkgroups of [256, 1024]) out.push({ ...base, wgX, wgY, tm, tn, targetWorkgroups });
     return out;
   }
-  const out: WgradTileConfig[] = [base];
-  for (const lanesCi of [true, false]) {
-    const CU = lanesCi ? g.Co : g.Ci;
-    for (const tu of [4, 8, 16]) {
-      if (tu > Math.max(4, CU)) continue;
-      for (const tt of [...new Set([Math.min(KK, 16), Math.ceil(KK / 2), 1])]) {
-        for (const tl of [1, 2, 4]) {
-          if (tu * tt * tl > 256 || tt > 16) continue;
-          for (const targetWorkgroups of [32, 128]) out.push({ ...base, lanesCi, tu, tt, tl, targetWorkgroups });
-        }
-      }
+  for (const tu of [4, 8, 16]) {
+    for (const tv of [4, 8, 16]) {
+      if (tu > Math.max(4, g.Co) || tv > Math.max(4, g.Ci)) continue;
+      for (const wgX of [8, 16]) for (const targetWorkgroups of [64, 256]) out.push({ ...base, wgX, tu, tv, targetWorkgroups });
     }
   }
   return out;

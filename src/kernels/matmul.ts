@@ -21,6 +21,8 @@ export interface MatmulOptions {
   accumulate?: Tensor;
   /** Forces a kernel (tests, benchmarks); by default `defaultVariant` chooses. */
   variant?: MatmulVariant;
+  /** Workgroup size of the register and panel kernels (tuning; defaults 32 and 16). */
+  workgroupSize?: number;
 }
 
 /** The kernel `matmul2d` uses for an M x K x N product on this engine. */
@@ -52,7 +54,7 @@ export function matmul2d(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor
   if (out.size === 0 || (K === 0 && acc)) return out;
   let variant = opts.variant ?? defaultVariant(e, M, N, K);
   if (variant === 'panel' && (K === 0 || windowBytes(N, K) > e.limits.maxBufferSize)) variant = 'register';
-  const job: Job = { e, a, b, out, M, N, K, ta, tb, acc: acc ? 1 : 0 };
+  const job: Job = { e, a, b, out, M, N, K, ta, tb, acc: acc ? 1 : 0, wg: opts.workgroupSize };
   if (variant === 'panel') panel(job);
   else if (variant === 'shared') shared(job);
   else register(job);
@@ -70,6 +72,7 @@ interface Job {
   ta: boolean;
   tb: boolean;
   acc: number;
+  wg?: number;
 }
 
 const cdiv = (x: number, y: number) => Math.ceil(x / y);
@@ -78,15 +81,16 @@ const WG_PANEL = 16;
 
 function register(j: Job): void {
   const { e, M, N, K, ta, tb } = j;
+  const wg = j.wg ?? WG_REGISTER;
   withVec4(j, (a, b) => {
     e.dispatch({
       label: 'matmul.register',
       code,
       entry: 'mm_register',
-      constants: { TA: +ta, TB: +tb, VA: +((ta ? M : K) % 4 === 0), VB: +((tb ? K : N) % 4 === 0), WG: WG_REGISTER },
+      constants: { TA: +ta, TB: +tb, VA: +((ta ? M : K) % 4 === 0), VB: +((tb ? K : N) % 4 === 0), WG: wg },
       uniforms: [M, N, K, j.acc, 0, 0, 0, 0, 0],
       bindings: [a, b, j.out.binding()],
-      workgroups: [cdiv(cdiv(N, 8), WG_REGISTER), cdiv(M, 4)],
+      workgroups: [cdiv(cdiv(N, 8), wg), cdiv(M, 4)],
     });
   });
 }
@@ -153,7 +157,8 @@ function panel(j: Job): void {
       });
       left = vec4Binding(packed)!;
     }
-    const groups = cdiv(cdiv(M, 8), WG_PANEL);
+    const wg = j.wg ?? WG_PANEL;
+    const groups = cdiv(cdiv(M, 8), wg);
     for (let blk = 0; blk < blocks; blk++) {
       for (let c = 0; c < chunks; c++) {
         const depth = Math.min(WK, kp - c * WK);
@@ -161,7 +166,7 @@ function panel(j: Job): void {
           label: 'matmul.panel',
           code,
           entry: 'mm_panel',
-          constants: { WG: WG_PANEL },
+          constants: { WG: wg },
           uniforms: [M, N, K, c > 0 ? 1 : j.acc, kp / 4, (c * WK) / 4, depth / 4, blk * 16, 0],
           bindings: [left, b, j.out.binding(), { buffer: win, offset: (blk * chunks + c) * stride * 4, size: WINDOW }],
           workgroups: [groups],

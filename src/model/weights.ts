@@ -45,9 +45,10 @@ export function configFromWeights(file: ParsedSafetensors, source: string): DrdC
     preset: meta.preset,
   });
   if (config.detail && !meta.dilations) {
-    const k = maxIndex(names, /^back_net\.0\.back_residual_blocks\.0\.back_residual_block_body\.0\.conv(\d+)\./);
-    if (k - 1 !== config.dilations.length && k > 0) {
-      throw new Error(`${source}: detail blocks have ${k - 1} dilated branches but no '${CONFIG_KEY}' metadata gives their dilations`);
+    // conv1..convK are the dilated branches and conv{K+1} the fuse; maxIndex gives K + 2.
+    const branches = maxIndex(names, /^back_net\.0\.back_residual_blocks\.0\.back_residual_block_body\.0\.conv(\d+)\./) - 2;
+    if (branches > 0 && branches !== config.dilations.length) {
+      throw new Error(`${source}: detail blocks have ${branches} dilated branches but no '${CONFIG_KEY}' metadata gives their dilations`);
     }
   }
   validateConfig(config);

@@ -1,0 +1,86 @@
+// The model end to end: weights round trip and validation, tiled inference equal to untiled.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { makeConfig, preset } from '../src/model/config.js';
+import { derainImage, planTiles } from '../src/model/derain.js';
+import { DrdNet } from '../src/model/drdnet.js';
+import { loadModel, weightsToBytes } from '../src/model/weights.js';
+import { parseSafetensors, serializeSafetensors, type NamedSerializableTensor } from '../src/io/safetensors.js';
+import { engine } from './helpers.js';
+import { Rng } from '../src/util/rng.js';
+
+function randomImage(w: number, h: number, seed: number) {
+  const rng = new Rng(seed);
+  return { width: w, height: h, data: Float32Array.from({ length: 3 * w * h }, () => rng.next()) };
+}
+
+test('weights round trip through safetensors with PyTorch names and metadata', async () => {
+  const e = await engine();
+  const m = new DrdNet(e, makeConfig(8, 2, 1, { dilations: [1, 2, 4], detailInput: '2O-R' }), 5);
+  m.batchNorms()[0][1].numBatchesTracked = 7;
+  const bytes = await weightsToBytes(m);
+  const file = parseSafetensors(bytes);
+  assert.ok(file.tensors.has('back_net.0.back_residual_blocks.0.back_residual_block_body.3.conv4.0.weight'));
+  assert.equal(file.tensors.get('rain_net.0.rain_residual_blocks.1.rain_residual_block_body.2.weight')!.shape, [8, 1]);
+  assert.is(file.tensors.get('rain_net.0.rain_net_body.1.num_batches_tracked')!.dtype, 'I64');
+  const { model: m2 } = loadModel(e, bytes, 'roundtrip');
+  assert.equal(m2.config.dilations, [1, 2, 4]);
+  assert.is(m2.config.detailInput, '2O-R');
+  assert.is(m2.batchNorms()[0][1].numBatchesTracked, 7);
+  const a = m.stateDict();
+  const b = m2.stateDict();
+  for (let i = 0; i < a.length; i++) assert.equal([...(await a[i][1].read())], [...(await b[i][1].read())], a[i][0]);
+  m.dispose();
+  m2.dispose();
+});
+
+test('weights errors name the offending tensor', async () => {
+  const e = await engine();
+  const m = new DrdNet(e, preset('micro'), 1);
+  const bytes = await weightsToBytes(m);
+  m.dispose();
+  const file = parseSafetensors(bytes);
+  const entries = (): NamedSerializableTensor[] =>
+    [...file.tensors].map(([name, t]) => ({ name, dtype: t.dtype as 'F32', shape: t.shape, data: t.dtype === 'I64' ? new BigInt64Array(t.data.slice().buffer) : new Float32Array(t.data.slice().buffer) as never }));
+  const without = entries().filter((t) => t.name !== 'rain_net.0.tail.0.bias');
+  assert.throws(() => loadModel(e, serializeSafetensors(without), 'w.safetensors'), /w\.safetensors: missing tensor 'rain_net\.0\.tail\.0\.bias'/);
+  const misshaped = entries().map((t) => (t.name === 'rain_net.0.tail.0.bias' ? { ...t, shape: [2], data: new Float32Array(2) } : t));
+  assert.throws(() => loadModel(e, serializeSafetensors(misshaped), 'w'), /tensor 'rain_net\.0\.tail\.0\.bias' has shape \[2\], expected \[3\]/);
+  const extra = [...entries(), { name: 'something.else', dtype: 'F32' as const, shape: [1], data: new Float32Array(1) }];
+  assert.throws(() => loadModel(e, serializeSafetensors(extra), 'w'), /unexpected tensor 'something\.else'/);
+  const withState = [...entries(), { name: 'optim.x.m', dtype: 'F32' as const, shape: [1], data: new Float32Array(1) }];
+  loadModel(e, serializeSafetensors(withState), 'w').model.dispose();
+  assert.throws(() => loadModel(e, bytes.slice(0, bytes.length - 10), 'cut.safetensors'), /cut\.safetensors/);
+});
+
+test('tiled inference equals untiled inference', async () => {
+  const e = await engine();
+  const m = new DrdNet(e, preset('micro'), 3);
+  // non-default running statistics make eval-mode BN do real work
+  for (const [, bn] of m.batchNorms()) {
+    bn.runningMean.write(Float32Array.from({ length: 4 }, (_, i) => 0.1 * i - 0.1));
+    bn.runningVar.write(Float32Array.from({ length: 4 }, (_, i) => 0.5 + 0.3 * i));
+  }
+  const img = randomImage(45, 37, 11);
+  const whole = await derainImage(m, img);
+  assert.is(planTiles(m, 45, 37, { tile: 16 }).tiles, 9);
+  let tiles = 0;
+  const tiled = await derainImage(m, img, { tile: 16, onTile: () => tiles++ });
+  assert.is(tiles, 9);
+  let worst = 0;
+  for (let i = 0; i < whole.data.length; i++) worst = Math.max(worst, Math.abs(whole.data[i] - tiled.data[i]));
+  assert.ok(worst <= 1e-4, `tiled differs from untiled by ${worst}`);
+  m.dispose();
+});
+
+test('tile plan follows the binding limit', async () => {
+  const e = await engine();
+  const m = new DrdNet(e, preset('tiny'), 1);
+  const p = planTiles(m, 4000, 3000);
+  assert.ok(p.tiles > 1, 'a 12 MP image is tiled');
+  assert.ok((p.core + 2 * p.halo) ** 2 * 16 * 4 <= e.limits.maxStorageBufferBindingSize);
+  assert.is(planTiles(m, 64, 48).tiles, 1);
+  m.dispose();
+});
+
+test.run();
