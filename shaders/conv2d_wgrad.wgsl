@@ -75,16 +75,17 @@ fn wgrad(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: ve
     let dyRow = p.dyOff + n * p.Co * HWo + oy * p.Wo;
     let xRow = i32(p.xOff + n * p.Ci * HW + u32(iy) * p.W) + xShift;
     for (var ox0 = lo; ox0 < hi; ox0 += WG_X) {
-      let ox = ox0 + lane;
-      if (ox < hi) {
-        let xi = u32(xRow + i32(ox) * p.sw);
-        var dv: array<f32, 16>;
-        var xv: array<f32, 16>;
-        for (var u = 0u; u < TU; u++) { dv[u] = DY[dyRow + cu[u] + ox]; }
-        for (var v = 0u; v < TV; v++) { xv[v] = X[xi + cv[v]]; }
-        for (var u = 0u; u < TU; u++) {
-          for (var v = 0u; v < TV; v++) { acc[u][v] = fma(dv[u], xv[v], acc[u][v]); }
-        }
+      // Lanes past the end reread the last column and add zero: a masked branch here would make
+      // every accumulator update a blend on lavapipe.
+      let ox = min(ox0 + lane, hi - 1u);
+      let live = ox0 + lane < hi;
+      let xi = u32(xRow + i32(ox) * p.sw);
+      var dv: array<f32, 16>;
+      var xv: array<f32, 16>;
+      for (var u = 0u; u < TU; u++) { dv[u] = select(0.0, DY[dyRow + cu[u] + ox], live); }
+      for (var v = 0u; v < TV; v++) { xv[v] = X[xi + cv[v]]; }
+      for (var u = 0u; u < TU; u++) {
+        for (var v = 0u; v < TV; v++) { acc[u][v] = fma(dv[u], xv[v], acc[u][v]); }
       }
     }
   }

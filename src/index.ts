@@ -9,3 +9,6 @@ export * from './graph/ops.js';
 export { Module } from './graph/module.js';
 export { Adam, SGD, multiStepLr, type Optimizer } from './train/optim.js';
 export { grid } from './kernels/util.js';
+export * from './graph/conv.js';
+export * from './graph/norm.js';
+export { BatchNorm2d, Conv2d, Linear, PReLU } from './graph/layers.js';

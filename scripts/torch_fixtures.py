@@ -1,0 +1,331 @@
+#!/usr/bin/env python3
+"""PyTorch parity fixtures for the Semi-DRDNet (DRD-Net backbone) WebGPU engine.
+
+Run (needs PyTorch; tested with Debian's python3-torch 1.13, CPU only; no other packages):
+
+    python3 scripts/torch_fixtures.py test/fixtures/parity
+
+It defines the DRD-Net module tree with the module names of the authors' PyTorch code
+(syy-whu/DRD-Net networks.py), so state_dict keys equal the engine's names, builds small models,
+runs one supervised step (loss = 0.1 * L1(O - R, B) + L1(O - R + D, B), mean absolute error) and
+writes, per case:
+
+    <case>.weights.safetensors    the state_dict before the step (F32; num_batches_tracked I64),
+                                  with no "semi_drdnet.config" metadata: the engine's loader must
+                                  infer the config from shapes and default to dilations 1,3,5,
+                                  detail input O and SE on (the authors' architecture)
+    <case>.expected.safetensors   input.rainy, input.clean ([1,3,H,W] F32, fed to the engine as
+                                  images), output.derained, output.final, loss [1],
+                                  grad.<param> for every trainable parameter and, in train mode,
+                                  running.<bn>.running_mean / running_var after the step
+
+The paper-size cases (paper-eval, paper-train) have no weights file: their weights follow the
+closed-form formula in `formula_weights` (mirrored in test/slow/parity-paper.test.ts), and only
+the outputs, loss and the gradients of a few parameters are stored.
+
+Weights and inputs are float32 (as saved). The expected values are computed in float64 from those
+float32 values (model.double()), then stored as F32, so they carry no float32 accumulation error.
+
+Safetensors is written by hand (8-byte little-endian header length, JSON header with
+dtype/shape/data_offsets and "__metadata__": {"format": "pt"}, raw little-endian data), so the
+`safetensors` package is not needed.
+"""
+import copy
+import json
+import math
+import os
+import struct
+import sys
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# ------------------------------------------------------------------------------------------------
+# The module tree (names as in the authors' networks.py; widths parameterised)
+
+
+def conv3(cin, cout, dilation=1):
+    return nn.Conv2d(cin, cout, (3, 3), stride=(1, 1), padding=dilation, dilation=dilation)
+
+
+class rain_residual_block(nn.Module):
+    def __init__(self, C, hidden):
+        super().__init__()
+        self.rain_residual_block_head = nn.Sequential(conv3(C, C), nn.BatchNorm2d(C), nn.PReLU(C), conv3(C, C), nn.BatchNorm2d(C))
+        self.rain_residual_block_body = nn.Sequential(nn.Linear(C, hidden, False), nn.ReLU(), nn.Linear(hidden, C, False), nn.Sigmoid())
+
+    def forward(self, input):
+        x1 = self.rain_residual_block_head(input)
+        se = F.adaptive_avg_pool2d(x1, (1, 1))
+        se = self.rain_residual_block_body(se.view(se.size(0), se.size(1) * se.size(2) * se.size(3)))
+        se = se.unsqueeze(2).unsqueeze(3)
+        return torch.add(torch.mul(x1, se), input)
+
+
+class RainNetwork(nn.Module):
+    def __init__(self, C, n_blocks, hidden):
+        super().__init__()
+        self.rain_net_head = nn.Sequential(conv3(3, C), nn.PReLU(C))
+        self.rain_residual_blocks = nn.Sequential(*[rain_residual_block(C, hidden) for _ in range(n_blocks)])
+        self.rain_net_body = nn.Sequential(conv3(C, C), nn.BatchNorm2d(C))
+        self.tail = nn.Sequential(conv3(C, 3))
+
+    def forward(self, input):
+        x0 = self.rain_net_head(input)
+        x = self.rain_residual_blocks(x0)
+        x = torch.add(self.rain_net_body(x), x0)
+        return self.tail(x)
+
+
+class empty_block(nn.Module):
+    """DCCL: parallel dilated 3x3 convs (dilation 1, 3, 5), concatenated, fused by a 1x1 conv."""
+
+    def __init__(self, C):
+        super().__init__()
+        self.conv1 = nn.Sequential(conv3(C, C, 1))
+        self.conv2 = nn.Sequential(conv3(C, C, 3))
+        self.conv3 = nn.Sequential(conv3(C, C, 5))
+        self.conv4 = nn.Sequential(nn.Conv2d(3 * C, C, (1, 1), stride=(1, 1), padding=0))
+
+    def forward(self, input):
+        x = torch.cat((self.conv1(input), self.conv2(input), self.conv3(input)), 1)
+        return self.conv4(x)
+
+
+class back_residual_block(nn.Module):
+    def __init__(self, C):
+        super().__init__()
+        self.back_residual_block_body = nn.Sequential(empty_block(C), nn.BatchNorm2d(C), nn.PReLU(C), empty_block(C), nn.BatchNorm2d(C))
+
+    def forward(self, input):
+        return torch.add(self.back_residual_block_body(input), input)
+
+
+class BackNetwork(nn.Module):
+    def __init__(self, C, n_blocks):
+        super().__init__()
+        self.back_net_head = nn.Sequential(conv3(3, C), nn.PReLU(C))
+        self.back_residual_blocks = nn.Sequential(*[back_residual_block(C) for _ in range(n_blocks)])
+        self.back_net_body = nn.Sequential(conv3(C, C), nn.BatchNorm2d(C))
+        self.tail = nn.Sequential(conv3(C, 3))
+
+    def forward(self, input):
+        x0 = self.back_net_head(input)
+        x = self.back_residual_blocks(x0)
+        x = torch.add(self.back_net_body(x), x0)
+        return self.tail(x)
+
+
+class DRDNetwork(nn.Module):
+    def __init__(self, C=64, rain_blocks=16, back_blocks=16, hidden=None):
+        super().__init__()
+        hidden = hidden or max(1, C // 16)
+        self.rain_net = nn.Sequential(RainNetwork(C, rain_blocks, hidden))
+        self.back_net = nn.Sequential(BackNetwork(C, back_blocks))
+
+    def forward(self, input):
+        rain = self.rain_net(input)
+        out1 = torch.sub(input, rain)
+        back = self.back_net(input)
+        return out1, torch.add(out1, back)
+
+
+# ------------------------------------------------------------------------------------------------
+# Safetensors writer
+
+DTYPES = {np.dtype('<f4'): 'F32', np.dtype('<i8'): 'I64'}
+
+
+def write_safetensors(path, tensors, metadata=None):
+    """tensors: list of (name, numpy array) in file order."""
+    header = {'__metadata__': dict(metadata or {'format': 'pt'})}
+    blobs = []
+    offset = 0
+    for name, arr in tensors:
+        arr = np.ascontiguousarray(arr)
+        if arr.dtype == np.float32:
+            arr = arr.astype('<f4')
+        elif arr.dtype == np.int64:
+            arr = arr.astype('<i8')
+        else:
+            raise ValueError(f'{name}: unsupported dtype {arr.dtype}')
+        raw = arr.tobytes()
+        header[name] = {'dtype': DTYPES[arr.dtype], 'shape': list(arr.shape), 'data_offsets': [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    text = json.dumps(header, separators=(',', ':')).encode('utf-8')
+    text += b' ' * ((8 - len(text) % 8) % 8)  # keep the data 8-byte aligned, as the reference writer does
+    with open(path, 'wb') as f:
+        f.write(struct.pack('<Q', len(text)))
+        f.write(text)
+        for b in blobs:
+            f.write(b)
+
+
+def f32(t):
+    return t.detach().to(torch.float32).cpu().numpy()
+
+
+# ------------------------------------------------------------------------------------------------
+# Deterministic weights, perturbations and images
+
+
+def perturb(model, gen):
+    """Non-default BN affine/running statistics and PReLU slopes (float32, deterministic)."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                C = m.num_features
+                m.weight.copy_(0.6 + 0.8 * torch.rand(C, generator=gen))
+                m.bias.copy_(0.4 * (torch.rand(C, generator=gen) - 0.5))
+                m.running_mean.copy_(0.6 * (torch.rand(C, generator=gen) - 0.5))
+                m.running_var.copy_(0.3 + 1.2 * torch.rand(C, generator=gen))
+                m.num_batches_tracked.fill_(7)
+            elif isinstance(m, nn.PReLU):
+                m.weight.copy_(0.05 + 0.4 * torch.rand(m.weight.shape, generator=gen))
+
+
+def formula_unit(i, k):
+    """Integer hash of (element index i, tensor index k) mapped to [0, 1); exact in float64 in both
+    Python and JavaScript (every intermediate stays below 2^53)."""
+    return ((i * i * 7 + i * 7919 + k * 104729 + 12345) % 65521) / 65521
+
+
+def formula_weights(model):
+    """The closed-form weights of the paper-size cases: state_dict tensor k (in state_dict order,
+    num_batches_tracked excluded), element i (row-major) gets a value from formula_unit(i, k):
+    conv/linear weights (2u-1)/sqrt(fan_in); conv biases (2u-1)/sqrt(fan_in of that conv);
+    BN weight 0.5+u, BN bias 0.4(u-0.5), running_mean 0.4(u-0.5), running_var 0.5+u;
+    PReLU slopes 0.1+0.3u. Stored as float32."""
+    bn_names = {n for n, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)}
+    prelu_names = {n for n, m in model.named_modules() if isinstance(m, nn.PReLU)}
+    sd = model.state_dict()
+    names = [n for n in sd if not n.endswith('num_batches_tracked')]
+    with torch.no_grad():
+        for k, name in enumerate(names):
+            t = sd[name]
+            mod, leaf = name.rsplit('.', 1)
+            shape = list(t.shape)
+            n = t.numel()
+            u = np.array([formula_unit(i, k) for i in range(n)], dtype=np.float64)
+            if mod in bn_names:
+                v = {'weight': 0.5 + u, 'bias': 0.4 * (u - 0.5), 'running_mean': 0.4 * (u - 0.5), 'running_var': 0.5 + u}[leaf]
+            elif mod in prelu_names:
+                v = 0.1 + 0.3 * u
+            elif leaf == 'weight':
+                v = (2 * u - 1) / math.sqrt(int(np.prod(shape[1:])))
+            else:  # conv bias: the bound of its conv's weight
+                w = sd[mod + '.weight']
+                v = (2 * u - 1) / math.sqrt(int(np.prod(list(w.shape)[1:])))
+            t.copy_(torch.from_numpy(v.astype(np.float32)).view(shape))
+
+
+def formula_images(h, w):
+    """Deterministic rainy/clean pair in [0, 1] (float32); stored in the fixture, so the test
+    reads them rather than recomputing them."""
+    c, y, x = np.meshgrid(np.arange(3), np.arange(h), np.arange(w), indexing='ij')
+    clean = 0.5 + 0.3 * np.sin(0.37 * x + 0.23 * y + 1.1 * c) * np.cos(0.19 * y - 0.41 * c)
+    streak = ((x * 3 + y * 5 + c) % 11 == 0).astype(np.float64) * 0.35
+    rainy = np.clip(clean + streak, 0, 1)
+    return rainy.astype(np.float32)[None], clean.astype(np.float32)[None]
+
+
+def random_images(h, w, gen):
+    clean = torch.rand(1, 3, h, w, generator=gen)
+    # A smoothed background plus sparse bright streaks, kept in [0, 1].
+    clean = F.avg_pool2d(F.pad(clean, (1, 1, 1, 1), mode='replicate'), 3, stride=1)
+    streak = (torch.rand(1, 3, h, w, generator=gen) > 0.85).float() * 0.4
+    rainy = (clean + streak).clamp(0, 1)
+    return f32(rainy), f32(clean)
+
+
+# ------------------------------------------------------------------------------------------------
+# One supervised step
+
+
+def run_step(model32, rainy, clean, mode, grad_names=None):
+    """Float64 forward/backward from the float32 weights; returns the expected tensors."""
+    model = copy.deepcopy(model32).double()
+    model.train(mode == 'train')
+    o = torch.from_numpy(rainy).double()
+    b = torch.from_numpy(clean).double()
+    out1, out = model(o)
+    loss = 0.1 * F.l1_loss(out1, b) + F.l1_loss(out, b)
+    model.zero_grad()
+    loss.backward()
+    tensors = [
+        ('input.rainy', rainy),
+        ('input.clean', clean),
+        ('output.derained', f32(out1)),
+        ('output.final', f32(out)),
+        ('loss', f32(loss.reshape(1))),
+    ]
+    for name, p in model.named_parameters():
+        if grad_names is None or name in grad_names:
+            tensors.append((f'grad.{name}', f32(p.grad)))
+    if mode == 'train' and grad_names is None:
+        for name, t in model.state_dict().items():
+            if name.endswith('running_mean') or name.endswith('running_var'):
+                tensors.append((f'running.{name}', f32(t)))
+    return tensors, float(loss)
+
+
+def state_tensors(model):
+    return [(n, t.detach().cpu().numpy()) for n, t in model.state_dict().items()]
+
+
+PAPER_GRADS = [
+    'rain_net.0.rain_net_head.0.weight',
+    'rain_net.0.rain_net_head.1.weight',
+    'rain_net.0.rain_residual_blocks.0.rain_residual_block_head.1.weight',
+    'rain_net.0.rain_residual_blocks.7.rain_residual_block_body.0.weight',
+    'rain_net.0.rain_residual_blocks.15.rain_residual_block_head.4.bias',
+    'rain_net.0.tail.0.weight',
+    'rain_net.0.tail.0.bias',
+    'back_net.0.back_net_head.0.weight',
+    'back_net.0.back_residual_blocks.0.back_residual_block_body.2.weight',
+    'back_net.0.back_residual_blocks.8.back_residual_block_body.3.conv3.0.weight',
+    'back_net.0.back_residual_blocks.15.back_residual_block_body.4.weight',
+    'back_net.0.back_net_body.1.bias',
+    'back_net.0.tail.0.weight',
+    'back_net.0.tail.0.bias',
+]
+
+
+def main():
+    if len(sys.argv) != 2:
+        print(__doc__)
+        sys.exit(2)
+    out_dir = sys.argv[1]
+    os.makedirs(out_dir, exist_ok=True)
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+
+    def save(case, model, mode, h, w, seed):
+        gen = torch.Generator().manual_seed(seed)
+        perturb(model, gen)
+        rainy, clean = random_images(h, w, gen)
+        write_safetensors(os.path.join(out_dir, f'{case}.weights.safetensors'), state_tensors(model))
+        tensors, loss = run_step(model, rainy, clean, mode)
+        write_safetensors(os.path.join(out_dir, f'{case}.expected.safetensors'), tensors)
+        print(f'{case}: {mode} {h}x{w} loss {loss:.6f}, {sum(p.numel() for p in model.parameters())} params')
+
+    torch.manual_seed(20240601)
+    save('micro-train', DRDNetwork(4, 1, 1), 'train', 19, 23, 1)
+    torch.manual_seed(20240602)
+    save('micro-eval', DRDNetwork(4, 1, 1), 'eval', 17, 21, 2)
+    torch.manual_seed(20240603)
+    save('c16x2-train', DRDNetwork(16, 2, 2), 'train', 20, 24, 3)
+
+    paper = DRDNetwork(64, 16, 16)
+    formula_weights(paper)
+    for case, mode, h, w in (('paper-eval', 'eval', 32, 32), ('paper-train', 'train', 24, 24)):
+        rainy, clean = formula_images(h, w)
+        tensors, loss = run_step(paper, rainy, clean, mode, set(PAPER_GRADS))
+        write_safetensors(os.path.join(out_dir, f'{case}.expected.safetensors'), tensors, {'format': 'pt', 'weights': 'formula'})
+        print(f'{case}: {mode} {h}x{w} loss {loss:.6f}')
+
+
+if __name__ == '__main__':
+    main()
