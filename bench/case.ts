@@ -12,6 +12,8 @@ export interface BenchCase {
   flops?: number;
   /** Bytes moved per run (reported as GB/s when there is no FLOP count). */
   bytes?: number;
+  /** Image pixels processed per run (whole-network cases also report ms per megapixel). */
+  pixels?: number;
   /**
    * Allocates inputs once. `run` records one complete execution (all passes, split-K reductions
    * included) without waiting; the harness times encode-to-completion around it.

@@ -22,7 +22,7 @@ export interface SelectOptions {
 }
 
 export interface RunOptions {
-  /** Timed runs per case (>= 5). Default: as many as fit in `budgetMs`, between 5 and 50. */
+  /** Timed runs per case (>= 5). Default: as many as fit in `budgetMs`, at least 5, at most 50. */
   reps?: number;
   /** Untimed runs before timing (>= 1; pipelines compile in the first). Default 1. */
   warmup?: number;
@@ -35,6 +35,7 @@ export interface RunOptions {
 }
 
 export const MIN_REPS = 5;
+const MAX_REPS = 50;
 
 export function selectCases(cases: readonly BenchCase[], opts: SelectOptions = {}): BenchCase[] {
   return cases.filter((c) => (!opts.quick || c.quick) && (!opts.filter || c.name.includes(opts.filter) || c.shape.includes(opts.filter)));
@@ -66,15 +67,20 @@ export async function timeCase(engine: Engine, c: BenchCase, opts: RunOptions = 
       await engine.sync();
       return performance.now() - t0;
     };
-    let last = 0;
-    for (let i = 0; i < Math.max(1, opts.warmup ?? 1); i++) last = await once();
-    const reps = opts.reps !== undefined
-      ? Math.max(MIN_REPS, opts.reps)
-      : Math.min(50, Math.max(MIN_REPS, Math.floor((opts.budgetMs ?? 1000) / Math.max(last, 1e-3))));
+    for (let i = 0; i < Math.max(1, opts.warmup ?? 1); i++) await once();
     const times: number[] = [];
-    for (let i = 0; i < reps; i++) times.push(await once());
+    if (opts.reps !== undefined) {
+      for (let i = 0; i < Math.max(MIN_REPS, opts.reps); i++) times.push(await once());
+    } else {
+      const budget = opts.budgetMs ?? 1000;
+      let spent = 0;
+      while (times.length < MIN_REPS || (spent < budget && times.length < MAX_REPS)) {
+        times.push(await once());
+        spent += times[times.length - 1];
+      }
+    }
     const med = median(times);
-    const r: BenchResult = { name: c.name, shape: c.shape, median_ms: med, min_ms: Math.min(...times), runs: reps, adapter: adapterName(engine) };
+    const r: BenchResult = { name: c.name, shape: c.shape, median_ms: med, min_ms: Math.min(...times), runs: times.length, adapter: adapterName(engine) };
     if (c.flops) r.gflops = c.flops / (med * 1e6);
     else if (c.bytes) r.gbps = c.bytes / (med * 1e6);
     return r;

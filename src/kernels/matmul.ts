@@ -28,6 +28,7 @@ export interface MatmulOptions {
 /** The kernel `matmul2d` uses for an M x K x N product on this engine. */
 export function defaultVariant(engine: Engine, M: number, N: number, K: number): MatmulVariant {
   if (!engine.adapter.software) return 'shared';
+  if (K === 0) return 'register';
   // The panel kernel runs its lanes along M (8 rows each) and `register` along N (8 columns each):
   // pick the one that fills the lanes. Measured on lavapipe: at 1024^3 panel is ~1.8x faster.
   if (M >= 256) return 'panel';

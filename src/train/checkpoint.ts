@@ -1,0 +1,54 @@
+// Checkpoints (contract): weights + optim.<param>.m/.v + state.step, state.rng, state.epoch_cursor.
+import type { NamedSerializableTensor, ParsedSafetensors } from '../io/safetensors.js';
+import { toFloat32 } from '../io/safetensors.js';
+import type { DrdNet } from '../model/drdnet.js';
+import { weightsToBytes } from '../model/weights.js';
+import type { Adam } from './optim.js';
+
+/** Whatever the trainer needs besides weights and Adam moments to continue bit for bit. */
+export interface TrainState {
+  step: number;
+  /** Concatenated generator states (4 words each). */
+  rng: Uint32Array;
+  /** Data order: sampler states flattened to integers. */
+  epochCursor: number[];
+}
+
+const i64 = (values: ArrayLike<number>): BigInt64Array => BigInt64Array.from(Array.from(values, (v) => BigInt(v)));
+
+export async function checkpointBytes(model: DrdNet, opt: Adam, state: TrainState): Promise<Uint8Array> {
+  const extra: NamedSerializableTensor[] = [];
+  const names = model.namedParameters().map(([n]) => n);
+  for (let i = 0; i < names.length; i++) {
+    extra.push({ name: `optim.${names[i]}.m`, dtype: 'F32', shape: [...opt.m[i].shape], data: await opt.m[i].read() });
+    extra.push({ name: `optim.${names[i]}.v`, dtype: 'F32', shape: [...opt.v[i].shape], data: await opt.v[i].read() });
+  }
+  extra.push({ name: 'state.step', dtype: 'I64', shape: [1], data: i64([state.step]) });
+  extra.push({ name: 'state.rng', dtype: 'I64', shape: [state.rng.length], data: i64(state.rng) });
+  extra.push({ name: 'state.epoch_cursor', dtype: 'I64', shape: [state.epochCursor.length], data: i64(state.epochCursor) });
+  return weightsToBytes(model, extra);
+}
+
+function ints(file: ParsedSafetensors, name: string, source: string): number[] {
+  const e = file.tensors.get(name);
+  if (!e) throw new Error(`${source}: not a training checkpoint (missing '${name}')`);
+  if (e.dtype !== 'I64') throw new Error(`${source}: '${name}' must be I64, got ${e.dtype}`);
+  const view = new DataView(e.data.buffer, e.data.byteOffset, e.data.byteLength);
+  return Array.from({ length: e.data.byteLength / 8 }, (_, i) => Number(view.getBigInt64(8 * i, true)));
+}
+
+/** Restores Adam moments and returns the trainer state (weights are loaded separately). */
+export function restoreCheckpoint(file: ParsedSafetensors, model: DrdNet, opt: Adam, source: string): TrainState {
+  const names = model.namedParameters().map(([n]) => n);
+  names.forEach((n, i) => {
+    for (const [key, t] of [[`optim.${n}.m`, opt.m[i]], [`optim.${n}.v`, opt.v[i]]] as const) {
+      const e = file.tensors.get(key);
+      if (!e) throw new Error(`${source}: missing tensor '${key}'`);
+      if (e.shape.join() !== t.shape.join()) throw new Error(`${source}: tensor '${key}' has shape [${e.shape}], expected [${t.shape}]`);
+      t.write(toFloat32(e, key, source));
+    }
+  });
+  const step = ints(file, 'state.step', source)[0];
+  opt.stepCount = step;
+  return { step, rng: Uint32Array.from(ints(file, 'state.rng', source)), epochCursor: ints(file, 'state.epoch_cursor', source) };
+}

@@ -1,0 +1,145 @@
+// One semi-supervised training step at a time: the synthetic batch's supervised loss plus, with a
+// real (unlabelled) batch, the dual contrastive regularisation; Adam with multi-step decay.
+import type { Engine } from '../gpu/runtime.js';
+import { backward, noGrad } from '../graph/autograd.js';
+import { add, concat, mul, reshape, sum } from '../graph/ops.js';
+import { Tensor, tidy } from '../graph/tensor.js';
+import type { DrdNet } from '../model/drdnet.js';
+import { supervisedLoss } from '../model/parity.js';
+import { Adam, multiStepLr } from './optim.js';
+
+/** A source of batches in NCHW float32 with a saveable position (for bit-for-bit resume). */
+export interface BatchSource<T> {
+  next(batch: number): T;
+  /** Integers that restore the data order and the generator. */
+  saveState(): number[];
+  loadState(s: number[]): void;
+}
+
+export interface PairBatch {
+  rainy: Float32Array;
+  clean: Float32Array;
+}
+
+/** The contrastive term as the trainer sees it (src/train/contrastive.ts provides it). */
+export type ContrastiveFn = (inputs: { realRainy: Tensor; realRain: Tensor; realFinal: Tensor; synthRainy: Tensor; synthClean: Tensor }) => {
+  total: Tensor;
+  bg: Tensor;
+  rain: Tensor;
+};
+
+export interface TrainerOptions {
+  batch: number;
+  patch: number;
+  lr: number;
+  /** Steps at which lr is multiplied by `gamma` (the authors' MultiStepLR, counted in steps). */
+  milestones: number[];
+  gamma: number;
+  /** BN statistics for the real batch's forward: its own batch statistics, or the running ones. */
+  realBn: 'batch' | 'running';
+}
+
+export interface StepRecord {
+  step: number;
+  loss: number;
+  loss_sup: number;
+  loss_cr_bg: number;
+  loss_cr_rain: number;
+  grad_norm_cr: number;
+  lr: number;
+  ms: number;
+  gpu_live_bytes: number;
+  gpu_pooled_bytes: number;
+  gpu_buffers_created: number;
+}
+
+export class NonFiniteLossError extends Error {}
+
+export class Trainer {
+  readonly opt: Adam;
+  step = 0;
+
+  constructor(
+    readonly engine: Engine,
+    readonly model: DrdNet,
+    readonly pairs: BatchSource<PairBatch>,
+    readonly opts: TrainerOptions,
+    readonly real: BatchSource<Float32Array> | null = null,
+    readonly contrastive: ContrastiveFn | null = null,
+  ) {
+    this.opt = new Adam(model.parameters(), { lr: opts.lr });
+  }
+
+  /** Runs one step; throws NonFiniteLossError (before updating any weight) on NaN or Inf. */
+  async trainStep(): Promise<StepRecord> {
+    const t0 = performance.now();
+    const { batch: B, patch: P } = this.opts;
+    const shape = [B, 3, P, P];
+    const lr = multiStepLr(this.opts.lr, this.opts.milestones, this.opts.gamma, this.step);
+    this.opt.lr = lr;
+    const syn = this.pairs.next(B);
+    const realData = this.real && this.contrastive ? this.real.next(B) : null;
+    const values = await tidy(async () => {
+      const o = Tensor.fromData(this.engine, syn.rainy, shape);
+      const clean = Tensor.fromData(this.engine, syn.clean, shape);
+      const zero = () => Tensor.fromData(this.engine, [0], [1]);
+      let bg = zero();
+      let rain = zero();
+      let gradNormSq = zero();
+      if (realData) {
+        const realRainy = Tensor.fromData(this.engine, realData, shape);
+        this.model.train(this.opts.realBn === 'batch');
+        const r = this.model.forward(realRainy);
+        const cr = this.contrastive!({ realRainy, realRain: r.rain, realFinal: r.final, synthRainy: o, synthClean: clean });
+        backward(cr.total);
+        // The contrastive gradient alone, before the supervised one accumulates on top of it.
+        gradNormSq = noGrad(() => this.#gradSquaredNorm());
+        bg = reshape(cr.bg, [1]);
+        rain = reshape(cr.rain, [1]);
+      }
+      this.model.train(true);
+      const out = this.model.forward(o);
+      const sup = supervisedLoss(out.derained, out.final, clean);
+      backward(sup);
+      const packed = noGrad(() => concat([reshape(sup, [1]), bg, rain, gradNormSq], 0));
+      return await packed.read();
+    });
+    const [lossSup, crBg, crRain, gnsq] = values;
+    const weights = this.contrastiveWeights;
+    const loss = lossSup + weights.bg * crBg + weights.rain * crRain;
+    if (![lossSup, crBg, crRain, gnsq].every(Number.isFinite)) {
+      this.opt.zeroGrad();
+      throw new NonFiniteLossError(`non-finite loss at step ${this.step + 1} (loss_sup ${lossSup}, loss_cr_bg ${crBg}, loss_cr_rain ${crRain})`);
+    }
+    this.opt.step();
+    this.opt.zeroGrad();
+    this.step++;
+    const mem = this.engine.memory();
+    return {
+      step: this.step,
+      loss,
+      loss_sup: lossSup,
+      loss_cr_bg: crBg,
+      loss_cr_rain: crRain,
+      grad_norm_cr: Math.sqrt(gnsq),
+      lr,
+      ms: performance.now() - t0,
+      gpu_live_bytes: mem.liveBytes,
+      gpu_pooled_bytes: mem.pooledBytes,
+      gpu_buffers_created: mem.buffersCreated,
+    };
+  }
+
+  /** Loss weights used for the logged total (the contrastive fn applies them to `total`). */
+  contrastiveWeights = { bg: 0.1, rain: 0.1 };
+
+  #gradSquaredNorm(): Tensor {
+    let acc: Tensor | null = null;
+    for (const p of this.model.parameters()) {
+      if (!p.grad) continue;
+      const s = sum(mul(p.grad, p.grad));
+      acc = acc ? add(acc, s) : s;
+    }
+    return acc ? reshape(acc, [1]) : Tensor.fromData(this.engine, [0], [1]);
+  }
+}
