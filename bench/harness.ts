@@ -113,12 +113,12 @@ export async function runCases(engine: Engine, cases: readonly BenchCase[], opts
 const key = (r: { name: string; shape: string }) => `${r.name}\u0000${r.shape}`;
 const round = (x: number, digits: number) => Number(x.toFixed(digits));
 
-/** One result as its JSON line (the `--json` contract). */
-export function toJsonLine(r: BenchResult): string {
+/** One result as its JSON line (the `--json` contract), plus optional extra fields. */
+export function toJsonLine(r: BenchResult, extra: Record<string, unknown> = {}): string {
   const o: Record<string, unknown> = { name: r.name, shape: r.shape, median_ms: round(r.median_ms, 4) };
   if (r.gflops !== undefined) o.gflops = round(r.gflops, 3);
   if (r.gbps !== undefined) o.gbps = round(r.gbps, 3);
-  Object.assign(o, { adapter: r.adapter, runs: r.runs, min_ms: round(r.min_ms, 4) });
+  Object.assign(o, { adapter: r.adapter, runs: r.runs, min_ms: round(r.min_ms, 4) }, extra);
   return JSON.stringify(o);
 }
 

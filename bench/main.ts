@@ -58,7 +58,15 @@ async function main(): Promise<number> {
     console.error(`bench: ${(e as Error).message}\n${USAGE}`);
     return 2;
   }
-  const baseline = args.compare ? parseJsonLines(readFileSync(args.compare, 'utf8')) : undefined;
+  let baseline: BenchResult[] | undefined;
+  if (args.compare) {
+    try {
+      baseline = parseJsonLines(readFileSync(args.compare, 'utf8'));
+    } catch (e) {
+      console.error(`bench: cannot read ${args.compare}: ${(e as Error).message}`);
+      return 2;
+    }
+  }
   const cases = selectCases(allCases, args);
   if (cases.length === 0) {
     console.error('bench: no case matches');
@@ -71,14 +79,12 @@ async function main(): Promise<number> {
   useDawn();
   const engine = await Engine.create();
   let failed = 0;
-  const ratios = (r: BenchResult) => (baseline ? speedups([r], baseline).values().next().value : undefined);
   const results = await runCases(engine, cases, {
     reps: args.reps,
     onResult: (r) => {
       if (args.json) {
-        const ratio = ratios(r);
-        const line = toJsonLine(r);
-        console.log(ratio === undefined ? line : `${line.slice(0, -1)},"speedup":${ratio.toFixed(3)}}`);
+        const ratio = baseline ? speedups([r], baseline).values().next().value : undefined;
+        console.log(toJsonLine(r, ratio === undefined ? {} : { speedup: Number(ratio.toFixed(3)) }));
       } else {
         console.error(`${r.name} ${r.shape}: ${r.median_ms.toFixed(2)} ms`);
       }

@@ -5,6 +5,9 @@ Run (needs PyTorch; tested with Debian's python3-torch 1.13, CPU only; no other 
 
     python3 scripts/torch_fixtures.py test/fixtures/parity
 
+(If `python3` is a pyenv shim without torch, use /usr/bin/python3.) The output is deterministic:
+rerunning reproduces the committed files byte for byte.
+
 It defines the DRD-Net module tree with the module names of the authors' PyTorch code
 (syy-whu/DRD-Net networks.py), so state_dict keys equal the engine's names, builds small models,
 runs one supervised step (loss = 0.1 * L1(O - R, B) + L1(O - R + D, B), mean absolute error) and

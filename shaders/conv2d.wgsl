@@ -26,8 +26,6 @@ override BK: u32 = 16u;      // SMEM: reduction slice staged per step
 override SMEM: bool = false;
 override SA: u32 = 1u;       // SMEM: workgroup floats for the weight slice (BK * WG_Y * TM)
 override SB: u32 = 1u;       // SMEM: workgroup floats for the input slice (BK * WG_X * TN)
-override HAS_BIAS: bool = false;
-override ACT: u32 = 0u;      // 0 none, 1 relu, 2 leakyRelu (slope p.alpha)
 
 struct Params {
   Ci: u32, Hi: u32, Wi: u32, Co: u32,     // input operand channels/size, output channels
@@ -36,7 +34,9 @@ struct Params {
   sh: i32, sw: i32, divh: i32, divw: i32, // output-to-input step, and the transposed-mode stride
   ph: vec4<i32>, pw: vec4<i32>,           // per-branch offsets subtracted (negated pad in dgrad)
   dh: vec4<i32>, dw: vec4<i32>,           // per-branch tap steps (negated dilation in dgrad)
-  alpha: f32,
+  alpha: f32,                             // leakyRelu slope
+  act: u32,                               // epilogue: 0 none, 1 relu, 2 leakyRelu
+  hasBias: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -59,9 +59,9 @@ fn src(raw: i32, div: i32, size: u32) -> i32 {
 
 fn epilogue(v0: f32, m: u32) -> f32 {
   var v = v0;
-  if (HAS_BIAS) { v += Bias[m]; }
-  if (ACT == 1u) { v = max(v, 0.0); }
-  if (ACT == 2u) { v = select(v * p.alpha, v, v > 0.0); }
+  if (p.hasBias != 0u) { v += Bias[m]; }
+  if (p.act == 1u) { v = max(v, 0.0); }
+  if (p.act == 2u) { v = select(v * p.alpha, v, v > 0.0); }
   return v;
 }
 
@@ -74,9 +74,10 @@ fn convRegisters(wg: vec3u, lane: u32) {
   let HWq = p.Hq * p.Wq;
   let HWi = p.Hi * p.Wi;
   let KK = p.KH * p.KW;
-  let co0 = wg.y * TM;
+  // Workgroup x runs over channel tiles, so the tiles sharing one pixel tile run back to back.
+  let co0 = wg.x * TM;
   let n = wg.z;
-  let q0 = wg.x * WG_X * TN + lane;
+  let q0 = wg.y * WG_X * TN + lane;
   var qy: array<i32, 32>;
   var qx: array<i32, 32>;
   for (var j = 0u; j < TN; j++) {
@@ -141,8 +142,8 @@ fn convTiled(wg: vec3u, lid: vec3u) {
   let BN = WG_X * TN;
   let NT = WG_X * WG_Y;
   let t = lid.y * WG_X + lid.x;
-  let co0 = wg.y * BM;
-  let q0 = wg.x * BN;
+  let co0 = wg.x * BM;
+  let q0 = wg.y * BN;
   let n = wg.z;
   let xb = p.xOff + n * p.Ci * HWi;
   var acc: array<array<f32, 32>, 16>;

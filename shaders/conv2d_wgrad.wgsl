@@ -17,7 +17,7 @@
 
 override WG_X: u32 = 8u;
 override WG_Y: u32 = 1u;
-override TU: u32 = 16u;      // registers: output channels per invocation, <= 16
+override TU: u32 = 16u;      // registers: output channels per invocation, a multiple of 4, <= 16
 override TV: u32 = 16u;      // registers: input channels per invocation, <= 16
 override SR: u32 = 1u;       // registers: workgroup floats for the lane reduction (WG_X * TU * TV)
 override TM: u32 = 4u;       // tiled: output channels per invocation (<= 8)
@@ -84,8 +84,14 @@ fn wgrad(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: ve
       var xv: array<f32, 16>;
       for (var u = 0u; u < TU; u++) { dv[u] = select(0.0, DY[dyRow + cu[u] + ox], live); }
       for (var v = 0u; v < TV; v++) { xv[v] = X[xi + cv[v]]; }
-      for (var u = 0u; u < TU; u++) {
-        for (var v = 0u; v < TV; v++) { acc[u][v] = fma(dv[u], xv[v], acc[u][v]); }
+      // Four rows per step: lavapipe's NIR only unrolls loops this size when the body is wide.
+      for (var u4 = 0u; u4 < TU / 4u; u4++) {
+        for (var v = 0u; v < TV; v++) {
+          acc[4u * u4][v] = fma(dv[4u * u4], xv[v], acc[4u * u4][v]);
+          acc[4u * u4 + 1u][v] = fma(dv[4u * u4 + 1u], xv[v], acc[4u * u4 + 1u][v]);
+          acc[4u * u4 + 2u][v] = fma(dv[4u * u4 + 2u], xv[v], acc[4u * u4 + 2u][v]);
+          acc[4u * u4 + 3u][v] = fma(dv[4u * u4 + 3u], xv[v], acc[4u * u4 + 3u][v]);
+        }
       }
     }
   }

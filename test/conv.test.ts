@@ -185,7 +185,7 @@ const tilings: Array<[string, ConvTileConfig, WgradTileConfig]> = [
   [
     'registers 32x(8x8)',
     { smem: false, wgX: 32, wgY: 1, tm: 8, tn: 8, bk: 16 },
-    { smem: false, wgX: 16, wgY: 1, tu: 4, tv: 8, tm: 4, tn: 4, bk: 16, targetWorkgroups: 7, maxSplitPixels: 50 },
+    { smem: false, wgX: 16, wgY: 1, tu: 4, tv: 7, tm: 4, tn: 4, bk: 16, targetWorkgroups: 7, maxSplitPixels: 50 },
   ],
   [
     'registers 64x(16x16)',
@@ -259,7 +259,17 @@ test('convolutions over the binding limit split over the batch, or refuse naming
 test('autotuneConv records a choice per shape class and later calls use it', async () => {
   const e = await engine();
   const before = convTuning.size;
-  const chosen = await autotuneConv(e, [{ x: [1, 4, 9, 10], w: [6, 4, 3, 3], padding: 1 }], { reps: 1, maxCandidates: 2 });
+  const candidates = {
+    conv: [
+      { smem: false, wgX: 32, wgY: 1, tm: 4, tn: 2, bk: 16 },
+      { smem: false, wgX: 16, wgY: 1, tm: 8, tn: 1, bk: 16 },
+    ],
+    wgrad: [
+      { smem: false, wgX: 8, wgY: 1, tu: 4, tv: 2, tm: 4, tn: 4, bk: 16, targetWorkgroups: 8, maxSplitPixels: 4096 },
+      { smem: false, wgX: 16, wgY: 1, tu: 8, tv: 4, tm: 4, tn: 4, bk: 16, targetWorkgroups: 8, maxSplitPixels: 4096 },
+    ],
+  };
+  const chosen = await autotuneConv(e, [{ x: [1, 4, 9, 10], w: [6, 4, 3, 3], padding: 1 }], { reps: 1, candidates });
   assert.is(chosen.size, 3);
   assert.is(convTuning.size, before + 3);
   for (const k of chosen.keys()) assert.ok(k.includes('4->6:k3x3'), k);

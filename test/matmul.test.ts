@@ -6,7 +6,7 @@ import { FWD, mulberry32, randn, type RefTensor } from './ref/tensor.js';
 import { matmul } from '../src/graph/ops.js';
 import { Tensor, tidy } from '../src/graph/tensor.js';
 import { defaultVariant, matmul2d, type MatmulVariant } from '../src/kernels/matmul.js';
-import { assertClose, engine, gpu } from './helpers.js';
+import { assertClose, engine, engineWith, gpu } from './helpers.js';
 import { checkOp } from './gradcheck-gpu.js';
 
 const rng = mulberry32(7);
@@ -111,7 +111,23 @@ test('matmul2d rejects mismatched shapes', async () => {
   tidy(() => {
     assert.throws(() => matmul2d(Tensor.empty(e, [2, 3]), Tensor.empty(e, [4, 2])), /inner dimensions/);
     assert.throws(() => matmul2d(Tensor.empty(e, [2, 3]), Tensor.empty(e, [3, 2]), { accumulate: Tensor.empty(e, [3, 3]) }), /accumulate/);
+    const sq = Tensor.empty(e, [3, 3]);
+    assert.throws(() => matmul2d(sq, Tensor.empty(e, [3, 3]), { accumulate: sq }), /share storage/);
   });
+});
+
+test('matmul2d panel falls back when its windows exceed the buffer limits', async () => {
+  const e = await engineWith({ limits: { maxStorageBufferBindingSize: 1 << 18 } });
+  try {
+    const [M, N, K] = [40, 33, 1100];
+    const a = operand([M, K], K);
+    const b = operand([K, N], K);
+    await tidy(async () => {
+      await assertClose(matmul2d(gpu(e, a), gpu(e, b), { variant: 'panel' }), R.matmul(a, b).data, FWD, 'fallback');
+    });
+  } finally {
+    e.destroy();
+  }
 });
 
 test('matmul gradients (through transposed kernels), small and panel-sized', async () => {

@@ -1,22 +1,28 @@
 // The `semi-drdnet` command line: dispatches to one module per command.
 import { UsageError } from './args.js';
 import * as derain from './commands/derain.js';
+import * as evalCmd from './commands/eval.js';
 import * as info from './commands/info.js';
 import * as parity from './commands/parity.js';
+import * as synth from './commands/synth.js';
+import * as train from './commands/train.js';
 
 interface Command {
   help: string;
   run(argv: string[]): Promise<number>;
 }
 
-const commands: Record<string, Command> = { derain, parity, info };
+const commands: Record<string, Command> = { derain, parity, info, synth, train, eval: evalCmd };
 
 const usage = `usage: semi-drdnet <command> [options]   (every command has --help)
 
 commands:
   derain <images...> -o <dir|file>   derain images of any size
   parity --weights W --rainy R --clean C --mode train|eval -o X.safetensors
-  info                               adapter, limits, model size`;
+  train --preset P --data <pairs> [--real <dir>] --steps N -o ckpt   semi-supervised training
+  info                               adapter, limits, model size
+  synth --clean <dir> -o <dir> --rain light|heavy|real --seed N   synthetic rainy/clean pairs
+  eval --weights W --data <pairs> [--json] [--convention rgb|y|authors]   PSNR/SSIM vs baselines`;
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;

@@ -152,11 +152,17 @@ function tuningKey(e: Engine, kind: ConvKind, g: Geometry): string {
   return `${adapterKey(e)}|${shapeClass(kind, g)}`;
 }
 
-/** The forward/dgrad defaults; `M` is the number of output channels of the pass. */
-export function defaultConvConfig(e: Engine, M: number): ConvTileConfig {
+/**
+ * The forward/dgrad defaults for a pass with `M` output channels and `pixels` output pixels per
+ * image. Software: 64 lanes over pixels, TM channels by TN pixels each (16x16 for wide layers;
+ * narrow layers trade channels for pixels; small images get fewer pixels per lane, so less of the
+ * tile is wasted and the kernel compiles faster). GPU: 64x64 workgroup tiles in workgroup memory.
+ */
+export function defaultConvConfig(e: Engine, M: number, pixels = Infinity): ConvTileConfig {
   if (e.adapter.software) {
     const tm = M <= 4 ? 4 : M <= 8 ? 8 : 16;
-    return { smem: false, wgX: 64, wgY: 1, tm, tn: tm === 16 ? 16 : 32, bk: 16 };
+    const perLane = 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil(pixels / 64))));
+    return { smem: false, wgX: 64, wgY: 1, tm, tn: Math.min(tm === 16 ? 16 : 32, perLane), bk: 16 };
   }
   const wgY = Math.min(16, Math.ceil(M / 4));
   return { smem: true, wgX: 256 / wgY, wgY, tm: 4, tn: 4, bk: 16 };
@@ -166,13 +172,13 @@ export function defaultWgradConfig(e: Engine, g: Geometry): WgradTileConfig {
   if (!e.adapter.software) {
     return { smem: true, wgX: 16, wgY: 16, tu: 16, tv: 16, tm: 4, tn: 4, bk: 16, targetWorkgroups: 1024, maxSplitPixels: 4096 };
   }
-  const tu = Math.min(16, g.Co);
+  const tu = g.Co <= 4 ? 4 : g.Co <= 8 ? 8 : 16;
   const tv = Math.min(16, g.Ci);
   return { smem: false, wgX: 8, wgY: 1, tu, tv, tm: 4, tn: 4, bk: 16, targetWorkgroups: 64, maxSplitPixels: 4096 };
 }
 
 function convConfig(e: Engine, kind: 'fwd' | 'dgrad', g: Geometry, given?: ConvTileConfig): ConvTileConfig {
-  const c = given ?? (convTuning.get(tuningKey(e, kind, g)) as ConvTileConfig | undefined) ?? defaultConvConfig(e, kind === 'fwd' ? g.Co : g.Ci);
+  const c = given ?? (convTuning.get(tuningKey(e, kind, g)) as ConvTileConfig | undefined) ?? (kind === 'fwd' ? defaultConvConfig(e, g.Co, g.Ho * g.Wo) : defaultConvConfig(e, g.Ci, g.H * g.W));
   if (c.tm % 4 !== 0 || c.tm < 4 || c.tm > 16 || c.tn < 1 || c.tn > 32 || c.tm * c.tn > 256 || (!c.smem && c.wgY !== 1)) {
     throw new Error(`conv2d: invalid tile config ${JSON.stringify(c)} (tm a multiple of 4 up to 16, tn <= 32, tm*tn <= 256, wgY = 1 without smem)`);
   }
@@ -183,7 +189,7 @@ function wgradConfig(e: Engine, g: Geometry, given?: WgradTileConfig): WgradTile
   const c = given ?? (convTuning.get(tuningKey(e, 'wgrad', g)) as WgradTileConfig | undefined) ?? defaultWgradConfig(e, g);
   const bad = c.smem
     ? c.tm < 1 || c.tm > 8 || c.tn < 1 || c.tn > 8
-    : c.tu < 1 || c.tu > 16 || c.tv < 1 || c.tv > 16 || c.wgY !== 1 || c.wgX * c.tu * c.tv * 4 > e.limits.maxComputeWorkgroupStorageSize;
+    : c.tu % 4 !== 0 || c.tu < 4 || c.tu > 16 || c.tv < 1 || c.tv > 16 || c.wgY !== 1 || c.wgX * c.tu * c.tv * 4 > e.limits.maxComputeWorkgroupStorageSize;
   if (bad) throw new Error(`conv2d.wgrad: invalid tile config ${JSON.stringify(c)}`);
   return c;
 }
@@ -328,7 +334,6 @@ function runConv(r: ConvRun): Tensor {
   const constants: Record<string, number> = {
     WG_X: cfg.wgX, WG_Y: cfg.wgY, TM: cfg.tm, TN: cfg.tn, BK: cfg.bk, SMEM: cfg.smem ? 1 : 0,
     SA: cfg.smem ? cfg.bk * cfg.wgY * cfg.tm : 1, SB: cfg.smem ? cfg.bk * cfg.wgX * cfg.tn : 1,
-    HAS_BIAS: r.bias ? 1 : 0, ACT: ACT[r.act],
   };
   const bn = cfg.wgX * cfg.tn;
   for (const [n0, n1] of groups) {
@@ -345,10 +350,10 @@ function runConv(r: ConvRun): Tensor {
         MP, r.branches.length, xin.off, yout.off,
         r.transposed ? 1 : r.sh, r.transposed ? 1 : r.sw, r.transposed ? r.sh : 1, r.transposed ? r.sw : 1,
         ...vec((b) => sgn * b.ph), ...vec((b) => sgn * b.pw), ...vec((b) => sgn * b.dh), ...vec((b) => sgn * b.dw),
-        f32(r.alpha),
+        f32(r.alpha), ACT[r.act], r.bias ? 1 : 0,
       ],
       bindings: [xin.binding, packed.binding(), (r.bias ?? packed).binding(), yout.binding],
-      workgroups: [Math.ceil((r.Hq * r.Wq) / bn), Math.ceil(r.M / tileM), n1 - n0],
+      workgroups: [Math.ceil(r.M / tileM), Math.ceil((r.Hq * r.Wq) / bn), n1 - n0],
     });
   }
   packed.dispose();
@@ -612,7 +617,16 @@ async function timeIt(e: Engine, run: () => Tensor, reps: number): Promise<numbe
  * `convTuning` (used by every later call of that shape class on this adapter). Optional: the
  * defaults are used for untuned shapes. Returns the choices made, keyed like `convTuning`.
  */
-export async function autotuneConv(engine: Engine, shapes: ConvShape[], opts: { reps?: number; maxCandidates?: number } = {}): Promise<Map<string, ConvTileConfig | WgradTileConfig>> {
+export interface AutotuneOptions {
+  /** Timed runs per candidate (median taken; default 3). */
+  reps?: number;
+  /** Only the first this many candidates of each list. */
+  maxCandidates?: number;
+  /** Candidate lists to use instead of the built-in ones. */
+  candidates?: { conv?: ConvTileConfig[]; wgrad?: WgradTileConfig[] };
+}
+
+export async function autotuneConv(engine: Engine, shapes: ConvShape[], opts: AutotuneOptions = {}): Promise<Map<string, ConvTileConfig | WgradTileConfig>> {
   const reps = opts.reps ?? 3;
   const chosen = new Map<string, ConvTileConfig | WgradTileConfig>();
   const rand = (shape: Shape) => Tensor.fromData(engine, Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i * 12.9898) * 0.5), shape);
@@ -626,7 +640,8 @@ export async function autotuneConv(engine: Engine, shapes: ConvShape[], opts: { 
       for (const kind of s.kinds ?? (['fwd', 'dgrad', 'wgrad'] as ConvKind[])) {
         const key = tuningKey(engine, kind, g);
         let best: { t: number; c: ConvTileConfig | WgradTileConfig } | null = null;
-        const cands: Array<ConvTileConfig | WgradTileConfig> = kind === 'wgrad' ? wgradCandidates(engine, g) : convCandidates(engine, kind === 'fwd' ? g.Co : g.Ci);
+        const cands: Array<ConvTileConfig | WgradTileConfig> =
+          kind === 'wgrad' ? (opts.candidates?.wgrad ?? wgradCandidates(engine, g)) : (opts.candidates?.conv ?? convCandidates(engine, kind === 'fwd' ? g.Co : g.Ci));
         for (const c of cands.slice(0, opts.maxCandidates ?? Infinity)) {
           const run =
             kind === 'fwd' ? () => conv2dForward(x, w, null, { ...p, config: c as ConvTileConfig })

@@ -53,10 +53,13 @@ export function matmul2d(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor
   if (acc && (acc.shape.length !== 2 || acc.shape[0] !== M || acc.shape[1] !== N)) {
     throw new Error(`matmul: accumulate target ${shapeStr(acc.shape)} does not match the product [${M},${N}]`);
   }
+  if (acc && (acc.buffer === a.buffer || acc.buffer === b.buffer)) {
+    throw new Error('matmul: the accumulate target must not share storage with an operand');
+  }
   const out = acc ?? Tensor.empty(e, [M, N]);
   if (out.size === 0 || (K === 0 && acc)) return out;
   let variant = opts.variant ?? defaultVariant(e, M, N, K);
-  if (variant === 'panel' && (K === 0 || windowBytes(N, K) > e.limits.maxBufferSize)) variant = 'register';
+  if (variant === 'panel' && (K === 0 || windowBytes(N, K) > maxScratch(e))) variant = 'register';
   const job: Job = { e, a, b, out, M, N, K, ta, tb, acc: acc ? 1 : 0, wg: opts.workgroupSize };
   if (variant === 'panel') panel(job);
   else if (variant === 'shared') shared(job);
@@ -130,6 +133,7 @@ function windowLayout(N: number, K: number): { kp: number; chunks: number; block
 }
 
 const windowBytes = (N: number, K: number) => windowLayout(N, K).bytes;
+const maxScratch = (e: Engine) => Math.min(e.limits.maxBufferSize, e.limits.maxStorageBufferBindingSize);
 
 function panel(j: Job): void {
   const { e, M, N, K, ta, tb } = j;
@@ -192,7 +196,8 @@ function scratch(e: Engine, bytes: number): GPUBuffer {
     e.flush();
     buf.destroy();
   }
-  buf = e.device.createBuffer({ label: 'matmul windows', size: cdiv(bytes, 1 << 20) * (1 << 20), usage: 0x80 | 0x40 }); // STORAGE | UNIFORM
+  const size = Math.min(cdiv(bytes, 1 << 20) * (1 << 20), maxScratch(e));
+  buf = e.device.createBuffer({ label: 'matmul windows', size, usage: 0x80 | 0x40 }); // STORAGE | UNIFORM
   scratchBuffers.set(e, buf);
   return buf;
 }

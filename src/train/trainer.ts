@@ -11,9 +11,14 @@ import { Adam, multiStepLr } from './optim.js';
 /** A source of batches in NCHW float32 with a saveable position (for bit-for-bit resume). */
 export interface BatchSource<T> {
   next(batch: number): T;
-  /** Integers that restore the data order and the generator. */
-  saveState(): number[];
-  loadState(s: number[]): void;
+  saveState(): SourceState;
+  loadState(s: SourceState): void;
+}
+
+/** Where a source is: its generator's words and its data order/cursor, as integers. */
+export interface SourceState {
+  rng: number[];
+  cursor: number[];
 }
 
 export interface PairBatch {

@@ -437,3 +437,137 @@ export function zeroGradInTrain(config: DrdConfig): Set<string> {
     ),
   );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Closed-form weights (mirrors formula_weights in scripts/torch_fixtures.py)
+
+/** Integer hash of (element i, state tensor k) in [0, 1); every intermediate is an exact integer below 2^53. */
+export function formulaUnit(i: number, k: number): number {
+  return ((i * i * 7 + i * 7919 + k * 104729 + 12345) % 65521) / 65521;
+}
+
+/**
+ * The paper-size fixtures' weights: state tensor k (drdStateSpec order = state_dict order without
+ * num_batches_tracked), element i: conv/linear weights (2u-1)/sqrt(fan_in), conv biases
+ * (2u-1)/sqrt(fan_in of their conv), BN weight 0.5+u, BN bias 0.4(u-0.5), running_mean 0.4(u-0.5),
+ * running_var 0.5+u, PReLU slopes 0.1+0.3u; rounded to float32 as the model stores them.
+ */
+export function formulaWeights(config: DrdConfig): RefWeights {
+  const specs = drdStateSpec(config);
+  const shapes = new Map(specs.map((s) => [s.name, s.shape]));
+  const bns = new Set(specs.filter((s) => s.name.endsWith('.running_mean')).map((s) => s.name.slice(0, -'.running_mean'.length)));
+  const w: RefWeights = new Map();
+  specs.forEach((s, k) => {
+    const dot = s.name.lastIndexOf('.');
+    const mod = s.name.slice(0, dot);
+    const leaf = s.name.slice(dot + 1);
+    const n = s.shape.reduce((a, b) => a * b, 1);
+    const fan = (shape: number[]) => shape.slice(1).reduce((a, b) => a * b, 1);
+    let f: (u: number) => number;
+    if (bns.has(mod)) {
+      f = leaf === 'weight' || leaf === 'running_var' ? (u) => 0.5 + u : (u) => 0.4 * (u - 0.5);
+    } else if (leaf === 'weight' && s.shape.length === 1) {
+      f = (u) => 0.1 + 0.3 * u;
+    } else {
+      const bound = Math.sqrt(fan(leaf === 'weight' ? s.shape : shapes.get(`${mod}.weight`)!));
+      f = (u) => (2 * u - 1) / bound;
+    }
+    w.set(s.name, Float64Array.from(Float32Array.from({ length: n }, (_, i) => f(formulaUnit(i, k)))));
+  });
+  return w;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Comparing a step's results (output.derained, output.final, loss, grad.<name>) with expected ones
+
+export type NamedValues = Map<string, ArrayLike<number>>;
+
+export interface ParityReport {
+  /** Largest relative L2 error of output.derained / output.final. */
+  out: number;
+  /** Relative error of the loss. */
+  loss: number;
+  /** Largest relative L2 error over the compared gradients, and which. */
+  grad: number;
+  worstGrad: string;
+  /** Largest ||got - want|| / max ||grad|| over gradients that are identically zero (train mode). */
+  zeroGrad: number;
+  failures: string[];
+}
+
+function l2(a: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] * a[i];
+  return Math.sqrt(s);
+}
+
+function relErrL2(got: ArrayLike<number>, want: ArrayLike<number>): number {
+  if (got.length !== want.length) return Infinity;
+  let num = 0;
+  for (let i = 0; i < want.length; i++) num += (got[i] - want[i]) ** 2;
+  const den = l2(want);
+  return den === 0 ? (num === 0 ? 0 : Infinity) : Math.sqrt(num) / den;
+}
+
+export function referenceValues(ref: DrdReference): NamedValues {
+  const m: NamedValues = new Map<string, ArrayLike<number>>([
+    ['output.derained', ref.derained.data],
+    ['output.final', ref.final.data],
+    ['loss', [ref.loss]],
+  ]);
+  for (const [n, g] of ref.grads) m.set(`grad.${n}`, g);
+  return m;
+}
+
+/**
+ * Compares `got` with `want` over the outputs, the loss and every grad.<name> that `want` holds.
+ * Gradients that are identically zero in train mode (zeroGradInTrain) are rounding noise on both
+ * sides, so for them ||got - want|| is measured against the largest compared gradient norm.
+ */
+export function compareParity(got: NamedValues, want: NamedValues, config: DrdConfig, mode: RefMode, tol: { out: number; grad: number; loss: number }): ParityReport {
+  const failures: string[] = [];
+  const r: ParityReport = { out: 0, loss: 0, grad: 0, worstGrad: '', zeroGrad: 0, failures };
+  const get = (m: NamedValues, name: string, side: string): ArrayLike<number> => {
+    const v = m.get(name);
+    if (!v) throw new Error(`${side} has no '${name}'`);
+    return v;
+  };
+  for (const name of ['output.derained', 'output.final']) {
+    const e = relErrL2(get(got, name, 'result'), get(want, name, 'expected'));
+    r.out = Math.max(r.out, e);
+    if (!(e <= tol.out)) failures.push(`${name}: relative L2 ${e.toExponential(3)} > ${tol.out}`);
+  }
+  const gl = get(got, 'loss', 'result')[0];
+  const wl = get(want, 'loss', 'expected')[0];
+  r.loss = Math.abs(gl - wl) / Math.abs(wl);
+  if (!(r.loss <= tol.loss)) failures.push(`loss ${gl} vs ${wl}: relative error ${r.loss.toExponential(3)} > ${tol.loss}`);
+
+  const zero = mode === 'train' ? zeroGradInTrain(config) : new Set<string>();
+  const gradNames = [...want.keys()].filter((n) => n.startsWith('grad.'));
+  let scale = 0;
+  for (const n of gradNames) if (!zero.has(n.slice(5))) scale = Math.max(scale, l2(want.get(n)!));
+  for (const n of gradNames) {
+    const g = get(got, n, 'result');
+    const w = want.get(n)!;
+    if (zero.has(n.slice(5))) {
+      let d = 0;
+      for (let i = 0; i < w.length; i++) d += (g[i] - w[i]) ** 2;
+      const e = Math.sqrt(d) / scale;
+      r.zeroGrad = Math.max(r.zeroGrad, e);
+      if (!(e <= tol.grad)) failures.push(`${n} (zero in train mode): ||got - want|| / max ||grad|| = ${e.toExponential(3)} > ${tol.grad}`);
+      continue;
+    }
+    const e = relErrL2(g, w);
+    if (!(e <= r.grad)) {
+      r.grad = e;
+      r.worstGrad = n;
+    }
+    if (!(e <= tol.grad)) failures.push(`${n}: relative L2 ${e.toExponential(3)} > ${tol.grad}`);
+  }
+  if (gradNames.length === 0) failures.push('no gradients to compare');
+  return r;
+}
+
+export function formatReport(r: ParityReport): string {
+  return `out ${r.out.toExponential(2)}, loss ${r.loss.toExponential(2)}, grad ${r.grad.toExponential(2)} (${r.worstGrad}), zero-grad ${r.zeroGrad.toExponential(2)}`;
+}
