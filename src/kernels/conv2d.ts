@@ -164,8 +164,11 @@ export function defaultConvConfig(e: Engine, M: number, pixels = Infinity): Conv
     const perLane = 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil(pixels / 64))));
     return { smem: false, wgX: 64, wgY: 1, tm, tn: Math.min(tm === 16 ? 16 : 32, perLane), bk: 16 };
   }
+  // 16x16 invocations of 4x4 outputs; narrow passes (M < 64) shrink the channel side.
   const wgY = Math.min(16, Math.ceil(M / 4));
-  return { smem: true, wgX: 256 / wgY, wgY, tm: 4, tn: 4, bk: 16 };
+  const wgX = wgY === 16 ? 16 : 64;
+  const fits = (bk: number) => bk * (wgY * 4 + wgX * 4) * 4 <= e.limits.maxComputeWorkgroupStorageSize;
+  return { smem: true, wgX, wgY, tm: 4, tn: 4, bk: fits(16) ? 16 : 8 };
 }
 
 export function defaultWgradConfig(e: Engine, g: Geometry): WgradTileConfig {
@@ -182,6 +185,7 @@ function convConfig(e: Engine, kind: 'fwd' | 'dgrad', g: Geometry, given?: ConvT
   if (c.tm % 4 !== 0 || c.tm < 4 || c.tm > 16 || c.tn < 1 || c.tn > 32 || c.tm * c.tn > 256 || (!c.smem && c.wgY !== 1)) {
     throw new Error(`conv2d: invalid tile config ${JSON.stringify(c)} (tm a multiple of 4 up to 16, tn <= 32, tm*tn <= 256, wgY = 1 without smem)`);
   }
+  checkWorkgroup(e, 'conv2d', c, c.smem ? c.bk * (c.wgY * c.tm + c.wgX * c.tn) : 0);
   return c;
 }
 
@@ -189,9 +193,17 @@ function wgradConfig(e: Engine, g: Geometry, given?: WgradTileConfig): WgradTile
   const c = given ?? (convTuning.get(tuningKey(e, 'wgrad', g)) as WgradTileConfig | undefined) ?? defaultWgradConfig(e, g);
   const bad = c.smem
     ? c.tm < 1 || c.tm > 8 || c.tn < 1 || c.tn > 8
-    : c.tu % 4 !== 0 || c.tu < 4 || c.tu > 16 || c.tv < 1 || c.tv > 16 || c.wgY !== 1 || c.wgX * c.tu * c.tv * 4 > e.limits.maxComputeWorkgroupStorageSize;
+    : c.tu % 4 !== 0 || c.tu < 4 || c.tu > 16 || c.tv < 1 || c.tv > 16 || c.wgY !== 1;
   if (bad) throw new Error(`conv2d.wgrad: invalid tile config ${JSON.stringify(c)}`);
+  checkWorkgroup(e, 'conv2d.wgrad', c, c.smem ? c.bk * (c.wgY * c.tm + c.wgX * c.tn) : c.wgX * c.tu * c.tv);
   return c;
+}
+
+function checkWorkgroup(e: Engine, op: string, c: { wgX: number; wgY: number }, sharedFloats: number): void {
+  const l = e.limits;
+  if (c.wgX * c.wgY > l.maxComputeInvocationsPerWorkgroup || sharedFloats * 4 > l.maxComputeWorkgroupStorageSize) {
+    throw new Error(`${op}: tile config needs ${c.wgX}x${c.wgY} invocations and ${sharedFloats * 4} bytes of workgroup memory; the device allows ${l.maxComputeInvocationsPerWorkgroup} and ${l.maxComputeWorkgroupStorageSize}`);
+  }
 }
 
 // ---- binding windows and batch groups --------------------------------------------------------

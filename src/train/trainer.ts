@@ -2,7 +2,7 @@
 // real (unlabelled) batch, the dual contrastive regularisation; Adam with multi-step decay.
 import type { Engine } from '../gpu/runtime.js';
 import { backward, noGrad } from '../graph/autograd.js';
-import { add, concat, mul, reshape, sum } from '../graph/ops.js';
+import { add, concat, mul, reshape, split, sum } from '../graph/ops.js';
 import { Tensor, tidy } from '../graph/tensor.js';
 import type { DrdNet } from '../model/drdnet.js';
 import { supervisedLoss } from '../model/parity.js';
@@ -42,6 +42,10 @@ export interface TrainerOptions {
   gamma: number;
   /** BN statistics for the real batch's forward: its own batch statistics, or the running ones. */
   realBn: 'batch' | 'running';
+  /** Real images per step (<= batch; the first ones of the synthetic batch serve as its samples). */
+  realBatch?: number;
+  /** Apply the contrastive terms every this many steps (1 = every step). */
+  crEvery?: number;
 }
 
 export interface StepRecord {
@@ -83,7 +87,9 @@ export class Trainer {
     const lr = multiStepLr(this.opts.lr, this.opts.milestones, this.opts.gamma, this.step);
     this.opt.lr = lr;
     const syn = this.pairs.next(B);
-    const realData = this.real && this.contrastive ? this.real.next(B) : null;
+    const k = Math.min(B, this.opts.realBatch ?? B);
+    const crStep = this.step % (this.opts.crEvery ?? 1) === 0;
+    const realData = this.real && this.contrastive && crStep ? this.real.next(k) : null;
     const values = await tidy(async () => {
       const o = Tensor.fromData(this.engine, syn.rainy, shape);
       const clean = Tensor.fromData(this.engine, syn.clean, shape);
@@ -92,10 +98,11 @@ export class Trainer {
       let rain = zero();
       let gradNormSq = zero();
       if (realData) {
-        const realRainy = Tensor.fromData(this.engine, realData, shape);
+        const realRainy = Tensor.fromData(this.engine, realData, [k, 3, P, P]);
         this.model.train(this.opts.realBn === 'batch');
         const r = this.model.forward(realRainy);
-        const cr = this.contrastive!({ realRainy, realRain: r.rain, realFinal: r.final, synthRainy: o, synthClean: clean });
+        const head = (t: Tensor) => (k === B ? t : split(t, [k, B - k], 0)[0]);
+        const cr = this.contrastive!({ realRainy, realRain: r.rain, realFinal: r.final, synthRainy: head(o), synthClean: head(clean) });
         backward(cr.total);
         // The contrastive gradient alone, before the supervised one accumulates on top of it.
         gradNormSq = noGrad(() => this.#gradSquaredNorm());

@@ -3,10 +3,15 @@ import { imageToImageData } from '../../src/io/image-browser.js';
 import type { Image } from '../../src/io/image.js';
 import { el } from './dom.js';
 
+/** Small images are shown enlarged by a whole factor (pixelated) so a comparison is possible. */
+const MIN_DISPLAY = 480;
+
 function draw(canvas: HTMLCanvasElement, img: Image): void {
   canvas.width = img.width;
   canvas.height = img.height;
   canvas.getContext('2d')!.putImageData(imageToImageData(img), 0, 0);
+  const scale = Math.max(1, Math.floor(MIN_DISPLAY / Math.max(img.width, img.height)));
+  canvas.style.width = `${img.width * scale}px`;
 }
 
 export class CompareView {

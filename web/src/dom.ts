@@ -32,7 +32,8 @@ export function showError(message: string, action?: { label: string; run: () => 
     box.append(document.createElement('br'), b);
   }
   box.hidden = false;
-  setStatus(message, 'error');
+  // The box says it all; the status line only carries the state for scripts.
+  setStatus('', 'error');
 }
 
 export function clearError(): void {

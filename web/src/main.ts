@@ -262,8 +262,7 @@ async function init(): Promise<void> {
   try {
     state.engine = await startEngine(onLost);
   } catch (e) {
-    inputs.image.disabled = true;
-    inputs.weights.disabled = true;
+    el('inputs').hidden = true; // nothing here works without a GPU
     showError(e instanceof NoWebGpuError ? e.message : `WebGPU could not start: ${errorText(e)}`);
     return;
   }

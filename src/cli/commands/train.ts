@@ -28,12 +28,14 @@ extractor is a seeded RANDOM-initialised VGG-19 (no pretrained weights can be do
   --checkpoint-every N   also written at the end and on Ctrl-C                     default 100
   --cr-bg W --cr-rain W  contrastive weights                                      default 0.1, 0.1
   --vgg-tap T            deepest VGG tap (1..5) for the contrastive features       default ${DEFAULT_MAX_TAP}
-  --real-bn batch|running  BN statistics of the real batch's forward              default batch`;
+  --real-bn batch|running  BN statistics of the real batch's forward              default batch
+  --real-batch K         real images per contrastive step (<= B)                  default B
+  --cr-every N           apply the contrastive terms every N steps                default 1`;
 
 export async function run(argv: string[]): Promise<number> {
   const a = parseArgs(
     argv,
-    ['preset', 'data', 'real', 'steps', 'batch', 'patch', 'lr', 'out', 'resume', 'vgg', 'log', 'seed', 'checkpoint-every', 'milestones', 'gamma', 'cr-bg', 'cr-rain', 'vgg-tap', 'real-bn'],
+    ['preset', 'data', 'real', 'steps', 'batch', 'patch', 'lr', 'out', 'resume', 'vgg', 'log', 'seed', 'checkpoint-every', 'milestones', 'gamma', 'cr-bg', 'cr-rain', 'vgg-tap', 'real-bn', 'real-batch', 'cr-every'],
     [],
     { o: 'out' },
   );
@@ -55,6 +57,9 @@ export async function run(argv: string[]): Promise<number> {
   const crRain = num(a, 'cr-rain', 0.1)!;
   const tap = int(a, 'vgg-tap', DEFAULT_MAX_TAP, 1)!;
   const realBn = oneOf(a, 'real-bn', ['batch', 'running'] as const, 'batch')!;
+  const realBatch = int(a, 'real-batch', batch, 1)!;
+  const crEvery = int(a, 'cr-every', 1, 1)!;
+  if (realBatch > batch) throw new UsageError(`--real-batch (${realBatch}) cannot exceed --batch (${batch})`);
   const presetName = oneOf(a, 'preset', ['micro', 'tiny', 'paper'] as const);
   const resume = str(a, 'resume');
   if (!presetName && !resume) throw new UsageError('--preset micro|tiny|paper is required (or --resume a checkpoint)');
@@ -84,7 +89,7 @@ export async function run(argv: string[]): Promise<number> {
     if (!vggPath) process.stderr.write('train: no --vgg given: the contrastive features come from a seeded random-initialised VGG-19 (no pretrained weights)\n');
     contrastive = (inputs: Parameters<typeof dualContrastiveLoss>[1]) => dualContrastiveLoss(extractor, inputs, { bgWeight: crBg, rainWeight: crRain });
   }
-  const trainer = new Trainer(engine, model, pairs, { batch, patch, lr, milestones, gamma, realBn }, real, contrastive);
+  const trainer = new Trainer(engine, model, pairs, { batch, patch, lr, milestones, gamma, realBn, realBatch, crEvery }, real, contrastive);
   trainer.contrastiveWeights = { bg: crBg, rain: crRain };
   const saveState = () => {
     const p = pairs.saveState();
