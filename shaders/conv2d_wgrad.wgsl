@@ -1,14 +1,15 @@
 // Weight and bias gradients of conv2d, split-K: the reduction over (image, output row, column)
-// is cut into splits, one per workgroup z; each writes partial sums to part[split][...], and a
-// second pass (reduceSum over the split axis) adds them.
+// is cut into splits, one per workgroup z; each writes partial sums to Part[split][...], and a
+// second pass (entry `sum_parts`) adds them.
 //
 //   dW[co, ci, tap] = sum_{n, oy, ox} dy[n, co, oy, ox] * x[n, ci, oy*sh - ph + ky*dh, ox*sw - pw + kx*dw]
 //
 // Entry `wgrad` (register tiles, software adapters): one tap per workgroup; lanes walk the
 // output pixels of the split (consecutive columns, so both operands are read contiguously across
 // lanes) and each invocation keeps a TU x TV tile (output x input channels) of partial sums over
-// its pixels. At the end the lanes' tiles are added through workgroup memory (one barrier).
-// Which columns of a row land inside the image for this tap is computed once per row.
+// its pixels, written out per lane. Which columns of a row land inside the image for this tap
+// is computed once per row.
+//
 // Entry `wgrad_tiled` (workgroup memory, real GPUs): a GEMM over (co) x (ci*KK + tap) with the
 // pixels as the reduction, staged through BK-deep tiles so both operands are read coalesced
 // along the pixel axis.
@@ -19,7 +20,6 @@ override WG_X: u32 = 8u;
 override WG_Y: u32 = 1u;
 override TU: u32 = 16u;      // registers: output channels per invocation, a multiple of 4, <= 16
 override TV: u32 = 16u;      // registers: input channels per invocation, <= 16
-override SR: u32 = 1u;       // registers: workgroup floats for the lane reduction (WG_X * TU * TV)
 override TM: u32 = 4u;       // tiled: output channels per invocation (<= 8)
 override TN: u32 = 4u;       // tiled: (ci, tap) columns per invocation (<= 8)
 override BK: u32 = 16u;      // tiled: pixels staged per step
@@ -41,7 +41,6 @@ struct Params {
 
 var<workgroup> As: array<f32, SA>;
 var<workgroup> Bs: array<f32, SB>;
-var<workgroup> Red: array<f32, SR>;
 
 @compute @workgroup_size(WG_X)
 fn wgrad(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
@@ -95,19 +94,18 @@ fn wgrad(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: ve
       }
     }
   }
-  // Add the lanes' tiles: each lane publishes its tile, then sums every WG_X-th entry over lanes.
-  let T = TU * TV;
+  // Each lane writes its own partial tile (Part[split][lane][co][ci][tap]); the reduction pass
+  // adds lanes and splits together. (Adding the lanes here through workgroup memory costs little
+  // at run time but makes lavapipe's compile of this kernel several times slower.)
+  let base = p.partOff + (wg.z * WG_X + lane) * p.Co * p.Ci * KK;
   for (var u = 0u; u < TU; u++) {
-    for (var v = 0u; v < TV; v++) { Red[lane * T + u * TV + v] = acc[u][v]; }
-  }
-  workgroupBarrier();
-  let base = p.partOff + wg.z * p.Co * p.Ci * KK;
-  for (var i = lane; i < T; i += WG_X) {
-    var s = 0.0;
-    for (var l = 0u; l < WG_X; l++) { s += Red[l * T + i]; }
-    let co = co0 + i / TV;
-    let ci = ci0 + i % TV;
-    if (co < p.Co && ci < p.Ci) { Part[base + (co * p.Ci + ci) * KK + tap] = s; }
+    let co = co0 + u;
+    if (co >= p.Co) { break; }
+    for (var v = 0u; v < TV; v++) {
+      let ci = ci0 + v;
+      if (ci >= p.Ci) { break; }
+      Part[base + (co * p.Ci + ci) * KK + tap] = acc[u][v];
+    }
   }
 }
 
@@ -199,4 +197,20 @@ fn bias_grad(@builtin(global_invocation_id) gid: vec3u) {
     for (var ox = 0u; ox < p.Wo; ox++) { s += DYb[row + ox]; }
   }
   PartB[p.partOff + split * p.Co + co] = s;
+}
+
+// The second pass: out[i] = sum over r < rows of Part[r * len + i] (splits, and lanes per split).
+struct SumParams { len: u32, rows: u32 }
+
+@group(0) @binding(0) var<uniform> sp: SumParams;
+@group(0) @binding(1) var<storage, read> Parts: array<f32>;
+@group(0) @binding(2) var<storage, read_write> Total: array<f32>;
+
+@compute @workgroup_size(64)
+fn sum_parts(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * 64u;
+  if (i >= sp.len) { return; }
+  var s = 0.0;
+  for (var r = 0u; r < sp.rows; r++) { s += Parts[r * sp.len + i]; }
+  Total[i] = s;
 }

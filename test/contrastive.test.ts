@@ -3,7 +3,7 @@
 // the dual (background + rain) loss against a float64 reading of its design.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { backward } from '../src/graph/autograd.js';
+import { backward, zeroGrad } from '../src/graph/autograd.js';
 import { conv2d } from '../src/graph/conv.js';
 import { maxPool2d } from '../src/graph/norm.js';
 import { add, mul, sum } from '../src/graph/ops.js';
@@ -205,7 +205,12 @@ test('loadVgg: torchvision names round trip, deeper layers and classifier ignore
 // ---- the dual loss ------------------------------------------------------------------------------
 
 /** The dual loss of src/train/contrastive.ts, read off its header, in float64. */
-function refDual(ex: Tiny, x: Record<'realRainy' | 'realRain' | 'realFinal' | 'synthRainy' | 'synthClean', RefTensor>, o: DualContrastiveOptions = {}) {
+function refDual(
+  ex: Tiny,
+  x: Record<'realRainy' | 'realRain' | 'realFinal' | 'synthRainy' | 'synthClean', RefTensor>,
+  o: DualContrastiveOptions = {},
+  extraRef?: Partial<Record<'bgPositives' | 'bgNegatives' | 'rainPositives' | 'rainNegatives', RefTensor[]>>,
+) {
   const feats = (t: RefTensor) => V.refConvFeatures(t, ex.ref, false);
   const gain = o.rainGain ?? 1;
   const shift = o.rainShift ?? 0.5;
@@ -214,10 +219,11 @@ function refDual(ex: Tiny, x: Record<'realRainy' | 'realRain' | 'realFinal' | 's
   rs.data.forEach((v, i) => (rs.data[i] = x.synthRainy.data[i] + v));
   const aug = (t: RefTensor, k: string) => (k.toLowerCase().includes('flip') ? V.flipW(t) : k.toLowerCase().includes('roll') ? V.rollBatch(t, 1) : t);
   const plus = (a: RefTensor, b: RefTensor) => refTensor(a.shape, a.data.map((v, i) => v + b.data[i]));
-  const bgP = (o.bgPositives ?? ['clean']).map((k) => aug(x.synthClean, k));
-  const bgN = (o.bgNegatives ?? ['rainy', 'rerain']).map((k) => (k === 'rainy' ? x.realRainy : plus(x.realFinal, aug(rs, k))));
-  const rP = (o.rainPositives ?? ['synth', 'flip', 'roll']).map((k) => m(aug(rs, k)));
-  const rN = (o.rainNegatives ?? ['clean', 'output']).map((k) => m(k === 'clean' ? x.synthClean : k === 'output' ? x.realFinal : x.realRainy));
+  const ex_ = (k: 'bgPositives' | 'bgNegatives' | 'rainPositives' | 'rainNegatives') => extraRef?.[k] ?? [];
+  const bgP = [...(o.bgPositives ?? ['clean']).map((k) => aug(x.synthClean, k)), ...ex_('bgPositives')];
+  const bgN = [...(o.bgNegatives ?? ['rainy', 'rerain']).map((k) => (k === 'rainy' ? x.realRainy : plus(x.realFinal, aug(rs, k)))), ...ex_('bgNegatives')];
+  const rP = [...(o.rainPositives ?? ['synth', 'flip', 'roll']).map((k) => m(aug(rs, k))), ...ex_('rainPositives').map(m)];
+  const rN = [...(o.rainNegatives ?? ['clean', 'output']).map((k) => m(k === 'clean' ? x.synthClean : k === 'output' ? x.realFinal : x.realRainy)), ...ex_('rainNegatives').map(m)];
   const w = o.layerWeights ?? ex.layerWeights;
   const bg = V.contrastiveRatio(feats(x.realFinal), bgP.map(feats), bgN.map(feats), w);
   const rain = V.contrastiveRatio(feats(m(x.realRain)), rP.map(feats), rN.map(feats), w);
@@ -237,19 +243,23 @@ test('dualContrastiveLoss matches its design in float64; gradients reach only th
     synthRainy: refTensor(shape, clean.data.map((v, i) => v + rain.data[i])),
     synthClean: clean,
   };
+  const extraRef = { bgPositives: [uniform(shape, 0, 1, rng)], rainNegatives: [uniform(shape, -0.5, 0.5, rng), uniform(shape, -0.5, 0.5, rng)] };
   const optionSets: DualContrastiveOptions[] = [
     {},
     { bgWeight: 0.3, rainWeight: 2, rainGain: 2, rainShift: 0, layerWeights: [1, 0.25], bgPositives: ['clean', 'cleanFlip', 'cleanRoll'], bgNegatives: ['rainy', 'rerain', 'rerainFlip', 'rerainRoll'], rainPositives: ['roll'], rainNegatives: ['clean', 'output', 'rainy'] },
     { maxBatchPixels: 1 }, // every sample through the extractor on its own
+    { extra: {} }, // extras below
   ];
   for (const o of optionSets) {
     const ts = Object.fromEntries(Object.entries(x).map(([k, v]) => [k, gpu(e, v, true)])) as Record<keyof typeof x, Tensor>;
+    const useExtra = o.extra !== undefined;
+    if (useExtra) o.extra = { bgPositives: extraRef.bgPositives.map((r) => gpu(e, r)), rainNegatives: extraRef.rainNegatives.map((r) => gpu(e, r)) };
     const got = await tidy(async () => {
       const l = dualContrastiveLoss(ex, ts, o);
       backward(l.total);
       return { bg: await l.bg.item(), rain: await l.rain.item(), total: await l.total.item() };
     });
-    const ref = refDual(ex, x, o);
+    const ref = refDual(ex, x, o, useExtra ? extraRef : undefined);
     for (const k of ['bg', 'rain', 'total'] as const) assert.ok(allclose([got[k]], [ref[k]], FWD.rtol, FWD.atol).ok, `${JSON.stringify(o)} ${k}: ${got[k]} vs ${ref[k]}`);
     assert.ok(ts.realFinal.grad && ts.realRain.grad, 'the anchors got no gradient');
     for (const k of ['realRainy', 'synthRainy', 'synthClean'] as const) assert.is(ts[k].grad, null, `${k} received a gradient`);
@@ -286,14 +296,17 @@ test('dualContrastiveLoss on a micro DRD-Net with a random VGG: the gradient rea
   const shape = [2, 3, 8, 8];
   const clean = uniform(shape, 0, 1, rng);
   const synthRainy = refTensor(shape, clean.data.map((v) => Math.min(1, v + (rng() < 0.2 ? 0.5 : 0))));
-  await tidy(async () => {
-    const o = gpu(e, uniform(shape, 0, 1, rng));
-    const out = model.forward(o);
-    const l = dualContrastiveLoss(vgg, { realRainy: o, realRain: out.rain, realFinal: out.final, synthRainy: gpu(e, synthRainy), synthClean: gpu(e, clean) });
-    backward(l.total);
-    const v = await l.total.item();
-    assert.ok(Number.isFinite(v) && v > 0, `total ${v}`);
-  });
+  const rainy = uniform(shape, 0, 1, rng);
+  const step = () =>
+    tidy(async () => {
+      const o = gpu(e, rainy);
+      const out = model.forward(o);
+      const l = dualContrastiveLoss(vgg, { realRainy: o, realRain: out.rain, realFinal: out.final, synthRainy: gpu(e, synthRainy), synthClean: gpu(e, clean) });
+      backward(l.total);
+      const v = await l.total.item();
+      assert.ok(Number.isFinite(v) && v > 0, `total ${v}`);
+    });
+  await step();
   for (const name of ['rain_net.0.rain_net_head.0.weight', 'rain_net.0.tail.0.weight', 'back_net.0.tail.0.bias']) {
     const p = model.namedParameters().find(([n]) => n === name)![1];
     assert.ok(p.grad, `${name} has no gradient`);
@@ -301,6 +314,12 @@ test('dualContrastiveLoss on a micro DRD-Net with a random VGG: the gradient rea
     assert.ok(g.some((v) => v !== 0) && g.every(Number.isFinite), `${name} gradient is zero or not finite`);
   }
   for (const [name, t] of vgg.stateDict()) assert.is(t.grad, null, `${name} got a gradient`);
+  // a second step leaves no tensor behind but the accumulated gradients
+  zeroGrad(model.parameters());
+  const live = e.memory().liveBuffers;
+  await step();
+  zeroGrad(model.parameters());
+  assert.is(e.memory().liveBuffers, live, 'GPU buffers leaked');
   model.dispose();
   vgg.dispose();
 });

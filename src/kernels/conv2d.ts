@@ -20,7 +20,6 @@ import code from '../../shaders/conv2d.wgsl';
 import wgradCode from '../../shaders/conv2d_wgrad.wgsl';
 import { f32, type BufferBinding, type Engine } from '../gpu/runtime.js';
 import { Tensor, shapeStr, type Shape } from '../graph/tensor.js';
-import { reduceSum } from './reduce.js';
 import { grid } from './util.js';
 
 export type Pair = number | readonly [number, number];
@@ -195,7 +194,7 @@ function wgradConfig(e: Engine, g: Geometry, given?: WgradTileConfig): WgradTile
     ? c.tm < 1 || c.tm > 8 || c.tn < 1 || c.tn > 8
     : c.tu % 4 !== 0 || c.tu < 4 || c.tu > 16 || c.tv < 1 || c.tv > 16 || c.wgY !== 1;
   if (bad) throw new Error(`conv2d.wgrad: invalid tile config ${JSON.stringify(c)}`);
-  checkWorkgroup(e, 'conv2d.wgrad', c, c.smem ? c.bk * (c.wgY * c.tm + c.wgX * c.tn) : c.wgX * c.tu * c.tv);
+  checkWorkgroup(e, 'conv2d.wgrad', c, c.smem ? c.bk * (c.wgY * c.tm + c.wgX * c.tn) : 0);
   return c;
 }
 
@@ -484,18 +483,26 @@ function planSplits(groups: Array<[number, number]>, Ho: number, Wo: number, wan
   return { plans, total };
 }
 
-/** Sums partials [S, len] over S (the second pass of split-K). */
-function sumSplits(part: Tensor, S: number, shape: Shape): Tensor {
-  if (S === 1) {
+/** Sums partials [rows, len] over the rows (the second pass of split-K), shaped as `shape`. */
+function sumSplits(part: Tensor, rows: number, shape: Shape): Tensor {
+  if (rows === 1) {
     const v = part.view(shape);
     part.dispose();
     return v;
   }
-  const s = reduceSum(part, [0]);
+  const e = part.engine;
+  const len = part.size / rows;
+  const out = Tensor.empty(e, shape);
+  e.dispatch({
+    label: 'conv2d.sum_splits',
+    code: wgradCode,
+    entry: 'sum_parts',
+    uniforms: [len, rows],
+    bindings: [part.binding(), out.binding()],
+    workgroups: grid(e, Math.ceil(len / 64)),
+  });
   part.dispose();
-  const v = s.view(shape);
-  s.dispose();
-  return v;
+  return out;
 }
 
 /** dW of conv2d: x [N,Ci,H,W], dy [N,Co,Ho,Wo] -> wShape [Co,Ci,KH,KW]. */
@@ -504,9 +511,13 @@ export function conv2dBackwardFilter(x: Tensor, dy: Tensor, wShape: Shape, opts:
   const e = x.engine;
   const g = geometry(op, x.shape, wShape, opts);
   checkDy(op, dy, g);
-  const cfg = wgradConfig(e, g, opts.config);
   const KK = g.KH * g.KW;
   const len = g.Co * g.Ci * KK;
+  let cfg = wgradConfig(e, g, opts.config);
+  if (!cfg.smem && len * 4 * cfg.wgX > e.limits.maxStorageBufferBindingSize) {
+    // One partial per lane would not fit a binding: the tiled kernel keeps one per split.
+    cfg = { ...cfg, smem: true, wgX: 8, wgY: 8, tm: 4, tn: 4, bk: 8 };
+  }
   const xImg = g.Ci * g.H * g.W;
   const dyImg = g.Co * g.Ho * g.Wo;
   const groups = batchGroups(e, op, g.N, [{ name: 'x', shape: x.shape, elems: xImg }, { name: 'dy', shape: dy.shape, elems: dyImg }]);
@@ -514,12 +525,14 @@ export function conv2dBackwardFilter(x: Tensor, dy: Tensor, wShape: Shape, opts:
   const gx = cfg.smem ? Math.ceil((g.Ci * KK) / (cfg.wgX * cfg.tn)) : ciTiles * KK;
   const gy = cfg.smem ? Math.ceil(g.Co / (cfg.wgY * cfg.tm)) : Math.ceil(g.Co / cfg.tu);
   checkFits(e, op, 'dW', wShape, len);
-  const maxTotal = Math.max(1, Math.floor(e.limits.maxStorageBufferBindingSize / (len * 4)));
+  const maxTotal = Math.max(1, Math.floor(e.limits.maxStorageBufferBindingSize / (len * 4 * (cfg.smem ? 1 : cfg.wgX))));
   const { plans, total } = planSplits(groups, g.Ho, g.Wo, Math.ceil(cfg.targetWorkgroups / (gx * gy)), cfg.maxSplitPixels, maxTotal, e.limits.maxComputeWorkgroupsPerDimension);
-  const part = Tensor.empty(e, [total, len]);
+  // The register kernel leaves one partial per lane as well as per split.
+  const perSplit = cfg.smem ? 1 : cfg.wgX;
+  const part = Tensor.empty(e, [total * perSplit, len]);
   const constants: Record<string, number> = cfg.smem
     ? { WG_X: cfg.wgX, WG_Y: cfg.wgY, TM: cfg.tm, TN: cfg.tn, BK: cfg.bk, SA: cfg.bk * cfg.wgY * cfg.tm, SB: cfg.bk * cfg.wgX * cfg.tn }
-    : { WG_X: cfg.wgX, TU: cfg.tu, TV: cfg.tv, SR: cfg.wgX * cfg.tu * cfg.tv };
+    : { WG_X: cfg.wgX, TU: cfg.tu, TV: cfg.tv };
   for (const pl of plans) {
     const single = plans.length === 1;
     const xw = single ? { binding: x.binding(), off: 0 } : windowOf(x, pl.n0 * xImg, (pl.n1 - pl.n0) * xImg);
@@ -532,13 +545,13 @@ export function conv2dBackwardFilter(x: Tensor, dy: Tensor, wShape: Shape, opts:
       uniforms: [
         g.Ci, g.H, g.W, g.Co, g.Ho, g.Wo, g.KH, g.KW,
         g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, pl.rows, pl.rowsPerSplit,
-        xw.off, dw.off, pl.first * len, ciTiles,
+        xw.off, dw.off, pl.first * perSplit * len, ciTiles,
       ],
       bindings: [xw.binding, dw.binding, part.binding()],
       workgroups: [gx, gy, pl.splits],
     });
   }
-  return sumSplits(part, total, wShape);
+  return sumSplits(part, total * perSplit, wShape);
 }
 
 /** Bias gradient: dy [N,C,H,W] summed over N, H, W -> [C] (split over rows, then reduced). */
@@ -588,9 +601,14 @@ function convCandidates(e: Engine, M: number): ConvTileConfig[] {
     for (const tm of tms) for (const tn of [8, 16, 32]) if (tm * tn <= 256) for (const wgX of [32, 64]) out.push({ smem: false, wgX, wgY: 1, tm, tn, bk: 16 });
     return out;
   }
-  const out: ConvTileConfig[] = [];
-  for (const [wgX, wgY] of [[16, 16], [32, 8], [64, 4]]) for (const [tm, tn] of [[4, 4], [4, 8], [8, 4]]) for (const bk of [8, 16]) out.push({ smem: true, wgX, wgY, tm, tn, bk });
-  out.push(defaultConvConfig(e, M));
+  const out: ConvTileConfig[] = [defaultConvConfig(e, M)];
+  for (const [wgX, wgY] of [[16, 16], [32, 8], [64, 4]]) {
+    for (const [tm, tn] of [[4, 4], [4, 8], [8, 4]]) {
+      for (const bk of [8, 16]) {
+        if (bk * (wgY * tm + wgX * tn) * 4 <= e.limits.maxComputeWorkgroupStorageSize) out.push({ smem: true, wgX, wgY, tm, tn, bk });
+      }
+    }
+  }
   return out;
 }
 
@@ -598,7 +616,12 @@ function wgradCandidates(e: Engine, g: Geometry): WgradTileConfig[] {
   const base = defaultWgradConfig(e, g);
   const out: WgradTileConfig[] = [base];
   if (!e.adapter.software) {
-    for (const [wgX, wgY] of [[16, 16], [32, 8], [8, 32]]) for (const [tm, tn] of [[4, 4], [8, 4], [4, 8]]) for (const targetWorkgroups of [256, 1024]) out.push({ ...base, wgX, wgY, tm, tn, targetWorkgroups });
+    for (const [wgX, wgY] of [[16, 16], [32, 8], [8, 32]]) {
+      for (const [tm, tn] of [[4, 4], [8, 4], [4, 8]]) {
+        if (base.bk * (wgY * tm + wgX * tn) * 4 > e.limits.maxComputeWorkgroupStorageSize) continue;
+        for (const targetWorkgroups of [256, 1024]) out.push({ ...base, wgX, wgY, tm, tn, targetWorkgroups });
+      }
+    }
     return out;
   }
   for (const tu of [4, 8, 16]) {
@@ -659,7 +682,12 @@ export async function autotuneConv(engine: Engine, shapes: ConvShape[], opts: Au
             kind === 'fwd' ? () => conv2dForward(x, w, null, { ...p, config: c as ConvTileConfig })
             : kind === 'dgrad' ? () => conv2dBackwardData(dy, w, s.x, { ...p, config: c as ConvTileConfig })
             : () => conv2dBackwardFilter(x, dy, s.w, { ...p, config: c as WgradTileConfig });
-          const t = await timeIt(engine, run, reps);
+          let t: number;
+          try {
+            t = await timeIt(engine, run, reps);
+          } catch {
+            continue; // a candidate this device cannot run (limits) is skipped
+          }
           if (!best || t < best.t) best = { t, c };
         }
         if (best) {

@@ -212,13 +212,19 @@ export interface DualContrastiveOptions extends ContrastiveOptions {
   bgPositives?: readonly BgPositive[];
   /** Background negatives: O_r, B^_r + R_s, B^_r + flip(R_s), B^_r + roll(R_s) (default ['rainy', 'rerain']). */
   bgNegatives?: readonly BgNegative[];
-  /** Rain positives: R_s, flip(R_s), roll(R_s) (default ['synth', 'flip', 'roll']). */
+  /** Rain positives: R_s, flip(R_s), roll(R_s) (default ['synth', 'flip', 'roll']; with a batch of 1 the roll is R_s itself). */
   rainPositives?: readonly RainPositive[];
   /** Rain negatives: B_s, B^_r (detached), O_r (default ['clean', 'output']). */
   rainNegatives?: readonly RainNegative[];
   /** Affine map of rain-branch samples into the extractor's range: shift + gain * r (default 0.5, 1). */
   rainShift?: number;
   rainGain?: number;
+  /**
+   * Extra detached samples of the same shape, appended to a branch's sets: e.g. a pool of clean
+   * real photos as background positives (spec 2.5). Rain-branch extras are rain layers and go
+   * through the rain map like the built-in ones.
+   */
+  extra?: { bgPositives?: readonly Tensor[]; bgNegatives?: readonly Tensor[]; rainPositives?: readonly Tensor[]; rainNegatives?: readonly Tensor[] };
 }
 
 export interface DualContrastiveLoss {
@@ -238,7 +244,11 @@ export interface DualContrastiveLoss {
  */
 export function dualContrastiveLoss(extractor: FeatureExtractor, inputs: DualContrastiveInputs, opts: DualContrastiveOptions = {}): DualContrastiveLoss {
   const { realRainy, realRain, realFinal, synthRainy, synthClean } = inputs;
-  checkImages('dualContrastiveLoss', [['realRainy', realRainy], ['realRain', realRain], ['realFinal', realFinal], ['synthRainy', synthRainy], ['synthClean', synthClean]]);
+  const extra = opts.extra ?? {};
+  checkImages('dualContrastiveLoss', [
+    ['realRainy', realRainy], ['realRain', realRain], ['realFinal', realFinal], ['synthRainy', synthRainy], ['synthClean', synthClean],
+    ...(['bgPositives', 'bgNegatives', 'rainPositives', 'rainNegatives'] as const).flatMap((k) => (extra[k] ?? []).map((t, i): [string, Tensor] => [`extra.${k}[${i}]`, t])),
+  ]);
   const bgWeight = opts.bgWeight ?? 0.1;
   const rainWeight = opts.rainWeight ?? 0.1;
   const bgPos = opts.bgPositives ?? ['clean'];
@@ -250,8 +260,8 @@ export function dualContrastiveLoss(extractor: FeatureExtractor, inputs: DualCon
   const weights = opts.layerWeights ?? extractor.layerWeights;
   const doBg = bgWeight !== 0;
   const doRain = rainWeight !== 0;
-  if (doBg && (bgPos.length === 0 || bgNeg.length === 0)) throw new Error('dualContrastiveLoss: the background branch needs at least one positive and one negative');
-  if (doRain && (rainPos.length === 0 || rainNeg.length === 0)) throw new Error('dualContrastiveLoss: the rain branch needs at least one positive and one negative');
+  if (doBg && (bgPos.length + (extra.bgPositives?.length ?? 0) === 0 || bgNeg.length + (extra.bgNegatives?.length ?? 0) === 0)) throw new Error('dualContrastiveLoss: the background branch needs at least one positive and one negative');
+  if (doRain && (rainPos.length + (extra.rainPositives?.length ?? 0) === 0 || rainNeg.length + (extra.rainNegatives?.length ?? 0) === 0)) throw new Error('dualContrastiveLoss: the rain branch needs at least one positive and one negative');
 
   return tidy(() => {
     const map = (r: Tensor) => affine(r, gain, shift);
@@ -270,6 +280,14 @@ export function dualContrastiveLoss(extractor: FeatureExtractor, inputs: DualCon
         : [];
       const rP = doRain ? rainPos.map((k) => map(k === 'synth' ? rainS() : k === 'flip' ? flipR() : rollR())) : [];
       const rN = doRain ? rainNeg.map((k) => map(k === 'clean' ? synthClean : k === 'output' ? realFinal : realRainy)) : [];
+      if (doBg) {
+        bgP.push(...(extra.bgPositives ?? []));
+        bgN.push(...(extra.bgNegatives ?? []));
+      }
+      if (doRain) {
+        rP.push(...(extra.rainPositives ?? []).map(map));
+        rN.push(...(extra.rainNegatives ?? []).map(map));
+      }
       return { bgP, bgN, rP, rN };
     });
     const { bgP, bgN, rP, rN } = detached;

@@ -5,7 +5,7 @@ import { parseSafetensors } from '../../io/safetensors.js';
 import { preset } from '../../model/config.js';
 import { DrdNet } from '../../model/drdnet.js';
 import { loadVgg, randomVgg, DEFAULT_MAX_TAP } from '../../model/vgg.js';
-import { assignWeights, configFromWeights } from '../../model/weights.js';
+import { assignWeights, configFromWeights, weightsToBytes } from '../../model/weights.js';
 import { checkpointBytes, restoreCheckpoint } from '../../train/checkpoint.js';
 import { dualContrastiveLoss } from '../../train/contrastive.js';
 import { openPairs, openReal } from '../../train/sources.js';
@@ -30,12 +30,14 @@ extractor is a seeded RANDOM-initialised VGG-19 (no pretrained weights can be do
   --vgg-tap T            deepest VGG tap (1..5) for the contrastive features       default ${DEFAULT_MAX_TAP}
   --real-bn batch|running  BN statistics of the real batch's forward              default batch
   --real-batch K         real images per contrastive step (<= B)                  default B
-  --cr-every N           apply the contrastive terms every N steps                default 1`;
+  --cr-every N           apply the contrastive terms every N steps                default 1
+  --time-limit M         stop (with a checkpoint) after M minutes of training
+  --export W             also write the final weights alone (no optimizer state) to W`;
 
 export async function run(argv: string[]): Promise<number> {
   const a = parseArgs(
     argv,
-    ['preset', 'data', 'real', 'steps', 'batch', 'patch', 'lr', 'out', 'resume', 'vgg', 'log', 'seed', 'checkpoint-every', 'milestones', 'gamma', 'cr-bg', 'cr-rain', 'vgg-tap', 'real-bn', 'real-batch', 'cr-every'],
+    ['preset', 'data', 'real', 'steps', 'batch', 'patch', 'lr', 'out', 'resume', 'vgg', 'log', 'seed', 'checkpoint-every', 'milestones', 'gamma', 'cr-bg', 'cr-rain', 'vgg-tap', 'real-bn', 'real-batch', 'cr-every', 'time-limit', 'export'],
     [],
     { o: 'out' },
   );
@@ -59,6 +61,7 @@ export async function run(argv: string[]): Promise<number> {
   const realBn = oneOf(a, 'real-bn', ['batch', 'running'] as const, 'batch')!;
   const realBatch = int(a, 'real-batch', batch, 1)!;
   const crEvery = int(a, 'cr-every', 1, 1)!;
+  const timeLimit = num(a, 'time-limit');
   if (realBatch > batch) throw new UsageError(`--real-batch (${realBatch}) cannot exceed --batch (${batch})`);
   const presetName = oneOf(a, 'preset', ['micro', 'tiny', 'paper'] as const);
   const resume = str(a, 'resume');
@@ -117,7 +120,12 @@ export async function run(argv: string[]): Promise<number> {
   const t0 = performance.now();
   const first = trainer.step;
   try {
+    let timedOut = false;
     while (trainer.step < steps && !stop) {
+      if (timeLimit !== undefined && performance.now() - t0 >= timeLimit * 60000) {
+        timedOut = true;
+        break;
+      }
       let rec: StepRecord;
       try {
         rec = await trainer.trainStep();
@@ -143,6 +151,13 @@ export async function run(argv: string[]): Promise<number> {
       await save();
       progress(`train: stopped at step ${trainer.step}; checkpoint ${out}`, true);
       return 130;
+    }
+    const exportPath = str(a, 'export');
+    if (exportPath) await writeFileAtomic(exportPath, await weightsToBytes(model));
+    if (timedOut) {
+      await save();
+      progress(`train: time limit of ${timeLimit} min reached at step ${trainer.step}; checkpoint ${out}`, true);
+      return 0;
     }
     progress(`train: ${steps} steps in ${formatTime((performance.now() - t0) / 1000)}; checkpoint ${out}`, true);
     return 0;

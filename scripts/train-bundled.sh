@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Reproduces the bundled default weights (weights/semi-drdnet-tiny.safetensors): synthesizes the
+# training data from the shipped photos, trains the tiny preset semi-supervised, and evaluates it
+# on the held-out light-rain split.   usage: bash scripts/train-bundled.sh [workdir]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=${1:-.build/bundled}
+cli="node bin/semi-drdnet.js"
+rm -rf "$work" && mkdir -p "$work/pairs/rain" "$work/pairs/norain"
+# Labelled pairs: four light-rain versions of every training photo (names photo_k <-> photo).
+for seed in 1 2 3 4; do
+  $cli synth --clean data/photos/train -o "$work/light-$seed" --rain light --seed "$seed"
+  for f in "$work/light-$seed"/rain/*.png; do cp "$f" "$work/pairs/rain/$(basename "$f" .png)_$seed.png"; done
+done
+cp "$work/light-1"/norain/*.png "$work/pairs/norain/"
+# The unlabelled "real" set: the same photos under a different recipe (denser streaks and haze),
+# standing in for the synthetic-to-real gap. Only its rainy images are used.
+$cli synth --clean data/photos/train -o "$work/real" --rain real --seed 11
+# Held-out evaluation split.
+$cli synth --clean data/photos/heldout -o "$work/heldout-light" --rain light --seed 1
+mkdir -p weights
+$cli train --preset tiny --data "$work/pairs" --real "$work/real/rain" \
+  --steps 2000 --batch 8 --patch 64 --lr 1e-3 --milestones 1000,1500,1800 \
+  --real-batch 2 --cr-every 4 --vgg-tap 2 --seed 1 --time-limit "${TIME_LIMIT:-70}" \
+  -o "$work/tiny.ckpt.safetensors" --log "$work/train.jsonl" --export weights/semi-drdnet-tiny.safetensors
+$cli eval --weights weights/semi-drdnet-tiny.safetensors --data "$work/heldout-light" --json > "$work/eval.json"
+$cli eval --weights weights/semi-drdnet-tiny.safetensors --data "$work/heldout-light"
