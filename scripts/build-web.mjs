@@ -49,10 +49,15 @@ async function writePairs(dir) {
     }
   }
   // Synthesised from data/photos/train with the project's rain model (small: 96x96 crops).
-  const gen = join(root, '.build', 'web', 'make-pairs.mjs');
+  // Per process, so concurrent builds (parallel test runs) never import each other's half-written file.
+  const gen = join(root, '.build', 'web', `make-pairs-${process.pid}.mjs`);
   await build({ ...common, sourcemap: false, platform: 'node', packages: 'external', entryPoints: [join(root, 'web/tools/make-pairs.ts')], outfile: gen, absWorkingDir: root });
-  const { makePairs } = await import(pathToFileURL(gen).href);
-  return await makePairs(root, dir);
+  try {
+    const { makePairs } = await import(pathToFileURL(gen).href);
+    return await makePairs(root, dir);
+  } finally {
+    rmSync(gen, { force: true });
+  }
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

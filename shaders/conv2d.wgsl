@@ -24,6 +24,7 @@ override TM: u32 = 16u;      // output channels per invocation: a multiple of 4,
 override TN: u32 = 16u;      // output pixels per invocation: at most 32, TM * TN <= 256
 override BK: u32 = 16u;      // SMEM: reduction slice staged per step
 override SMEM: bool = false;
+override DIV: bool = false;  // dgrad with stride > 1: keep only taps that land on the stride grid
 override SA: u32 = 1u;       // SMEM: workgroup floats for the weight slice (BK * WG_Y * TM)
 override SB: u32 = 1u;       // SMEM: workgroup floats for the input slice (BK * WG_X * TN)
 
@@ -49,12 +50,15 @@ var<workgroup> As: array<f32, SA>;
 var<workgroup> Bs: array<f32, SB>;
 
 // Input coordinate along one axis for output coordinate q*step: raw = q*step - pad + k*dil,
-// then (dgrad, div = stride) raw must be a multiple of div. Returns -1 when outside the input.
+// then (dgrad with stride > 1: DIV, div = stride) raw must be a multiple of div. Returns -1 when
+// outside the input. Without DIV there is no integer division (lavapipe emulates it per lane).
 fn src(raw: i32, div: i32, size: u32) -> i32 {
-  if (raw < 0) { return -1; }
-  let c = raw / div;
-  if (c * div != raw || c >= i32(size)) { return -1; }
-  return c;
+  var c = raw;
+  if (DIV) {
+    c = raw / div;
+    if (c * div != raw) { return -1; }
+  }
+  return select(-1, c, raw >= 0 && c < i32(size));
 }
 
 fn epilogue(v0: f32, m: u32) -> f32 {

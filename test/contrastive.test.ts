@@ -260,7 +260,7 @@ test('dualContrastiveLoss matches its design in float64; gradients reach only th
       return { bg: await l.bg.item(), rain: await l.rain.item(), total: await l.total.item() };
     });
     const ref = refDual(ex, x, o, useExtra ? extraRef : undefined);
-    for (const k of ['bg', 'rain', 'total'] as const) assert.ok(allclose([got[k]], [ref[k]], FWD.rtol, FWD.atol).ok, `${JSON.stringify(o)} ${k}: ${got[k]} vs ${ref[k]}`);
+    for (const k of ['bg', 'rain', 'total'] as const) assert.ok(allclose([got[k]], [ref[k]], FWD.rtol, FWD.atol).ok, `option set ${optionSets.indexOf(o)} (${Object.keys(o).join(', ') || 'defaults'}) ${k}: ${got[k]} vs ${ref[k]}`);
     assert.ok(ts.realFinal.grad && ts.realRain.grad, 'the anchors got no gradient');
     for (const k of ['realRainy', 'synthRainy', 'synthClean'] as const) assert.is(ts[k].grad, null, `${k} received a gradient`);
     for (const t of Object.values(ts)) {
@@ -281,6 +281,7 @@ test('dualContrastiveLoss matches its design in float64; gradients reach only th
   });
   assert.is(only[0], 0);
   assert.ok(Math.abs(only[1] - 0.1 * only[2]) <= 1e-6 * Math.abs(only[1]));
+  assert.throws(() => dualContrastiveLoss(ex, ts, { rainPositives: ['flop' as 'flip'] }), /unknown rainPositives entry 'flop'/);
   assert.throws(() => dualContrastiveLoss(ex, { ...ts, synthClean: gpu(e, uniform([2, 3, 6, 8], 0, 1, rng)) }), /'synthClean' has shape \[2,3,6,8\] but 'realRainy' has \[3,3,6,8\]/);
   for (const t of Object.values(ts)) {
     t.grad?.dispose();

@@ -2,6 +2,7 @@
 import { UsageError } from './args.js';
 import * as derain from './commands/derain.js';
 import * as evalCmd from './commands/eval.js';
+import * as experiment from './commands/experiment.js';
 import * as info from './commands/info.js';
 import * as parity from './commands/parity.js';
 import * as synth from './commands/synth.js';
@@ -12,7 +13,7 @@ interface Command {
   run(argv: string[]): Promise<number>;
 }
 
-const commands: Record<string, Command> = { derain, parity, info, synth, train, eval: evalCmd };
+const commands: Record<string, Command> = { derain, parity, info, synth, train, eval: evalCmd, experiment };
 
 const usage = `usage: semi-drdnet <command> [options]   (every command has --help)
 
@@ -20,6 +21,7 @@ commands:
   derain <images...> -o <dir|file>   derain images of any size
   parity --weights W --rainy R --clean C --mode train|eval -o X.safetensors
   train --preset P --data <pairs> [--real <dir>] --steps N -o ckpt   semi-supervised training
+  experiment <file.json> -o <dir>    layer variants under one budget
   info                               adapter, limits, model size
   synth --clean <dir> -o <dir> --rain light|heavy|real --seed N   synthetic rainy/clean pairs
   eval --weights W --data <pairs> [--json] [--convention rgb|y|authors]   PSNR/SSIM vs baselines`;

@@ -153,15 +153,15 @@ function tuningKey(e: Engine, kind: ConvKind, g: Geometry): string {
 
 /**
  * The forward/dgrad defaults for a pass with `M` output channels and `pixels` output pixels per
- * image. Software: 64 lanes over pixels, TM channels by TN pixels each (16x16 for wide layers;
- * narrow layers trade channels for pixels; small images get fewer pixels per lane, so less of the
- * tile is wasted and the kernel compiles faster). GPU: 64x64 workgroup tiles in workgroup memory.
+ * image. Software: 64 lanes over pixels, TM channels by TN pixels each (16x16 for wide layers,
+ * TM = 4 or 8 for narrow ones; small images get fewer pixels per lane, so less of the tile is
+ * wasted and the kernel compiles faster). GPU: 64x64 workgroup tiles in workgroup memory.
  */
 export function defaultConvConfig(e: Engine, M: number, pixels = Infinity): ConvTileConfig {
   if (e.adapter.software) {
     const tm = M <= 4 ? 4 : M <= 8 ? 8 : 16;
     const perLane = 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil(pixels / 64))));
-    return { smem: false, wgX: 64, wgY: 1, tm, tn: Math.min(tm === 16 ? 16 : 32, perLane), bk: 16 };
+    return { smem: false, wgX: 64, wgY: 1, tm, tn: Math.min(16, perLane), bk: 16 };
   }
   // 16x16 invocations of 4x4 outputs; narrow passes (M < 64) shrink the channel side.
   const wgY = Math.min(16, Math.ceil(M / 4));
@@ -345,6 +345,7 @@ function runConv(r: ConvRun): Tensor {
   const constants: Record<string, number> = {
     WG_X: cfg.wgX, WG_Y: cfg.wgY, TM: cfg.tm, TN: cfg.tn, BK: cfg.bk, SMEM: cfg.smem ? 1 : 0,
     SA: cfg.smem ? cfg.bk * cfg.wgY * cfg.tm : 1, SB: cfg.smem ? cfg.bk * cfg.wgX * cfg.tn : 1,
+    DIV: r.transposed && (r.sh > 1 || r.sw > 1) ? 1 : 0,
   };
   const bn = cfg.wgX * cfg.tn;
   for (const [n0, n1] of groups) {
@@ -598,7 +599,8 @@ function convCandidates(e: Engine, M: number): ConvTileConfig[] {
   if (e.adapter.software) {
     const tms = M <= 4 ? [4] : M <= 8 ? [4, 8] : [8, 16];
     const out: ConvTileConfig[] = [];
-    for (const tm of tms) for (const tn of [8, 16, 32]) if (tm * tn <= 256) for (const wgX of [32, 64]) out.push({ smem: false, wgX, wgY: 1, tm, tn, bk: 16 });
+    // tn = 32 is left out: no faster here, and lavapipe takes tens of seconds to compile it.
+    for (const tm of tms) for (const tn of [8, 16]) for (const wgX of [32, 64]) out.push({ smem: false, wgX, wgY: 1, tm, tn, bk: 16 });
     return out;
   }
   const out: ConvTileConfig[] = [defaultConvConfig(e, M)];

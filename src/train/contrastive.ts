@@ -39,7 +39,7 @@
 //    - total = bgWeight * bg + rainWeight * rain, both weights 0.1 by default (AECR-style).
 //    Every choice (sample sets, map, weights, layer weights, eps) is an option.
 import { noGrad } from '../graph/autograd.js';
-import { add, addScalar, affine, concat, div, l1Loss, matmul, mulScalar, reshape, split, zeros } from '../graph/ops.js';
+import { add, addScalar, affine, concat, div, l1Loss, matmul, mulScalar, reshape, split, sub, zeros } from '../graph/ops.js';
 import { Tensor, shapeStr, tidy } from '../graph/tensor.js';
 import type { FeatureExtractor } from '../model/vgg.js';
 
@@ -255,6 +255,13 @@ export function dualContrastiveLoss(extractor: FeatureExtractor, inputs: DualCon
   const bgNeg = opts.bgNegatives ?? ['rainy', 'rerain'];
   const rainPos = opts.rainPositives ?? ['synth', 'flip', 'roll'];
   const rainNeg = opts.rainNegatives ?? ['clean', 'output'];
+  const allowed = (what: string, list: readonly string[], ok: readonly string[]) => {
+    for (const k of list) if (!ok.includes(k)) throw new Error(`dualContrastiveLoss: unknown ${what} '${k}' (one of ${ok.join(', ')})`);
+  };
+  allowed('bgPositives entry', bgPos, ['clean', 'cleanFlip', 'cleanRoll']);
+  allowed('bgNegatives entry', bgNeg, ['rainy', 'rerain', 'rerainFlip', 'rerainRoll']);
+  allowed('rainPositives entry', rainPos, ['synth', 'flip', 'roll']);
+  allowed('rainNegatives entry', rainNeg, ['clean', 'output', 'rainy']);
   const shift = opts.rainShift ?? 0.5;
   const gain = opts.rainGain ?? 1;
   const weights = opts.layerWeights ?? extractor.layerWeights;
@@ -269,7 +276,7 @@ export function dualContrastiveLoss(extractor: FeatureExtractor, inputs: DualCon
     const detached = noGrad(() => {
       const memo = new Map<string, Tensor>();
       const get = (key: string, make: () => Tensor) => memo.get(key) ?? (memo.set(key, make()), memo.get(key)!);
-      const rainS = () => get('R_s', () => add(synthRainy, affine(synthClean, -1, 0)));
+      const rainS = () => get('R_s', () => sub(synthRainy, synthClean));
       const flipR = () => get('flip(R_s)', () => flipHorizontal(rainS()));
       const rollR = () => get('roll(R_s)', () => rollBatch(rainS(), 1));
       const bgP = doBg
