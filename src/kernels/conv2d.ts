@@ -7,8 +7,9 @@
 //
 // Tiling (see shaders/conv2d.wgsl and shaders/conv2d_wgrad.wgsl for the kernels themselves):
 //  * software adapters (lavapipe, SwiftShader): register tiles, no workgroup memory. Forward and
-//    dgrad use 64 lanes over output pixels with TM = 16 channels x TN = 16 pixels per lane;
-//    wgrad puts lanes on channels so the other operand is uniform across the workgroup.
+//    dgrad use 64 lanes over output pixels with TM = 16 channels x TN = 16 pixels per lane (the
+//    weights are then uniform across the workgroup); wgrad uses 8 lanes over output pixels, one
+//    tap per workgroup and a 16x16 (output x input channel) tile per lane.
 //  * real GPUs: workgroup-memory tiles, 16x16 invocations of 4x4 outputs (64x64 per workgroup),
 //    16-deep reduction slices; wgrad is the same GEMM with pixels as the reduction.
 // `autotuneConv` times a few candidates per shape class and caches the winner in `convTuning`.
@@ -216,24 +217,27 @@ function windowOf(t: Tensor, start: number, count: number): { binding: BufferBin
 }
 
 /**
- * Splits the batch into groups whose per-image tensors fit one binding each. `perImage` lists the
- * tensors indexed by image with their shapes (for the error message) and elements per image.
+ * Splits the batch into groups of images whose slices of every listed tensor fit one binding
+ * (an aligned window, see `windowOf`). One group when everything fits as it is.
  */
-function batchGroups(e: Engine, op: string, N: number, perImage: Array<{ name: string; shape: Shape; elems: number }>): Array<[number, number]> {
+function batchGroups(e: Engine, op: string, N: number, perImage: Array<{ name: string; t: Tensor; elems: number }>): Array<[number, number]> {
   const limit = e.limits.maxStorageBufferBindingSize;
+  const maxZ = e.limits.maxComputeWorkgroupsPerDimension;
+  if (N <= maxZ && perImage.every(({ t }) => t.size * 4 <= limit)) return [[0, N]];
   const align = e.device.limits.minStorageBufferOffsetAlignment;
-  let per = Math.min(N, e.limits.maxComputeWorkgroupsPerDimension);
-  if (!perImage.every((t) => N * t.elems * 4 <= limit)) {
-    for (const t of perImage) {
-      const room = Math.floor((limit - align + 4) / (t.elems * 4));
-      if (room < 1) {
-        throw new Error(`${op}: one image of ${t.name} ${shapeStr(t.shape)} takes ${t.elems * 4} bytes, more than maxStorageBufferBindingSize (${limit}); use smaller images`);
-      }
-      per = Math.min(per, room);
-    }
-  }
+  const fits = (n0: number, n1: number) =>
+    perImage.every(({ t, elems }) => ((t.byteOffset + n0 * elems * 4) % align) + (n1 - n0) * elems * 4 <= limit);
   const groups: Array<[number, number]> = [];
-  for (let n0 = 0; n0 < N; n0 += per) groups.push([n0, Math.min(N, n0 + per)]);
+  for (let n0 = 0; n0 < N; ) {
+    if (!fits(n0, n0 + 1)) {
+      const big = perImage.find(({ t, elems }) => ((t.byteOffset + n0 * elems * 4) % align) + elems * 4 > limit)!;
+      throw new Error(`${op}: one image of ${big.name} ${shapeStr(big.t.shape)} takes ${big.elems * 4} bytes, more than maxStorageBufferBindingSize (${limit}) allows; use smaller images`);
+    }
+    let n1 = n0 + 1;
+    while (n1 < N && n1 - n0 < maxZ && fits(n0, n1 + 1)) n1++;
+    groups.push([n0, n1]);
+    n0 = n1;
+  }
   return groups;
 }
 
@@ -337,8 +341,8 @@ function runConv(r: ConvRun): Tensor {
   const inImg = r.Cin * r.Hi * r.Wi;
   const outImg = r.M * r.Hq * r.Wq;
   const groups = batchGroups(e, r.op, N, [
-    { name: r.transposed ? 'dy' : 'x', shape: r.input.shape, elems: inImg },
-    { name: r.transposed ? 'dx' : 'y', shape: out.shape, elems: outImg },
+    { name: r.transposed ? 'dy' : 'x', t: r.input, elems: inImg },
+    { name: r.transposed ? 'dx' : 'y', t: out, elems: outImg },
   ]);
   const vec = (f: (b: { ph: number; pw: number; dh: number; dw: number }) => number) => [0, 1, 2, 3].map((i) => (r.branches[i] ? f(r.branches[i]) : 0));
   const sgn = r.transposed ? -1 : 1;
@@ -521,7 +525,7 @@ export function conv2dBackwardFilter(x: Tensor, dy: Tensor, wShape: Shape, opts:
   }
   const xImg = g.Ci * g.H * g.W;
   const dyImg = g.Co * g.Ho * g.Wo;
-  const groups = batchGroups(e, op, g.N, [{ name: 'x', shape: x.shape, elems: xImg }, { name: 'dy', shape: dy.shape, elems: dyImg }]);
+  const groups = batchGroups(e, op, g.N, [{ name: 'x', t: x, elems: xImg }, { name: 'dy', t: dy, elems: dyImg }]);
   const ciTiles = Math.ceil(g.Ci / cfg.tv);
   const gx = cfg.smem ? Math.ceil((g.Ci * KK) / (cfg.wgX * cfg.tn)) : ciTiles * KK;
   const gy = cfg.smem ? Math.ceil(g.Co / (cfg.wgY * cfg.tm)) : Math.ceil(g.Co / cfg.tu);
@@ -562,7 +566,7 @@ export function conv2dBackwardBias(dy: Tensor): Tensor {
   if (dy.shape.length !== 4) throw new Error(`${op}: dy must be NCHW, got ${shapeStr(dy.shape)}`);
   const [N, C, Ho, Wo] = dy.shape;
   const img = C * Ho * Wo;
-  const groups = batchGroups(e, op, N, [{ name: 'dy', shape: dy.shape, elems: img }]);
+  const groups = batchGroups(e, op, N, [{ name: 'dy', t: dy, elems: img }]);
   const maxTotal = Math.max(1, Math.floor(e.limits.maxStorageBufferBindingSize / (C * 4)));
   const { plans, total } = planSplits(groups, Ho, Wo, Math.ceil(256 / Math.max(1, C)), 1024, maxTotal, Infinity);
   const part = Tensor.empty(e, [total, C]);
