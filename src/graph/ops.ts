@@ -293,53 +293,40 @@ function checkSame(a: Tensor, b: Tensor, what: string): void {
   if (a.shape.join() !== b.shape.join()) throw new Error(`${what}: shapes ${shapeStr(a.shape)} and ${shapeStr(b.shape)} differ`);
 }
 
-const l1Def = defineOp({
-  name: 'l1Loss',
-  forward(ctx, [a, b]) {
-    const d = binary('sub', a, b);
-    ctx.save(d);
-    const ad = unary('abs', d);
-    const r = reduceSum(ad, undefined, 1 / Math.max(1, a.size));
-    ad.dispose();
-    d.dispose();
-    return r;
-  },
-  backward(ctx, [g]) {
-    const d = ctx.saved[0];
-    const s = unary('sign', d);
-    const gs = binary('mul', s, g!);
-    const ga = unary('affine', gs, 1 / Math.max(1, d.size), 0);
-    s.dispose();
-    gs.dispose();
-    return [ga, ctx.needsGrad[1] ? unary('affine', ga, -1, 0) : null];
-  },
-});
+/** mean(f(a - b)) with f = |.| (L1) or (.)^2 (MSE); d = a - b is saved for the gradient. */
+function meanErrorDef(name: string, f: 'abs' | 'square') {
+  return defineOp({
+    name,
+    forward(ctx, [a, b]) {
+      const d = binary('sub', a, b);
+      ctx.save(d);
+      const e = unary(f, d);
+      const r = reduceSum(e, undefined, 1 / Math.max(1, a.size));
+      e.dispose();
+      d.dispose();
+      return r;
+    },
+    backward(ctx, [g]) {
+      const d = ctx.saved[0];
+      // d|d|/dd = sign(d), d(d^2)/dd = 2d
+      const slope = f === 'abs' ? unary('sign', d) : d;
+      const gs = binary('mul', slope, g!);
+      const ga = unary('affine', gs, (f === 'abs' ? 1 : 2) / Math.max(1, d.size), 0);
+      if (slope !== d) slope.dispose();
+      gs.dispose();
+      return [ga, ctx.needsGrad[1] ? unary('affine', ga, -1, 0) : null];
+    },
+  });
+}
+
+const l1Def = meanErrorDef('l1Loss', 'abs');
+const mseDef = meanErrorDef('mseLoss', 'square');
 
 /** Mean absolute error (a scalar of shape []). */
 export function l1Loss(a: Tensor, b: Tensor): Tensor {
   checkSame(a, b, 'l1Loss');
   return first(l1Def([a, b], undefined));
 }
-
-const mseDef = defineOp({
-  name: 'mseLoss',
-  forward(ctx, [a, b]) {
-    const d = binary('sub', a, b);
-    ctx.save(d);
-    const sq = unary('square', d);
-    const r = reduceSum(sq, undefined, 1 / Math.max(1, a.size));
-    sq.dispose();
-    d.dispose();
-    return r;
-  },
-  backward(ctx, [g]) {
-    const d = ctx.saved[0];
-    const gd = binary('mul', d, g!);
-    const ga = unary('affine', gd, 2 / Math.max(1, d.size), 0);
-    gd.dispose();
-    return [ga, ctx.needsGrad[1] ? unary('affine', ga, -1, 0) : null];
-  },
-});
 
 /** Mean squared error (a scalar of shape []). */
 export function mseLoss(a: Tensor, b: Tensor): Tensor {

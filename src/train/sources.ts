@@ -1,5 +1,5 @@
-// Training batch sources over folders on disk (Node): paired synthetic data and unlabelled real images.
-import { loadImages, loadPairs, PatchSampler } from '../data/dataset.js';
+// Patch samplers as the trainer's batch sources (platform-neutral; src/train/sources-node.ts opens folders).
+import { PatchSampler } from '../data/sampler.js';
 import type { BatchSource, PairBatch, SourceState } from './trainer.js';
 
 function stateOf(s: PatchSampler): SourceState {
@@ -25,16 +25,4 @@ export function pairSource(s: PatchSampler): BatchSource<PairBatch> {
 
 export function imageSource(s: PatchSampler): BatchSource<Float32Array> {
   return { next: (b) => s.next(b).data, saveState: () => stateOf(s), loadState: (st) => restore(s, st) };
-}
-
-/** Random crops (and flips) of a paired folder (rain/ + norain/). */
-export async function openPairs(dir: string, patch: number, seed: number): Promise<BatchSource<PairBatch>> {
-  const pairs = await loadPairs(dir);
-  return pairSource(PatchSampler.fromPairs(pairs, { patch, rng: seed }));
-}
-
-/** Random crops (and flips) of an unlabelled folder of real rainy images. */
-export async function openReal(dir: string, patch: number, seed: number): Promise<BatchSource<Float32Array>> {
-  const images = await loadImages(dir);
-  return imageSource(PatchSampler.fromImages(images, { patch, rng: seed }));
 }

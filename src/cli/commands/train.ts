@@ -8,7 +8,7 @@ import { loadVgg, randomVgg, DEFAULT_MAX_TAP } from '../../model/vgg.js';
 import { assignWeights, configFromWeights, weightsToBytes } from '../../model/weights.js';
 import { checkpointBytes, restoreCheckpoint } from '../../train/checkpoint.js';
 import { dualContrastiveLoss } from '../../train/contrastive.js';
-import { openPairs, openReal } from '../../train/sources.js';
+import { openPairs, openReal } from '../../train/sources-node.js';
 import { NonFiniteLossError, Trainer, type StepRecord } from '../../train/trainer.js';
 import { int, num, oneOf, parseArgs, required, str, UsageError } from '../args.js';
 import { getEngine, progress } from '../common.js';
