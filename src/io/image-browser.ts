@@ -30,8 +30,10 @@ function looksLikeImage(bytes: Uint8Array): boolean {
 
 /**
  * Decodes an image file to planar RGB float, as the Node decoder would: raw 8-bit samples (no ICC
- * or gamma conversion, no alpha premultiplication, alpha ignored), EXIF orientation applied.
- * 16-bit PNGs arrive as 8-bit here, the one known difference from Node (at most 0.5/255 per sample).
+ * or gamma conversion, alpha ignored), EXIF orientation applied. Known differences from Node, all
+ * outside opaque 8-bit PNGs: 16-bit PNGs arrive as 8-bit (up to 0.5/255 per sample); a canvas
+ * stores premultiplied pixels, so RGB under alpha < 255 loses precision (and is 0 where alpha is
+ * 0); JPEG decoders differ slightly between libjpeg-turbo and jpeg-js.
  */
 export async function decodeImageBlob(blob: Blob, source = 'image'): Promise<Image> {
   const fail = (msg: string): never => {

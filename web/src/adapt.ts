@@ -6,7 +6,7 @@ import type { Image } from '../../src/io/image.js';
 import type { DrdNet } from '../../src/model/drdnet.js';
 import { randomVgg, type FeatureExtractor } from '../../src/model/vgg.js';
 import { dualContrastiveLoss } from '../../src/train/contrastive.js';
-import { Trainer, type StepRecord } from '../../src/train/trainer.js';
+import { NonFiniteLossError, Trainer, type StepRecord } from '../../src/train/trainer.js';
 import type { Pair } from './assets.js';
 import { pairCrops, photoCrops } from './sources.js';
 
@@ -46,8 +46,15 @@ function extractorFor(engine: Engine): FeatureExtractor {
   return x;
 }
 
-/** Runs up to `opts.steps` steps on `model` in place; returns the records of the steps taken. */
-export async function adaptToPhoto(engine: Engine, model: DrdNet, photo: Image, pairs: readonly Pair[], opts: AdaptOptions, hooks: AdaptHooks): Promise<StepRecord[]> {
+export interface AdaptResult {
+  /** The steps taken (their updates are in the model). */
+  records: StepRecord[];
+  /** Why it ended early: a non-finite loss, caught before that step changed any weight. */
+  diverged?: string;
+}
+
+/** Runs up to `opts.steps` steps on `model` in place. */
+export async function adaptToPhoto(engine: Engine, model: DrdNet, photo: Image, pairs: readonly Pair[], opts: AdaptOptions, hooks: AdaptHooks): Promise<AdaptResult> {
   const patch = fitPatch(opts.patch, photo, pairs);
   const seed = opts.seed ?? 1;
   const extractor = extractorFor(engine);
@@ -63,7 +70,13 @@ export async function adaptToPhoto(engine: Engine, model: DrdNet, photo: Image, 
   const records: StepRecord[] = [];
   try {
     for (let i = 0; i < opts.steps && !hooks.shouldStop(); i++) {
-      const r = await trainer.trainStep();
+      let r: StepRecord;
+      try {
+        r = await trainer.trainStep();
+      } catch (e) {
+        if (e instanceof NonFiniteLossError) return { records, diverged: e.message };
+        throw e;
+      }
       records.push(r);
       hooks.onStep(r, opts.steps);
     }
@@ -71,5 +84,5 @@ export async function adaptToPhoto(engine: Engine, model: DrdNet, photo: Image, 
     trainer.opt.dispose();
     model.eval();
   }
-  return records;
+  return { records };
 }

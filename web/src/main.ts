@@ -6,7 +6,7 @@ import type { Image } from '../../src/io/image.js';
 import { derainImage, planTiles } from '../../src/model/derain.js';
 import type { DrdNet } from '../../src/model/drdnet.js';
 import { describe, loadModel, weightsToBytes } from '../../src/model/weights.js';
-import { adaptToPhoto } from './adapt.js';
+import { adaptToPhoto, fitPatch } from './adapt.js';
 import { loadBytes, loadManifest, loadPairs, type Manifest, type Pair } from './assets.js';
 import { CompareView } from './compare.js';
 import { clearError, download, el, errorText, setStatus, showError } from './dom.js';
@@ -163,25 +163,44 @@ async function adapt(): Promise<void> {
   const num = (id: string) => Number(el<HTMLInputElement>(id).value);
   const opts = { steps: Math.max(1, Math.floor(num('steps'))), patch: Math.floor(num('patch')), batch: Math.max(1, Math.floor(num('batch'))), lr: num('lr') };
   if (!(opts.lr > 0)) throw new Error('the learning rate must be a positive number');
+  fitPatch(opts.patch, photo.img, state.pairs); // says so now if the photo is too small
   plot.reset();
   el('loss-text').textContent = '';
   setStatus(`Adapting: step 0/${opts.steps} (compiling shaders)…`, 'busy');
-  const records = await adaptToPhoto(engine, model, photo.img, state.pairs, opts, {
-    shouldStop: () => state.stop,
-    onStep: (r, n) => {
-      plot.push(r);
-      el('loss-text').textContent = `step ${r.step}: loss ${r.loss.toPrecision(4)} (supervised ${r.loss_sup.toPrecision(4)}, CR background ${r.loss_cr_bg.toPrecision(4)}, CR rain ${r.loss_cr_rain.toPrecision(4)}), ${(r.ms / 1000).toFixed(2)} s/step`;
-      setStatus(`Adapting: step ${r.step}/${n}…`, 'busy');
-    },
-  });
+  let result;
+  try {
+    result = await adaptToPhoto(engine, model, photo.img, state.pairs, opts, {
+      shouldStop: () => state.stop,
+      onStep: (r, n) => {
+        plot.push(r);
+        el('loss-text').textContent = `step ${r.step}: loss ${r.loss.toPrecision(4)} (supervised ${r.loss_sup.toPrecision(4)}, CR background ${r.loss_cr_bg.toPrecision(4)}, CR rain ${r.loss_cr_rain.toPrecision(4)}), ${(r.ms / 1000).toFixed(2)} s/step`;
+        setStatus(`Adapting: step ${r.step}/${n}…`, 'busy');
+      },
+    });
+  } catch (e) {
+    // A step failed half-way: put back the weights from before this run so the model is consistent.
+    try {
+      if (!engine.lost && state.current) setModel(state.current);
+    } catch {
+      // the original error is the one worth showing
+    }
+    throw new Error(`adaptation failed, the weights are back to where they were: ${errorText(e)}`);
+  }
+  const { records, diverged } = result;
+  if (records.length > 0) {
+    state.adaptedSteps += records.length;
+    state.current = { bytes: await weightsToBytes(model), name: `${baseName(photo.name)}-adapted.safetensors` };
+    refresh();
+    await derain();
+  }
+  if (diverged) {
+    showError(`Adaptation stopped: ${diverged}. ${records.length ? `The ${records.length} good step(s) before it are kept.` : 'The weights are unchanged.'} Try a lower learning rate.`);
+    return;
+  }
   if (records.length === 0) {
     setStatus('Adaptation stopped before the first step; the weights are unchanged.', 'done');
     return;
   }
-  state.adaptedSteps += records.length;
-  state.current = { bytes: await weightsToBytes(model), name: `${baseName(photo.name)}-adapted.safetensors` };
-  refresh();
-  await derain();
   setStatus(`Adapted for ${records.length} step${records.length > 1 ? 's' : ''}${state.stop ? ' (stopped)' : ''} and derained again. ${el('status').textContent}`, 'done');
 }
 
