@@ -25,6 +25,7 @@ override TN: u32 = 16u;      // output pixels per invocation: at most 32, TM * T
 override BK: u32 = 16u;      // SMEM: reduction slice staged per step
 override SMEM: bool = false;
 override DIV: bool = false;  // dgrad with stride > 1: keep only taps that land on the stride grid
+override POINTWISE: bool = false; // 1x1, stride 1, no padding: a plain GEMM over pixels (no tap indexing)
 override SA: u32 = 1u;       // SMEM: workgroup floats for the weight slice (BK * WG_Y * TM)
 override SB: u32 = 1u;       // SMEM: workgroup floats for the input slice (BK * WG_X * TN)
 
@@ -98,15 +99,21 @@ fn convRegisters(wg: vec3u, lane: u32) {
         var off: array<u32, 32>;
         var ok: array<bool, 32>;
         for (var j = 0u; j < TN; j++) {
-          let iy = src(qy[j] - p.ph[b] + i32(ky) * p.dh[b], p.divh, p.Hi);
-          let ix = src(qx[j] - p.pw[b] + i32(kx) * p.dw[b], p.divw, p.Wi);
-          ok[j] = iy >= 0 && ix >= 0;
-          off[j] = xb + select(0u, u32(iy) * p.Wi + u32(ix), ok[j]);
+          if (POINTWISE) {
+            off[j] = xb + min(q0 + j * WG_X, HWq - 1u);
+          } else {
+            let iy = src(qy[j] - p.ph[b] + i32(ky) * p.dh[b], p.divh, p.Hi);
+            let ix = src(qx[j] - p.pw[b] + i32(kx) * p.dw[b], p.divw, p.Wi);
+            ok[j] = iy >= 0 && ix >= 0;
+            off[j] = xb + select(0u, u32(iy) * p.Wi + u32(ix), ok[j]);
+          }
         }
         let tap = ky * p.KW + kx;
         for (var c = 0u; c < p.Ci; c++) {
           var xv: array<f32, 32>;
-          for (var j = 0u; j < TN; j++) { xv[j] = select(0.0, X[off[j] + c * HWi], ok[j]); }
+          for (var j = 0u; j < TN; j++) {
+            if (POINTWISE) { xv[j] = X[off[j] + c * HWi]; } else { xv[j] = select(0.0, X[off[j] + c * HWi], ok[j]); }
+          }
           let w0 = (wb + (c * KK + tap) * p.CoP) / 4u;
           for (var i4 = 0u; i4 < TM / 4u; i4++) {
             let w = Wv[w0 + i4];

@@ -10,6 +10,11 @@
 // its pixels, written out per lane. Which columns of a row land inside the image for this tap
 // is computed once per row.
 //
+// Entry `wgrad_nhwc` (register tiles, software adapters, wide layers): the same reduction over
+// NHWC copies of x and dy (entry `to_nhwc`). One tap per workgroup; lanes run over input channels
+// (TV per lane), so a pixel's x values are contiguous across lanes and its dy values (TU output
+// channels) are uniform vec4 loads: the loop body is the forward kernel's, TU x TV FMAs per pixel.
+//
 // Entry `wgrad_tiled` (workgroup memory, real GPUs): a GEMM over (co) x (ci*KK + tap) with the
 // pixels as the reduction, staged through BK-deep tiles so both operands are read coalesced
 // along the pixel axis.
@@ -19,7 +24,7 @@
 override WG_X: u32 = 8u;
 override WG_Y: u32 = 1u;
 override TU: u32 = 16u;      // registers: output channels per invocation, a multiple of 4, <= 16
-override TV: u32 = 16u;      // registers: input channels per invocation, <= 16
+override TV: u32 = 16u;      // registers: input channels per invocation, <= 16; TU * TV <= 256
 override TM: u32 = 4u;       // tiled: output channels per invocation (<= 8)
 override TN: u32 = 4u;       // tiled: (ci, tap) columns per invocation (<= 8)
 override BK: u32 = 16u;      // tiled: pixels staged per step
@@ -32,6 +37,7 @@ struct Params {
   sh: i32, sw: i32, ph: i32, pw: i32,
   dh: i32, dw: i32, rows: u32, rowsPerSplit: u32, // rows = images in this group * Ho
   xOff: u32, dyOff: u32, partOff: u32, ciTiles: u32,
+  CoP: u32,                                       // wgrad_nhwc: channel stride of the NHWC dy
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -106,6 +112,58 @@ fn wgrad(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: ve
       if (ci >= p.Ci) { break; }
       Part[base + (co * p.Ci + ci) * KK + tap] = acc[u][v];
     }
+  }
+}
+
+@group(0) @binding(2) var<storage, read> DYT: array<vec4<f32>>;
+
+@compute @workgroup_size(WG_X)
+fn wgrad_nhwc(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let lane = lid.x;
+  let KK = p.KH * p.KW;
+  let tap = wg.x / p.ciTiles;
+  let ci0 = (wg.x % p.ciTiles) * WG_X * TV + lane;
+  let co0 = wg.y * TU;
+  let yShift = i32(tap / p.KW) * p.dh - p.ph;
+  let xShift = i32(tap % p.KW) * p.dw - p.pw;
+  let lo = u32(max(0, (-xShift + p.sw - 1) / p.sw));
+  let last = i32(p.W) - 1 - xShift;
+  let hi = select(0u, min(u32(last / p.sw) + 1u, p.Wo), last >= 0);
+  var cv: array<u32, 16>;
+  for (var v = 0u; v < TV; v++) { cv[v] = min(ci0 + v * WG_X, p.Ci - 1u); }
+  var acc: array<array<f32, 16>, 16>;
+  let r0 = wg.z * p.rowsPerSplit;
+  let r1 = min(r0 + p.rowsPerSplit, p.rows);
+  for (var r = r0; r < r1; r++) {
+    let n = r / p.Ho;
+    let oy = r % p.Ho;
+    let iy = i32(oy) * p.sh + yShift;
+    if (iy < 0 || iy >= i32(p.H)) { continue; }
+    let xRow = i32(p.xOff + (n * p.H + u32(iy)) * p.W * p.Ci) + xShift * i32(p.Ci);
+    let dyRow = p.dyOff + (n * p.Ho + oy) * p.Wo * p.CoP + co0;
+    for (var ox = lo; ox < hi; ox++) {
+      let xb = u32(xRow + i32(ox * p.Ci) * p.sw);
+      var xv: array<f32, 16>;
+      for (var v = 0u; v < TV; v++) { xv[v] = X[xb + cv[v]]; }
+      let d0 = (dyRow + ox * p.CoP) / 4u;
+      for (var u4 = 0u; u4 < TU / 4u; u4++) {
+        let d = DYT[d0 + u4];
+        for (var v = 0u; v < TV; v++) {
+          acc[4u * u4][v] = fma(d.x, xv[v], acc[4u * u4][v]);
+          acc[4u * u4 + 1u][v] = fma(d.y, xv[v], acc[4u * u4 + 1u][v]);
+          acc[4u * u4 + 2u][v] = fma(d.z, xv[v], acc[4u * u4 + 2u][v]);
+          acc[4u * u4 + 3u][v] = fma(d.w, xv[v], acc[4u * u4 + 3u][v]);
+        }
+      }
+    }
+  }
+  // Lanes past the last input channel computed exactly the sums of channel Ci-1 (clamped loads),
+  // so their stores repeat its value: no per-lane branch needed (it would slow the compile).
+  let base = p.partOff + wg.z * p.Co * p.Ci * KK + tap;
+  for (var u = 0u; u < TU; u++) {
+    let co = co0 + u;
+    if (co >= p.Co) { break; }
+    for (var v = 0u; v < TV; v++) { Part[base + (co * p.Ci + cv[v]) * KK] = acc[u][v]; }
   }
 }
 
@@ -213,4 +271,23 @@ fn sum_parts(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups)
   var s = 0.0;
   for (var r = 0u; r < sp.rows; r++) { s += Parts[r * sp.len + i]; }
   Total[i] = s;
+}
+
+
+// NCHW -> NHWC copy of a batch group (channel stride CP >= C; the padding is zero-filled).
+struct NhwcParams { C: u32, HW: u32, CP: u32, inOff: u32 }
+
+@group(0) @binding(0) var<uniform> tp: NhwcParams;
+@group(0) @binding(1) var<storage, read> Tin: array<f32>;
+@group(0) @binding(2) var<storage, read_write> Tout: array<f32>;
+
+@compute @workgroup_size(64)
+fn to_nhwc(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let pix = gid.x + gid.y * nwg.x * 64u;
+  if (pix >= tp.HW) { return; }
+  let n = gid.z;
+  let src = tp.inOff + n * tp.C * tp.HW + pix;
+  let dst = (n * tp.HW + pix) * tp.CP;
+  for (var c = 0u; c < tp.C; c++) { Tout[dst + c] = Tin[src + c * tp.HW]; }
+  for (var c = tp.C; c < tp.CP; c++) { Tout[dst + c] = 0.0; }
 }

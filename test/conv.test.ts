@@ -16,6 +16,8 @@ import {
   conv2dBackwardFilter,
   conv2dForward,
   convTuning,
+  defaultConvConfig,
+  defaultWgradConfig,
   type ConvTileConfig,
   type WgradTileConfig,
 } from '../src/kernels/conv2d.js';
@@ -181,26 +183,31 @@ async function kernelCheck(e: Engine, what: string, x: RefTensor, w: RefTensor, 
   });
 }
 
+/** The wgrad default for a geometry, computed like conv2dBackwardFilter does. */
+function convTuningDefaults(e: Engine, x: number[], w: number[]): WgradTileConfig {
+  return defaultWgradConfig(e, { N: x[0], Ci: x[1], H: x[2], W: x[3], Co: w[0], KH: w[2], KW: w[3], Ho: x[2], Wo: x[3], sh: 1, sw: 1, ph: 1, pw: 1, dh: 1, dw: 1 });
+}
+
 const tilings: Array<[string, ConvTileConfig, WgradTileConfig]> = [
   [
-    'registers 32x(8x8)',
-    { smem: false, wgX: 32, wgY: 1, tm: 8, tn: 8, bk: 16 },
-    { smem: false, wgX: 16, wgY: 1, tu: 4, tv: 7, tm: 4, tn: 4, bk: 16, targetWorkgroups: 7, maxSplitPixels: 50 },
+    'registers 64x(8x8)',
+    { smem: false, wgX: 64, wgY: 1, tm: 8, tn: 8, bk: 16 },
+    { kernel: 'pixels', wgX: 16, wgY: 1, tu: 4, tv: 7, tm: 4, tn: 4, bk: 16, targetWorkgroups: 7, maxSplitPixels: 50 },
   ],
   [
-    'registers 64x(16x16)',
-    { smem: false, wgX: 64, wgY: 1, tm: 16, tn: 16, bk: 16 },
-    { smem: false, wgX: 8, wgY: 1, tu: 16, tv: 16, tm: 4, tn: 4, bk: 16, targetWorkgroups: 64, maxSplitPixels: 4096 },
+    'registers 32x(16x16) (the software default)',
+    { smem: false, wgX: 32, wgY: 1, tm: 16, tn: 16, bk: 16 },
+    { kernel: 'nhwc', wgX: 8, wgY: 1, tu: 16, tv: 8, tm: 4, tn: 4, bk: 16, targetWorkgroups: 64, maxSplitPixels: 4096 },
   ],
   [
     'workgroup memory 16x16x(4x4)',
     { smem: true, wgX: 16, wgY: 16, tm: 4, tn: 4, bk: 16 },
-    { smem: true, wgX: 16, wgY: 16, tu: 16, tv: 16, tm: 4, tn: 4, bk: 16, targetWorkgroups: 9, maxSplitPixels: 4096 },
+    { kernel: 'tiled', wgX: 16, wgY: 16, tu: 16, tv: 16, tm: 4, tn: 4, bk: 16, targetWorkgroups: 9, maxSplitPixels: 4096 },
   ],
   [
-    'workgroup memory 8x4x(8x4), bk 8',
-    { smem: true, wgX: 8, wgY: 4, tm: 8, tn: 4, bk: 8 },
-    { smem: true, wgX: 8, wgY: 4, tu: 16, tv: 16, tm: 8, tn: 4, bk: 8, targetWorkgroups: 3, maxSplitPixels: 30 },
+    'workgroup memory 8x4x(4x2), bk 8',
+    { smem: true, wgX: 8, wgY: 4, tm: 4, tn: 2, bk: 8 },
+    { kernel: 'tiled', wgX: 8, wgY: 4, tu: 16, tv: 16, tm: 4, tn: 2, bk: 8, targetWorkgroups: 3, maxSplitPixels: 30 },
   ],
 ];
 
@@ -212,6 +219,20 @@ for (const [name, conv, wg] of tilings) {
     await kernelCheck(e, `${name} 1x1`, t([2, 17, 7, 9]), t([6, 17, 1, 1]), {}, conv, wg);
   });
 }
+
+test('the real-GPU defaults (workgroup memory) are valid and correct, wide and narrow', async () => {
+  const e = await engine();
+  const gpuLike = { adapter: { ...e.adapter, software: false }, limits: e.limits } as unknown as Engine;
+  for (const [x, w] of [[[1, 64, 9, 10], [3, 64, 3, 3]], [[2, 3, 9, 10], [64, 3, 3, 3]]]) {
+    const [Co, Ci] = w;
+    const conv = defaultConvConfig(gpuLike, Co);
+    const dgradConv = defaultConvConfig(gpuLike, Ci);
+    assert.ok(conv.smem && dgradConv.smem);
+    const wg = convTuningDefaults(gpuLike, x, w);
+    await kernelCheck(e, `gpu defaults ${Ci}->${Co}`, t(x), t(w), { padding: 1 }, conv, wg);
+    await kernelCheck(e, `gpu defaults ${Ci}->${Co} (dgrad tiles)`, t(x), t(w), { padding: 1 }, dgradConv, wg);
+  }
+});
 
 // ---- binding limits ------------------------------------------------------------------------------
 
@@ -236,6 +257,7 @@ test('convolutions over the binding limit split over the batch, or refuse naming
   try {
     // One image of x is 4*12*13*4 = 2496 bytes; the batch of 3 is 7488 bytes, over the limit.
     await kernelCheck(small, 'split', t([3, 4, 12, 13]), t([5, 4, 3, 3]), { padding: 2, dilation: 2 });
+    await kernelCheck(small, 'split, 8 channels', t([3, 8, 9, 7]), t([5, 8, 3, 3]), { padding: 1, stride: 2 });
     const dil = [1, 2];
     const refs = [t([3, 4, 12, 13]), t([3, 4, 3, 3]), t([3, 4, 3, 3]), t([4, 6, 1, 1]), t([3, 4, 12, 13])];
     const got = await detailGrads(small, refs, dil);
@@ -259,14 +281,14 @@ test('convolutions over the binding limit split over the batch, or refuse naming
 test('autotuneConv records a choice per shape class and later calls use it', async () => {
   const e = await engine();
   const before = convTuning.size;
-  const candidates = {
+  const candidates: { conv: ConvTileConfig[]; wgrad: WgradTileConfig[] } = {
     conv: [
       { smem: false, wgX: 32, wgY: 1, tm: 4, tn: 2, bk: 16 },
       { smem: false, wgX: 16, wgY: 1, tm: 8, tn: 1, bk: 16 },
     ],
     wgrad: [
-      { smem: false, wgX: 8, wgY: 1, tu: 4, tv: 2, tm: 4, tn: 4, bk: 16, targetWorkgroups: 8, maxSplitPixels: 4096 },
-      { smem: false, wgX: 16, wgY: 1, tu: 8, tv: 4, tm: 4, tn: 4, bk: 16, targetWorkgroups: 8, maxSplitPixels: 4096 },
+      { kernel: 'pixels', wgX: 8, wgY: 1, tu: 4, tv: 2, tm: 4, tn: 4, bk: 16, targetWorkgroups: 8, maxSplitPixels: 4096 },
+      { kernel: 'nhwc', wgX: 16, wgY: 1, tu: 8, tv: 4, tm: 4, tn: 4, bk: 16, targetWorkgroups: 8, maxSplitPixels: 4096 },
     ],
   };
   const chosen = await autotuneConv(e, [{ x: [1, 4, 9, 10], w: [6, 4, 3, 3], padding: 1 }], { reps: 1, candidates });

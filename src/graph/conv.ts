@@ -8,6 +8,7 @@ import {
   conv2dBackwardBias,
   conv2dBackwardData,
   conv2dBackwardFilter,
+  conv2dBackwardFilterMulti,
   conv2dForward,
   conv2dMultiBackwardData,
   conv2dMultiForward,
@@ -43,16 +44,19 @@ const conv2dDef = defineOp<ConvAttrs>({
   name: 'conv2d',
   forward(ctx, [x, w, b], a) {
     const y = conv2dForward(x, w, a.hasBias ? b : null, a);
-    // dgrad needs w, wgrad needs x; the activation's gradient reads the output's sign.
-    ctx.save(ctx.needsGrad[1] ? x : w, ctx.needsGrad[0] ? w : x);
+    // Only what backward reads: x for dW, w for dx, and the output, whose sign gives the
+    // activation's gradient (a frozen layer, e.g. VGG's, keeps no input alive).
+    if (ctx.needsGrad[1]) ctx.save(x);
+    if (ctx.needsGrad[0]) ctx.save(w);
     if (a.activation !== 'none') ctx.save(y);
     return y;
   },
   backward(ctx, [gy], a) {
-    const [sx, sw, y] = ctx.saved;
-    const x = ctx.needsGrad[1] ? sx : null;
-    const w = ctx.needsGrad[0] ? sw : null;
-    const g = a.activation === 'none' ? gy! : unaryGrad(a.activation, y, gy!, a.negativeSlope);
+    let i = 0;
+    const x = ctx.needsGrad[1] ? ctx.saved[i++] : null;
+    const w = ctx.needsGrad[0] ? ctx.saved[i++] : null;
+    const y = a.activation !== 'none' ? ctx.saved[i++] : null;
+    const g = y ? unaryGrad(a.activation as 'relu' | 'leakyRelu', y, gy!, a.negativeSlope) : gy!;
     return [
       ctx.needsGrad[0] ? conv2dBackwardData(g, w!, ctx.inputShapes[0], a) : null,
       ctx.needsGrad[1] ? conv2dBackwardFilter(x!, g, ctx.inputShapes[1], a) : null,
@@ -159,12 +163,13 @@ const mdcDef = defineOp<MdcAttrs>({
     const db2 = db.view([Cout, 1]);
     const pieces = fusePieces(wf, a.sizes);
     const dwfParts: Tensor[] = [];
+    // dW'_k, the gradients of the composed weights (one pass over x and g for all branches), then
+    // the chain rule through W'_k = Wf_k . W_k.
+    const dEffs = conv2dBackwardFilterMulti(x, g!, [Cout, ...ws[0].shape.slice(1)], a.padding.map((padding, k) => ({ padding, dilation: a.dilation[k] })));
     for (let k = 0; k < a.nb; k++) {
       const w = ws[k];
       const Ck = a.sizes[k];
-      // dW'_k, the gradient of the composed weight, then the chain rule through W'_k = Wf_k . W_k.
-      const dEff = conv2dBackwardFilter(x, g!, [Cout, ...w.shape.slice(1)], { padding: a.padding[k], dilation: a.dilation[k] });
-      const dEff2 = dEff.view([Cout, dEff.size / Cout]);
+      const dEff2 = dEffs[k].view([Cout, dEffs[k].size / Cout]);
       if (need[1 + k]) out[1 + k] = matmul2d(pieces[k], dEff2, { transA: true }).view(w.shape); // Wf_k^T dW'_k
       if (need[wfIndex]) {
         let dwf = matmul2d(dEff2, w.view([Ck, w.size / Ck]), { transB: true }); // dW'_k W_k^T

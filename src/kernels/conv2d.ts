@@ -7,9 +7,9 @@
 //
 // Tiling (see shaders/conv2d.wgsl and shaders/conv2d_wgrad.wgsl for the kernels themselves):
 //  * software adapters (lavapipe, SwiftShader): register tiles, no workgroup memory. Forward and
-//    dgrad use 64 lanes over output pixels with TM = 16 channels x TN = 16 pixels per lane (the
+//    dgrad use 32 lanes over output pixels with TM = 16 channels x TN = 16 pixels per lane (the
 //    weights are then uniform across the workgroup); wgrad uses 8 lanes over output pixels, one
-//    tap per workgroup and a 16x16 (output x input channel) tile per lane.
+//    tap per workgroup and a 16x8 (output x input channel) tile per lane.
 //  * real GPUs: workgroup-memory tiles, 16x16 invocations of 4x4 outputs (64x64 per workgroup),
 //    16-deep reduction slices; wgrad is the same GEMM with pixels as the reduction.
 // `autotuneConv` times a few candidates per shape class and caches the winner in `convTuning`.
@@ -49,15 +49,19 @@ export interface ConvTileConfig {
 
 /** Tiles of the weight-gradient kernel. */
 export interface WgradTileConfig {
-  /** Workgroup-memory GEMM (`wgrad_tiled`) instead of register tiles (`wgrad`). */
-  smem: boolean;
-  /** Workgroup size; wgY must be 1 without smem. */
+  /**
+   * Software adapters: 'nhwc' (wide layers): NHWC copies of x and dy, lanes over input channels,
+   * dy uniform across the workgroup; 'pixels' (narrow layers): lanes over output pixels, per-lane
+   * partials. Real GPUs: 'tiled', a workgroup-memory GEMM with pixels as the reduction.
+   */
+  kernel: 'nhwc' | 'pixels' | 'tiled';
+  /** Workgroup size; wgY must be 1 for 'pixels'. */
   wgX: number;
   wgY: number;
-  /** Register path: output channels (tu) x input channels (tv) per invocation, each <= 16. */
+  /** 'nhwc', 'pixels': output channels (a multiple of 4, <= 16) x input channels (<= 16) per invocation. */
   tu: number;
   tv: number;
-  /** Smem path: outputs per invocation (<= 8 each) and pixels per staged slice. */
+  /** 'tiled': outputs per invocation (<= 8 each) and pixels per staged slice. */
   tm: number;
   tn: number;
   bk: number;
@@ -102,7 +106,8 @@ export function convOutputSize(size: number, k: number, stride: number, pad: num
   return Math.floor((size + 2 * pad - dil * (k - 1) - 1) / stride) + 1;
 }
 
-interface Geometry {
+/** A convolution's sizes: input, weight, output, stride, padding, dilation. */
+export interface Geometry {
   N: number; Ci: number; H: number; W: number;
   Co: number; KH: number; KW: number; Ho: number; Wo: number;
   sh: number; sw: number; ph: number; pw: number; dh: number; dw: number;
@@ -153,16 +158,17 @@ function tuningKey(e: Engine, kind: ConvKind, g: Geometry): string {
 }
 
 /**
- * The forward/dgrad defaults for a pass with `M` output channels and `pixels` output pixels per
- * image. Software: 64 lanes over pixels, TM channels by TN pixels each (16x16 for wide layers,
+ * The forward/dgrad defaults for a pass with `M` output channels, `pixels` output pixels per
+ * image and a reduction of `K` (input channels x taps). Software: 32 lanes over pixels, TM channels by TN pixels each (16x16 for wide layers,
  * TM = 4 or 8 for narrow ones; small images get fewer pixels per lane, so less of the tile is
  * wasted and the kernel compiles faster). GPU: 64x64 workgroup tiles in workgroup memory.
  */
-export function defaultConvConfig(e: Engine, M: number, pixels = Infinity): ConvTileConfig {
+export function defaultConvConfig(e: Engine, M: number, pixels = Infinity, K = Infinity): ConvTileConfig {
   if (e.adapter.software) {
     const tm = M <= 4 ? 4 : M <= 8 ? 8 : 16;
-    const perLane = 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil(pixels / 64))));
-    return { smem: false, wgX: 64, wgY: 1, tm, tn: Math.min(16, perLane), bk: 16 };
+    const perLane = 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil(pixels / 32))));
+    // A short reduction (K = input channels x taps, e.g. 3 -> 64) runs better on 8 pixels per lane.
+    return { smem: false, wgX: 32, wgY: 1, tm, tn: Math.min(K < 64 ? 8 : 16, perLane), bk: 16 };
   }
   // 16x16 invocations of 4x4 outputs; narrow passes (M < 64) shrink the channel side.
   const wgY = Math.min(16, Math.ceil(M / 4));
@@ -173,15 +179,19 @@ export function defaultConvConfig(e: Engine, M: number, pixels = Infinity): Conv
 
 export function defaultWgradConfig(e: Engine, g: Geometry): WgradTileConfig {
   if (!e.adapter.software) {
-    return { smem: true, wgX: 16, wgY: 16, tu: 16, tv: 16, tm: 4, tn: 4, bk: 16, targetWorkgroups: 1024, maxSplitPixels: 4096 };
+    return { kernel: 'tiled', wgX: 16, wgY: 16, tu: 16, tv: 8, tm: 4, tn: 4, bk: 16, targetWorkgroups: 1024, maxSplitPixels: 4096 };
   }
   const tu = g.Co <= 4 ? 4 : g.Co <= 8 ? 8 : 16;
-  const tv = Math.min(16, g.Ci);
-  return { smem: false, wgX: 8, wgY: 1, tu, tv, tm: 4, tn: 4, bk: 16, targetWorkgroups: 64, maxSplitPixels: 4096 };
+  const base = { wgY: 1, tu, tm: 4, tn: 4, bk: 16, targetWorkgroups: 64, maxSplitPixels: 8192 };
+  // Wide layers: one SIMD row of 8 lanes over input channels, 8 channels each (64 per workgroup).
+  if (g.Ci >= 8 && g.Co >= 8) return { ...base, kernel: 'nhwc', wgX: 8, tv: Math.min(8, Math.ceil(g.Ci / 8)) };
+  // Narrow ones (3 -> 64, 64 -> 3): lanes over pixels, at most 128 accumulators per lane
+  // (16x16 is no faster here and takes lavapipe several times longer to compile).
+  return { ...base, kernel: 'pixels', wgX: 8, tv: Math.min(g.Ci, 128 / tu, 16) };
 }
 
 function convConfig(e: Engine, kind: 'fwd' | 'dgrad', g: Geometry, given?: ConvTileConfig): ConvTileConfig {
-  const c = given ?? (convTuning.get(tuningKey(e, kind, g)) as ConvTileConfig | undefined) ?? (kind === 'fwd' ? defaultConvConfig(e, g.Co, g.Ho * g.Wo) : defaultConvConfig(e, g.Ci, g.H * g.W));
+  const c = given ?? (convTuning.get(tuningKey(e, kind, g)) as ConvTileConfig | undefined) ?? (kind === 'fwd' ? defaultConvConfig(e, g.Co, g.Ho * g.Wo, g.Ci * g.KH * g.KW) : defaultConvConfig(e, g.Ci, g.H * g.W, g.Co * g.KH * g.KW));
   if (c.tm % 4 !== 0 || c.tm < 4 || c.tm > 16 || c.tn < 1 || c.tn > 32 || c.tm * c.tn > 256 || (!c.smem && c.wgY !== 1)) {
     throw new Error(`conv2d: invalid tile config ${JSON.stringify(c)} (tm a multiple of 4 up to 16, tn <= 32, tm*tn <= 256, wgY = 1 without smem)`);
   }
@@ -191,11 +201,11 @@ function convConfig(e: Engine, kind: 'fwd' | 'dgrad', g: Geometry, given?: ConvT
 
 function wgradConfig(e: Engine, g: Geometry, given?: WgradTileConfig): WgradTileConfig {
   const c = given ?? (convTuning.get(tuningKey(e, 'wgrad', g)) as WgradTileConfig | undefined) ?? defaultWgradConfig(e, g);
-  const bad = c.smem
+  const bad = c.kernel === 'tiled'
     ? c.tm < 1 || c.tm > 8 || c.tn < 1 || c.tn > 8
     : c.tu % 4 !== 0 || c.tu < 4 || c.tu > 16 || c.tv < 1 || c.tv > 16 || c.wgY !== 1;
   if (bad) throw new Error(`conv2d.wgrad: invalid tile config ${JSON.stringify(c)}`);
-  checkWorkgroup(e, 'conv2d.wgrad', c, c.smem ? c.bk * (c.wgY * c.tm + c.wgX * c.tn) : 0);
+  checkWorkgroup(e, 'conv2d.wgrad', c, c.kernel === 'tiled' ? c.bk * (c.wgY * c.tm + c.wgX * c.tn) : 0);
   return c;
 }
 
@@ -216,25 +226,35 @@ function windowOf(t: Tensor, start: number, count: number): { binding: BufferBin
   return { binding: { buffer: t.buffer, offset: aligned, size: byteStart - aligned + Math.max(1, count) * 4 }, off: (byteStart - aligned) / 4 };
 }
 
+interface PerImage {
+  name: string;
+  /** The whole tensor's shape (for messages). */
+  shape: Shape;
+  /** Elements per image, and the byte offset of image 0 in its buffer. */
+  elems: number;
+  byteOffset: number;
+}
+
+const perImage = (name: string, t: Tensor, elems: number): PerImage => ({ name, shape: t.shape, elems, byteOffset: t.byteOffset });
+
 /**
  * Splits the batch into groups of images whose slices of every listed tensor fit one binding
  * (an aligned window, see `windowOf`). One group when everything fits as it is.
  */
-function batchGroups(e: Engine, op: string, N: number, perImage: Array<{ name: string; t: Tensor; elems: number }>): Array<[number, number]> {
+function batchGroups(e: Engine, op: string, N: number, tensors: PerImage[]): Array<[number, number]> {
   const limit = e.limits.maxStorageBufferBindingSize;
   const maxZ = e.limits.maxComputeWorkgroupsPerDimension;
-  if (N <= maxZ && perImage.every(({ t }) => t.size * 4 <= limit)) return [[0, N]];
+  if (N <= maxZ && tensors.every((t) => N * t.elems * 4 <= limit)) return [[0, N]];
   const align = e.device.limits.minStorageBufferOffsetAlignment;
-  const fits = (n0: number, n1: number) =>
-    perImage.every(({ t, elems }) => ((t.byteOffset + n0 * elems * 4) % align) + (n1 - n0) * elems * 4 <= limit);
+  const bytes = (t: PerImage, n0: number, n1: number) => ((t.byteOffset + n0 * t.elems * 4) % align) + (n1 - n0) * t.elems * 4;
   const groups: Array<[number, number]> = [];
   for (let n0 = 0; n0 < N; ) {
-    if (!fits(n0, n0 + 1)) {
-      const big = perImage.find(({ t, elems }) => ((t.byteOffset + n0 * elems * 4) % align) + elems * 4 > limit)!;
-      throw new Error(`${op}: one image of ${big.name} ${shapeStr(big.t.shape)} takes ${big.elems * 4} bytes, more than maxStorageBufferBindingSize (${limit}) allows; use smaller images`);
+    const big = tensors.find((t) => bytes(t, n0, n0 + 1) > limit);
+    if (big) {
+      throw new Error(`${op}: one image of ${big.name} ${shapeStr(big.shape)} takes ${big.elems * 4} bytes, more than maxStorageBufferBindingSize (${limit}) allows; use smaller images`);
     }
     let n1 = n0 + 1;
-    while (n1 < N && n1 - n0 < maxZ && fits(n0, n1 + 1)) n1++;
+    while (n1 < N && n1 - n0 < maxZ && tensors.every((t) => bytes(t, n0, n1 + 1) <= limit)) n1++;
     groups.push([n0, n1]);
     n0 = n1;
   }
@@ -340,16 +360,15 @@ function runConv(r: ConvRun): Tensor {
   const packed = packWeights(r.weights, r.transposed, MP, r.op, r.fuse);
   const inImg = r.Cin * r.Hi * r.Wi;
   const outImg = r.M * r.Hq * r.Wq;
-  const groups = batchGroups(e, r.op, N, [
-    { name: r.transposed ? 'dy' : 'x', t: r.input, elems: inImg },
-    { name: r.transposed ? 'dx' : 'y', t: out, elems: outImg },
-  ]);
+  const groups = batchGroups(e, r.op, N, [perImage(r.transposed ? 'dy' : 'x', r.input, inImg), perImage(r.transposed ? 'dx' : 'y', out, outImg)]);
   const vec = (f: (b: { ph: number; pw: number; dh: number; dw: number }) => number) => [0, 1, 2, 3].map((i) => (r.branches[i] ? f(r.branches[i]) : 0));
   const sgn = r.transposed ? -1 : 1;
   const constants: Record<string, number> = {
     WG_X: cfg.wgX, WG_Y: cfg.wgY, TM: cfg.tm, TN: cfg.tn, BK: cfg.bk, SMEM: cfg.smem ? 1 : 0,
     SA: cfg.smem ? cfg.bk * cfg.wgY * cfg.tm : 1, SB: cfg.smem ? cfg.bk * cfg.wgX * cfg.tn : 1,
     DIV: r.transposed && (r.sh > 1 || r.sw > 1) ? 1 : 0,
+    // The 1x1 fast path: output pixel q reads input pixel q (forward and dgrad alike).
+    POINTWISE: r.KH === 1 && r.KW === 1 && r.sh === 1 && r.sw === 1 && r.branches.every((b) => b.ph === 0 && b.pw === 0) && r.Hi === r.Hq && r.Wi === r.Wq ? 1 : 0,
   };
   const bn = cfg.wgX * cfg.tn;
   for (const [n0, n1] of groups) {
@@ -512,51 +531,96 @@ function sumSplits(part: Tensor, rows: number, shape: Shape): Tensor {
 
 /** dW of conv2d: x [N,Ci,H,W], dy [N,Co,Ho,Wo] -> wShape [Co,Ci,KH,KW]. */
 export function conv2dBackwardFilter(x: Tensor, dy: Tensor, wShape: Shape, opts: WgradOptions = {}): Tensor {
+  return conv2dBackwardFilterMulti(x, dy, wShape, [opts], opts.config)[0];
+}
+
+/**
+ * dW for several convolutions of the same x whose outputs share dy's shape (the branches of
+ * multiDilationConv): one weight gradient per entry of `branches` (its stride/padding/dilation),
+ * sharing the batch split and the NHWC copies of x and dy.
+ */
+export function conv2dBackwardFilterMulti(x: Tensor, dy: Tensor, wShape: Shape, branches: Conv2dParams[], config?: WgradTileConfig): Tensor[] {
   const op = 'conv2d.wgrad';
   const e = x.engine;
-  const g = geometry(op, x.shape, wShape, opts);
-  checkDy(op, dy, g);
+  const gs = branches.map((b) => geometry(op, x.shape, wShape, b));
+  for (const g of gs) checkDy(op, dy, g);
+  const g = gs[0];
   const KK = g.KH * g.KW;
   const len = g.Co * g.Ci * KK;
-  let cfg = wgradConfig(e, g, opts.config);
-  if (!cfg.smem && len * 4 * cfg.wgX > e.limits.maxStorageBufferBindingSize) {
+  let cfg = wgradConfig(e, g, config);
+  if (cfg.kernel === 'pixels' && len * 4 * cfg.wgX > e.limits.maxStorageBufferBindingSize) {
     // One partial per lane would not fit a binding: the tiled kernel keeps one per split.
-    cfg = { ...cfg, smem: true, wgX: 8, wgY: 8, tm: 4, tn: 4, bk: 8 };
+    cfg = { ...cfg, kernel: 'tiled', wgX: 8, wgY: 8, tm: 4, tn: 4, bk: 8 };
   }
+  const tiled = cfg.kernel === 'tiled';
+  const nhwc = cfg.kernel === 'nhwc';
   const xImg = g.Ci * g.H * g.W;
   const dyImg = g.Co * g.Ho * g.Wo;
-  const groups = batchGroups(e, op, g.N, [{ name: 'x', t: x, elems: xImg }, { name: 'dy', t: dy, elems: dyImg }]);
-  const ciTiles = Math.ceil(g.Ci / cfg.tv);
-  const gx = cfg.smem ? Math.ceil((g.Ci * KK) / (cfg.wgX * cfg.tn)) : ciTiles * KK;
-  const gy = cfg.smem ? Math.ceil(g.Co / (cfg.wgY * cfg.tm)) : Math.ceil(g.Co / cfg.tu);
+  const CoP = Math.ceil(g.Co / cfg.tu) * cfg.tu;
+  const tensors = [perImage('x', x, xImg), perImage('dy', dy, dyImg)];
+  if (nhwc) tensors.push({ name: 'the NHWC copy of dy', shape: [g.N, g.Ho, g.Wo, CoP], elems: g.Ho * g.Wo * CoP, byteOffset: 0 });
+  const groups = batchGroups(e, op, g.N, tensors);
+  const ciTiles = Math.ceil(g.Ci / (nhwc ? cfg.wgX * cfg.tv : cfg.tv));
+  const gx = tiled ? Math.ceil((g.Ci * KK) / (cfg.wgX * cfg.tn)) : ciTiles * KK;
+  const gy = tiled ? Math.ceil(g.Co / (cfg.wgY * cfg.tm)) : Math.ceil(g.Co / cfg.tu);
   checkFits(e, op, 'dW', wShape, len);
-  const maxTotal = Math.max(1, Math.floor(e.limits.maxStorageBufferBindingSize / (len * 4 * (cfg.smem ? 1 : cfg.wgX))));
+  // The pixel-lane kernel leaves one partial per lane as well as per split.
+  const perSplit = cfg.kernel === 'pixels' ? cfg.wgX : 1;
+  const maxTotal = Math.max(1, Math.floor(e.limits.maxStorageBufferBindingSize / (len * 4 * perSplit)));
   const { plans, total } = planSplits(groups, g.Ho, g.Wo, Math.ceil(cfg.targetWorkgroups / (gx * gy)), cfg.maxSplitPixels, maxTotal, e.limits.maxComputeWorkgroupsPerDimension);
-  // The register kernel leaves one partial per lane as well as per split.
-  const perSplit = cfg.smem ? 1 : cfg.wgX;
-  const part = Tensor.empty(e, [total * perSplit, len]);
-  const constants: Record<string, number> = cfg.smem
+  const parts = gs.map(() => Tensor.empty(e, [total * perSplit, len]));
+  const constants: Record<string, number> = tiled
     ? { WG_X: cfg.wgX, WG_Y: cfg.wgY, TM: cfg.tm, TN: cfg.tn, BK: cfg.bk, SA: cfg.bk * cfg.wgY * cfg.tm, SB: cfg.bk * cfg.wgX * cfg.tn }
     : { WG_X: cfg.wgX, TU: cfg.tu, TV: cfg.tv };
   for (const pl of plans) {
     const single = plans.length === 1;
-    const xw = single ? { binding: x.binding(), off: 0 } : windowOf(x, pl.n0 * xImg, (pl.n1 - pl.n0) * xImg);
-    const dw = single ? { binding: dy.binding(), off: 0 } : windowOf(dy, pl.n0 * dyImg, (pl.n1 - pl.n0) * dyImg);
-    e.dispatch({
-      label: op,
-      code: wgradCode,
-      entry: cfg.smem ? 'wgrad_tiled' : 'wgrad',
-      constants,
-      uniforms: [
-        g.Ci, g.H, g.W, g.Co, g.Ho, g.Wo, g.KH, g.KW,
-        g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, pl.rows, pl.rowsPerSplit,
-        xw.off, dw.off, pl.first * perSplit * len, ciTiles,
-      ],
-      bindings: [xw.binding, dw.binding, part.binding()],
-      workgroups: [gx, gy, pl.splits],
+    const imgs = pl.n1 - pl.n0;
+    let xw = single ? { binding: x.binding(), off: 0 } : windowOf(x, pl.n0 * xImg, imgs * xImg);
+    let dw = single ? { binding: dy.binding(), off: 0 } : windowOf(dy, pl.n0 * dyImg, imgs * dyImg);
+    const temps: Tensor[] = [];
+    if (nhwc) {
+      // NHWC copies of this group: x as it is, dy padded to CoP channels (whole vec4 tiles).
+      const xt = toNhwc(x, xw, g.Ci, g.H * g.W, g.Ci, imgs, op);
+      const dyt = toNhwc(dy, dw, g.Co, g.Ho * g.Wo, CoP, imgs, op);
+      temps.push(xt, dyt);
+      xw = { binding: xt.binding(), off: 0 };
+      dw = { binding: dyt.binding(), off: 0 };
+    }
+    gs.forEach((b, k) => {
+      e.dispatch({
+        label: op,
+        code: wgradCode,
+        entry: tiled ? 'wgrad_tiled' : nhwc ? 'wgrad_nhwc' : 'wgrad',
+        constants,
+        uniforms: [
+          b.Ci, b.H, b.W, b.Co, b.Ho, b.Wo, b.KH, b.KW,
+          b.sh, b.sw, b.ph, b.pw, b.dh, b.dw, pl.rows, pl.rowsPerSplit,
+          xw.off, dw.off, pl.first * perSplit * len, ciTiles, CoP,
+        ],
+        bindings: [xw.binding, dw.binding, parts[k].binding()],
+        workgroups: [gx, gy, pl.splits],
+      });
     });
+    for (const t of temps) t.dispose();
   }
-  return sumSplits(part, total * perSplit, wShape);
+  return parts.map((part) => sumSplits(part, total * perSplit, wShape));
+}
+
+/** NHWC copy [imgs, HW, CP] of a window of an NCHW tensor (channels past C are zero). */
+function toNhwc(src: Tensor, w: { binding: BufferBinding; off: number }, C: number, HW: number, CP: number, imgs: number, op: string): Tensor {
+  const e = src.engine;
+  checkFits(e, op, 'NHWC copy', [imgs, HW, CP], imgs * HW * CP);
+  const out = Tensor.empty(e, [imgs, HW, CP]);
+  const [gx, gy] = grid(e, Math.ceil(HW / 64));
+  e.dispatch({
+    label: `${op}.nhwc`,
+    code: wgradCode,
+    entry: 'to_nhwc',
+    uniforms: [C, HW, CP, w.off],
+    bindings: [w.binding, out.binding()],
+    workgroups: [gx, gy, imgs],
+  });
+  return out;
 }
 
 /** Bias gradient: dy [N,C,H,W] summed over N, H, W -> [C] (split over rows, then reduced). */
@@ -566,7 +630,7 @@ export function conv2dBackwardBias(dy: Tensor): Tensor {
   if (dy.shape.length !== 4) throw new Error(`${op}: dy must be NCHW, got ${shapeStr(dy.shape)}`);
   const [N, C, Ho, Wo] = dy.shape;
   const img = C * Ho * Wo;
-  const groups = batchGroups(e, op, N, [{ name: 'dy', t: dy, elems: img }]);
+  const groups = batchGroups(e, op, N, [perImage('dy', dy, img)]);
   const maxTotal = Math.max(1, Math.floor(e.limits.maxStorageBufferBindingSize / (C * 4)));
   const { plans, total } = planSplits(groups, Ho, Wo, Math.ceil(256 / Math.max(1, C)), 1024, maxTotal, Infinity);
   const part = Tensor.empty(e, [total, C]);
@@ -631,9 +695,11 @@ function wgradCandidates(e: Engine, g: Geometry): WgradTileConfig[] {
     return out;
   }
   for (const tu of [4, 8, 16]) {
+    if (tu > Math.max(4, g.Co)) continue;
     for (const tv of [4, 8, 16]) {
-      if (tu > Math.max(4, g.Co) || tv > Math.max(4, g.Ci)) continue;
-      for (const wgX of [8, 16]) for (const targetWorkgroups of [64, 256]) out.push({ ...base, wgX, tu, tv, targetWorkgroups });
+      if (tv > Math.max(4, g.Ci)) continue;
+      out.push({ ...base, kernel: 'pixels', wgX: 8, tu, tv });
+      if (g.Ci >= 8 && tu * tv <= 128) for (const wgX of [8, 16]) out.push({ ...base, kernel: 'nhwc', wgX, tu, tv: Math.min(tv, Math.ceil(g.Ci / wgX)) });
     }
   }
   return out;
