@@ -10,6 +10,7 @@ export { Module } from './graph/module.js';
 export { Adam, SGD, multiStepLr, type Optimizer } from './train/optim.js';
 export { grid } from './kernels/util.js';
 export * from './graph/conv.js';
+export { autotuneConv, convTuning } from './kernels/conv2d.js';
 export * from './graph/norm.js';
 export { BatchNorm2d, Conv2d, Linear, PReLU } from './graph/layers.js';
 export { DrdNet, type DrdOutputs } from './model/drdnet.js';

@@ -8,8 +8,9 @@
 // Tiling (see shaders/conv2d.wgsl and shaders/conv2d_wgrad.wgsl for the kernels themselves):
 //  * software adapters (lavapipe, SwiftShader): register tiles, no workgroup memory. Forward and
 //    dgrad use 32 lanes over output pixels with TM = 16 channels x TN = 16 pixels per lane (the
-//    weights are then uniform across the workgroup); wgrad uses 8 lanes over output pixels, one
-//    tap per workgroup and a 16x8 (output x input channel) tile per lane.
+//    weights are then uniform across the workgroup). wgrad works on NHWC copies of x and dy with
+//    8 lanes over input channels, one tap per workgroup and a 16x8 (output x input channel) tile
+//    per lane ('nhwc'); 1x1 and narrow layers use 8 lanes over output pixels instead ('pixels').
 //  * real GPUs: workgroup-memory tiles, 16x16 invocations of 4x4 outputs (64x64 per workgroup),
 //    16-deep reduction slices; wgrad is the same GEMM with pixels as the reduction.
 // `autotuneConv` times a few candidates per shape class and caches the winner in `convTuning`.
@@ -184,8 +185,9 @@ export function defaultWgradConfig(e: Engine, g: Geometry): WgradTileConfig {
   const tu = g.Co <= 4 ? 4 : g.Co <= 8 ? 8 : 16;
   const base = { wgY: 1, tu, tm: 4, tn: 4, bk: 16, targetWorkgroups: 64, maxSplitPixels: 8192 };
   // Wide layers: one SIMD row of 8 lanes over input channels, 8 channels each (64 per workgroup).
-  if (g.Ci >= 8 && g.Co >= 8) return { ...base, kernel: 'nhwc', wgX: 8, tv: Math.min(8, Math.ceil(g.Ci / 8)) };
-  // Narrow ones (3 -> 64, 64 -> 3): lanes over pixels, at most 128 accumulators per lane
+  // A 1x1 kernel does too little per pixel to pay for the NHWC copies.
+  if (g.Ci >= 8 && g.Co >= 8 && g.KH * g.KW > 1) return { ...base, kernel: 'nhwc', wgX: 8, tv: Math.min(8, Math.ceil(g.Ci / 8)) };
+  // Otherwise (1x1, 3 -> 64, 64 -> 3): lanes over pixels, at most 128 accumulators per lane
   // (16x16 is no faster here and takes lavapipe several times longer to compile).
   return { ...base, kernel: 'pixels', wgX: 8, tv: Math.min(g.Ci, 128 / tu, 16) };
 }
