@@ -11,6 +11,8 @@ export interface BenchResult {
   runs: number;
   gflops?: number;
   gbps?: number;
+  /** Milliseconds per megapixel of image (whole-network cases). */
+  ms_per_mp?: number;
   adapter: string;
 }
 
@@ -83,6 +85,7 @@ export async function timeCase(engine: Engine, c: BenchCase, opts: RunOptions = 
     const r: BenchResult = { name: c.name, shape: c.shape, median_ms: med, min_ms: Math.min(...times), runs: times.length, adapter: adapterName(engine) };
     if (c.flops) r.gflops = c.flops / (med * 1e6);
     else if (c.bytes) r.gbps = c.bytes / (med * 1e6);
+    if (c.pixels) r.ms_per_mp = med / (c.pixels / 1e6);
     return r;
   } finally {
     run.dispose();
@@ -118,6 +121,7 @@ export function toJsonLine(r: BenchResult, extra: Record<string, unknown> = {}):
   const o: Record<string, unknown> = { name: r.name, shape: r.shape, median_ms: round(r.median_ms, 4) };
   if (r.gflops !== undefined) o.gflops = round(r.gflops, 3);
   if (r.gbps !== undefined) o.gbps = round(r.gbps, 3);
+  if (r.ms_per_mp !== undefined) o.ms_per_mp = round(r.ms_per_mp, 1);
   Object.assign(o, { adapter: r.adapter, runs: r.runs, min_ms: round(r.min_ms, 4) }, extra);
   return JSON.stringify(o);
 }
@@ -154,7 +158,9 @@ export function formatTable(results: readonly BenchResult[], baseline?: readonly
   const ratios = baseline ? speedups(results, baseline) : undefined;
   const head = ['name', 'shape', 'median ms', 'min ms', 'runs', 'rate', ...(ratios ? ['vs old'] : []), 'adapter'];
   const rows = results.map((r) => {
-    const rate = r.gflops !== undefined ? `${r.gflops.toFixed(2)} GFLOP/s` : r.gbps !== undefined ? `${r.gbps.toFixed(2)} GB/s` : '-';
+    const rate =
+      (r.gflops !== undefined ? `${r.gflops.toFixed(2)} GFLOP/s` : r.gbps !== undefined ? `${r.gbps.toFixed(2)} GB/s` : '-') +
+      (r.ms_per_mp !== undefined ? `, ${r.ms_per_mp.toFixed(0)} ms/MP` : '');
     const ratio = ratios ? [ratios.has(key(r)) ? `${ratios.get(key(r))!.toFixed(2)}x` : 'new'] : [];
     return [r.name, r.shape, r.median_ms.toFixed(3), r.min_ms.toFixed(3), String(r.runs), rate, ...ratio, r.adapter];
   });

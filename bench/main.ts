@@ -50,10 +50,11 @@ function parseArgs(argv: string[]): Args {
   return args;
 }
 
-async function main(): Promise<number> {
+/** Runs the bench with command-line arguments; resolves to the exit code. */
+export async function benchMain(argv: string[]): Promise<number> {
   let args: Args;
   try {
-    args = parseArgs(process.argv.slice(2));
+    args = parseArgs(argv);
   } catch (e) {
     console.error(`bench: ${(e as Error).message}\n${USAGE}`);
     return 2;
@@ -99,4 +100,3 @@ async function main(): Promise<number> {
   return failed > 0 ? 1 : 0;
 }
 
-process.exitCode = await main();

@@ -1,5 +1,6 @@
 // The `semi-drdnet` command line: dispatches to one module per command.
 import { UsageError } from './args.js';
+import * as bench from './commands/bench.js';
 import * as derain from './commands/derain.js';
 import * as evalCmd from './commands/eval.js';
 import * as experiment from './commands/experiment.js';
@@ -13,7 +14,7 @@ interface Command {
   run(argv: string[]): Promise<number>;
 }
 
-const commands: Record<string, Command> = { derain, parity, info, synth, train, eval: evalCmd, experiment };
+const commands: Record<string, Command> = { derain, parity, info, synth, train, eval: evalCmd, experiment, bench };
 
 const usage = `usage: semi-drdnet <command> [options]   (every command has --help)
 
@@ -22,6 +23,7 @@ commands:
   parity --weights W --rainy R --clean C --mode train|eval -o X.safetensors
   train --preset P --data <pairs> [--real <dir>] --steps N -o ckpt   semi-supervised training
   experiment <file.json> -o <dir>    layer variants under one budget
+  bench [--json] [--quick] [--filter T]   kernel and model benchmarks
   info                               adapter, limits, model size
   synth --clean <dir> -o <dir> --rain light|heavy|real --seed N   synthetic rainy/clean pairs
   eval --weights W --data <pairs> [--json] [--convention rgb|y|authors]   PSNR/SSIM vs baselines`;
