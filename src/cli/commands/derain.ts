@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { formatFromPath, type ImageFormat } from '../../io/image.js';
 import { readImage, writeImage } from '../../io/image-node.js';
-import { derainImage, planTiles } from '../../model/derain.js';
+import { derainImage } from '../../model/derain.js';
 import { int, oneOf, parseArgs, required, str, UsageError } from '../args.js';
 import { isDirectory, loadWeightsFile, progress } from '../common.js';
 
@@ -32,7 +32,6 @@ export async function run(argv: string[]): Promise<number> {
   for (const [i, input] of inputs.entries()) {
     try {
       const img = await readImage(input);
-      const plan = planTiles(model, img.width, img.height, { tile });
       const label = `derain ${i + 1}/${inputs.length} ${basename(input)} ${img.width}x${img.height}`;
       const result = await derainImage(model, img, {
         tile,
@@ -41,7 +40,7 @@ export async function run(argv: string[]): Promise<number> {
       const fmt: ImageFormat = format ?? (toFile ? outFormat! : (formatFromPath(input) ?? 'png'));
       const target = toFile ? out : join(out, basename(input, extname(input)) + (format ? `.${fmt}` : extname(input) || '.png'));
       await writeImage(target, result, fmt);
-      if (plan.tiles > 1 || inputs.length > 1) progress(`${label} -> ${target}`, true);
+      progress(`${label} -> ${target}`, true);
     } catch (e) {
       failed++;
       progress('', false);
