@@ -13,31 +13,10 @@ import { encodeImage, readImage } from '../src/io/image-node.js';
 import { medianFilter3x3, psnr } from '../src/train/metrics.js';
 import { Rng } from '../src/util/rng.js';
 import { run as synthCli } from '../src/cli/commands/synth.js';
+import { assertMessage, errorOf, rejectionOf } from './errors.js';
 
 const tmp = (): string => mkdtempSync(join(tmpdir(), 'data-test-'));
 
-function errorOf(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected an error, none thrown');
-}
-
-async function rejectionOf(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected a rejection, none happened');
-}
-
-function assertMessage(err: Error, ...parts: string[]): void {
-  assert.not.ok(err.message.includes('\n'), `multi-line message: ${err.message}`);
-  for (const p of parts) assert.ok(err.message.includes(p), `'${err.message}' lacks '${p}'`);
-}
 
 /** Every sample encodes its channel and position: data[i] = i / length. */
 function coded(w: number, h: number, scale = 1): Image {

@@ -24,33 +24,10 @@ import {
   type Image,
 } from '../src/io/image.js';
 import { decodeImage, encodeImage, readImage, writeImage } from '../src/io/image-node.js';
+import { assertMessage, errorOf, rejectionOf } from './errors.js';
 
 // ---------- helpers ----------
 
-function errorOf(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected an error, none thrown');
-}
-
-async function rejectionOf(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected a rejection, none happened');
-}
-
-/** Every error must be a single line containing all the given fragments. */
-function assertMessage(err: Error, ...parts: string[]): void {
-  assert.instance(err, Error);
-  assert.not.ok(err.message.includes('\n'), `multi-line message: ${err.message}`);
-  for (const p of parts) assert.ok(err.message.includes(p), `'${err.message}' lacks '${p}'`);
-}
 
 const tmpDir = (): Promise<string> => mkdtemp(join(tmpdir(), 'io-test-'));
 
