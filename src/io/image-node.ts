@@ -19,7 +19,8 @@ import {
 export const JPEG_QUALITY = 95;
 
 // Generous enough for 4000x3000 camera frames (and larger), while still refusing absurd headers.
-const JPEG_MAX_MP = 200;
+/** Largest image either decoder accepts (a 4000x3000 photo is 12 MP; float32 RGB of 200 MP is 2.4 GB). */
+const MAX_MEGAPIXELS = 200;
 const JPEG_MAX_MEMORY_MB = 2048;
 
 const firstLine = (err: unknown): string => ((err as Error)?.message ?? String(err)).split('\n')[0]!;
@@ -57,6 +58,7 @@ function sanitizePng(bytes: Uint8Array, fail: (msg: string) => never): Buffer {
   if (width === 0 || height === 0 || channels === undefined || ![1, 2, 4, 8, 16].includes(depth)) {
     fail(`corrupt PNG data (invalid IHDR: ${width}x${height}, colour type ${colorType}, depth ${depth})`);
   }
+  if (width * height > MAX_MEGAPIXELS * 1e6) fail(`${width}x${height} pixels exceeds the decoder's limit of ${MAX_MEGAPIXELS} megapixels`);
 
   const kept: Uint8Array[] = [bytes.subarray(0, 8)];
   const idat: Uint8Array[] = [];
@@ -126,7 +128,7 @@ function decodeJpg(bytes: Uint8Array, fail: (msg: string) => never): Image {
     raw = decodeJpeg(bytes, {
       useTArray: true,
       formatAsRGBA: true,
-      maxResolutionInMP: JPEG_MAX_MP,
+      maxResolutionInMP: MAX_MEGAPIXELS,
       maxMemoryUsageInMB: JPEG_MAX_MEMORY_MB,
     });
   } catch (err) {

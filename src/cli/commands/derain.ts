@@ -27,7 +27,6 @@ export async function run(argv: string[]): Promise<number> {
   const toFile = inputs.length === 1 && outFormat !== null && !isDirectory(out);
   if (inputs.length > 1 && outFormat !== null && !isDirectory(out)) throw new UsageError(`derain: -o must be a directory for ${inputs.length} images`);
   const { model } = await loadWeightsFile(str(a, 'weights'), 'derain');
-  if (!toFile) mkdirSync(out, { recursive: true });
   let failed = 0;
   for (const [i, input] of inputs.entries()) {
     try {
@@ -39,6 +38,7 @@ export async function run(argv: string[]): Promise<number> {
       });
       const fmt: ImageFormat = format ?? (toFile ? outFormat! : (formatFromPath(input) ?? 'png'));
       const target = toFile ? out : join(out, basename(input, extname(input)) + (format ? `.${fmt}` : extname(input) || '.png'));
+      if (!toFile) mkdirSync(out, { recursive: true }); // only once there is something to write
       await writeImage(target, result, fmt);
       progress(`${label} -> ${target}`, true);
     } catch (e) {
