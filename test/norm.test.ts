@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as R from './ref/ops.js';
-import { BWD, FWD, mulberry32, randn, refTensor, uniform, type RefTensor } from './ref/tensor.js';
+import { BWD, FWD, mulberry32, randn, refTensor, uniform, type RefTensor, randnAwayFromZero } from './ref/tensor.js';
 import { backward } from '../src/graph/autograd.js';
 import { mul, sum } from '../src/graph/ops.js';
 import * as N from '../src/graph/norm.js';
@@ -16,12 +16,7 @@ import { checkOp, type OpCase } from './gradcheck-gpu.js';
 const rng = mulberry32(7);
 const t = (shape: number[]) => randn(shape, rng);
 const pos = (shape: number[]) => uniform(shape, 0.5, 2, rng);
-/** Values kept away from 0 so the PReLU kink is not straddled by the finite difference. */
-const away = (shape: number[]) => {
-  const r = randn(shape, rng);
-  r.data.forEach((v, i) => (r.data[i] = v + Math.sign(v || 1) * 0.1));
-  return r;
-};
+const away = (shape: number[]) => randnAwayFromZero(shape, rng);
 const vec = (c: number, lo = 0.5, hi = 1.5) => uniform([c], lo, hi, rng);
 const d = (r: RefTensor) => r.data;
 /** Reference data rounded to float32, so GPU and reference see the same inputs. */

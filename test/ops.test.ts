@@ -1,7 +1,7 @@
 // GPU ops vs float64 references: forward values and gradients by central differences.
 import { test } from 'uvu';
 import * as R from './ref/ops.js';
-import { mulberry32, randn, uniform, refTensor } from './ref/tensor.js';
+import { mulberry32, randn, uniform, refTensor, randnAwayFromZero } from './ref/tensor.js';
 import * as ops from '../src/graph/ops.js';
 import { engine } from './helpers.js';
 import { checkOp, type OpCase } from './gradcheck-gpu.js';
@@ -9,12 +9,7 @@ import { checkOp, type OpCase } from './gradcheck-gpu.js';
 const rng = mulberry32(42);
 const t = (shape: number[]) => randn(shape, rng);
 const pos = (shape: number[]) => uniform(shape, 0.5, 2, rng);
-/** Values kept away from 0 so kinks (relu, abs) are not straddled by the finite difference. */
-const away = (shape: number[]) => {
-  const r = randn(shape, rng);
-  r.data.forEach((v, i) => (r.data[i] = v + Math.sign(v || 1) * 0.1));
-  return r;
-};
+const away = (shape: number[]) => randnAwayFromZero(shape, rng);
 
 const cases: OpCase[] = [
   { name: 'add same shape', inputs: [t([2, 3, 4, 5]), t([2, 3, 4, 5])], gpu: ([a, b]) => ops.add(a, b), ref: ([a, b]) => R.add(a, b) },

@@ -135,3 +135,10 @@ export function relL2(got: ArrayLike<number>, ref: ArrayLike<number>): number {
   if (den === 0) return num === 0 ? 0 : Infinity;
   return Math.sqrt(num / den);
 }
+
+/** Normal values pushed at least `margin` away from 0, so finite differences never straddle a kink (relu, abs, PReLU). */
+export function randnAwayFromZero(shape: readonly number[], rng: () => number, margin = 0.1): RefTensor {
+  const r = randn(shape, rng);
+  r.data.forEach((v, i) => (r.data[i] = v + Math.sign(v || 1) * margin));
+  return r;
+}
