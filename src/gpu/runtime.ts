@@ -231,11 +231,6 @@ export class Engine {
     this.pool.flushPending();
   }
 
-  /** True while commands are recorded but not yet submitted. */
-  get hasPendingWork(): boolean {
-    return this.#recorded > 0;
-  }
-
   /** Whether recorded-but-unsubmitted commands use `buf` (its reuse must wait for the submit). */
   usedInOpenBatch(buf: GPUBuffer): boolean {
     return this.#recorded > 0 && this.#lastUse.get(buf) === this.#batch;
