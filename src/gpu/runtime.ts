@@ -86,6 +86,7 @@ export class Engine {
 
   #owned: boolean;
   #modules = new Map<string, { module: GPUShaderModule; id: number }>();
+  #moduleIds = 0;
   #pipelines = new Map<string, GPUComputePipeline>();
   #encoder: GPUCommandEncoder | null = null;
   #pass: GPUComputePassEncoder | null = null;
@@ -123,8 +124,7 @@ export class Engine {
       if (!this.#destroyed) this.#lost = `${info.reason ?? 'unknown'}: ${info.message}`;
     });
     const onError = (e: Event) => {
-      const err = (e as GPUUncapturedErrorEvent).error;
-      this.#errors.push(err.message.split('\n')[0]);
+      this.#errors.push(describeGpuError((e as GPUUncapturedErrorEvent).error.message));
     };
     if (typeof device.addEventListener === 'function') device.addEventListener('uncapturederror', onError);
     else (device as { onuncapturederror: unknown }).onuncapturederror = onError;
@@ -171,7 +171,7 @@ export class Engine {
         throw new Error(`${spec.label}: a binding of ${b.size} bytes exceeds the device's maxStorageBufferBindingSize (${this.limits.maxStorageBufferBindingSize})`);
       }
     }
-    const pipeline = this.pipeline(spec.code, spec.entry ?? 'main', spec.constants);
+    const pipeline = this.pipeline(spec.code, spec.entry ?? 'main', spec.constants, spec.label);
     const entries: GPUBindGroupEntry[] = [];
     if (spec.uniforms && spec.uniforms.length > 0) {
       if (this.#arenaUsed + UNIFORM_SLOT > this.#arena.byteLength) this.flush();
@@ -261,18 +261,29 @@ export class Engine {
     }
   }
 
-  /** A compute pipeline for a shader, entry point and override constants (cached). */
-  pipeline(code: string, entry: string, constants?: Record<string, number>): GPUComputePipeline {
+  /**
+   * A compute pipeline for a shader, entry point and override constants (cached). `label` names
+   * the op in errors: WGSL that does not compile is reported as `label: WGSL error at line:col:
+   * message` at the engine's next call.
+   */
+  pipeline(code: string, entry: string, constants?: Record<string, number>, label = 'kernel'): GPUComputePipeline {
     const ck = constants ? Object.keys(constants).sort().map((k) => `${k}=${constants[k]}`).join(',') : '';
     let mod = this.#modules.get(code);
     if (!mod) {
-      mod = { module: this.device.createShaderModule({ code }), id: this.#modules.size };
+      const module = this.device.createShaderModule({ code, label });
+      mod = { module, id: this.#moduleIds++ };
       this.#modules.set(code, mod);
     }
     const fullKey = `${mod.id}:${entry}:${ck}`;
     let p = this.#pipelines.get(fullKey);
     if (!p) {
-      p = this.device.createComputePipeline({ layout: 'auto', compute: { module: mod.module, entryPoint: entry, constants } });
+      p = this.device.createComputePipeline({ label, layout: 'auto', compute: { module: mod.module, entryPoint: entry, constants } });
+      // dawn.node reports compile errors synchronously: raise them in the op's own call, and
+      // forget the invalid module so that the next call reports the same error, not a follow-up.
+      if (this.#errors.length) {
+        this.#modules.delete(code);
+        this.#check();
+      }
       this.#pipelines.set(fullKey, p);
       this.counters.pipelines++;
     }
@@ -299,7 +310,7 @@ export class Engine {
     if (this.#errors.length) {
       const msg = this.#errors[0];
       this.#errors.length = 0;
-      throw new Error(`GPU error: ${msg}`);
+      throw new Error(msg);
     }
   }
 
@@ -331,6 +342,19 @@ function noAdapterMessage(): string {
   return inBrowser
     ? 'no WebGPU adapter: this browser has WebGPU disabled or unsupported (try a current Chrome/Edge, or enable WebGPU)'
     : 'no WebGPU adapter: install a Vulkan driver (on Debian run `sudo scripts/setup-webgpu.sh` for Mesa lavapipe 24+)';
+}
+
+/**
+ * One line for an uncaptured GPU error. A WGSL compile error names the shader's label (the op)
+ * and its first error line; Dawn's follow-up errors about the invalid module are secondary.
+ */
+export function describeGpuError(message: string): string {
+  const wgsl = /Error while parsing WGSL: :(\d+):(\d+) error: ([^\n]*)/.exec(message);
+  if (wgsl) {
+    const label = /ShaderModuleDescriptor "+([^"]*)"+/.exec(message)?.[1] || 'a shader';
+    return `${label}: WGSL error at line ${wgsl[1]}:${wgsl[2]}: ${wgsl[3]}`;
+  }
+  return `GPU error: ${message.split('\n')[0]}`;
 }
 
 function summarize(info: GPUAdapterInfo | undefined): AdapterSummary {

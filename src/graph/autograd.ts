@@ -105,6 +105,8 @@ export class GraphNode {
 function applyOp<A>(def: OpDefinition<A>, inputs: Tensor[], attrs: A): Tensor[] {
   for (const t of inputs) {
     if (t.disposed) throw new Error(`${def.name}: input ${t.toString()} was disposed and cannot be used`);
+    // Buffers of two devices in one bind group would fail later inside Dawn, on an unrelated call.
+    if (t.engine !== inputs[0].engine) throw new Error(`${def.name}: inputs come from two different engines (each Engine has its own GPU device; copy with tensor.read() and Tensor.fromData)`);
   }
   const needsGrad = inputs.map((t) => t.requiresGrad);
   const recording = gradDisabled === 0 && needsGrad.some(Boolean);

@@ -1,9 +1,9 @@
 // Layer modules with PyTorch's parameter names, shapes and default initialisations.
 import type { Engine } from '../gpu/runtime.js';
 import type { Rng } from '../util/rng.js';
-import { conv2d, type Conv2dOptions } from './conv.js';
+import { conv2d, multiDilationConv, type Conv2dOptions } from './conv.js';
 import { Module } from './module.js';
-import { batchNorm2d, batchNormPrelu, prelu } from './norm.js';
+import { batchNorm2d, batchNormPrelu, prelu, squeezeExcite } from './norm.js';
 import { full, linear, ones, zeros } from './ops.js';
 import { Tensor } from './tensor.js';
 
@@ -79,6 +79,15 @@ export class BatchNorm2d extends Module {
   }
 }
 
+/** A module that maps one tensor to one tensor. */
+export interface Layer extends Module {
+  forward(x: Tensor): Tensor;
+}
+
+function isLayer(m: Module): m is Layer {
+  return typeof (m as { forward?: unknown }).forward === 'function';
+}
+
 /** A container whose children are named 0, 1, 2... like torch.nn.Sequential (no forward of its own). */
 export class Indexed<M extends Module = Module> extends Module {
   readonly items: M[];
@@ -88,5 +97,72 @@ export class Indexed<M extends Module = Module> extends Module {
   }
 }
 
+/**
+ * torch.nn.Sequential: children named 0, 1, 2... applied in order. Intermediate results are
+ * released as soon as the next layer has consumed them (autograd keeps what backward needs).
+ */
+export class Sequential extends Indexed<Layer> implements Layer {
+  constructor(...layers: Module[]) {
+    const bad = layers.findIndex((m) => !isLayer(m));
+    if (bad >= 0) throw new Error(`Sequential: item ${bad} (${layers[bad].constructor.name}) has no forward(x)`);
+    super(layers as Layer[]);
+  }
+  forward(x: Tensor): Tensor {
+    let h = x;
+    for (const layer of this.items) {
+      const next = layer.forward(h);
+      if (h !== x && next !== h) h.dispose();
+      h = next;
+    }
+    return h;
+  }
+}
+
 /** A parameter-free placeholder that keeps PyTorch's Sequential indices aligned (ReLU, Sigmoid). */
 export class NoParams extends Module {}
+
+/**
+ * Squeeze-and-excitation: x * sigmoid(W2 relu(W1 mean_hw(x))), per channel. The children are named
+ * as the authors' nn.Sequential(Linear, ReLU, Linear, Sigmoid), so weights are `0.weight` and
+ * `2.weight` (no biases); the whole gate runs as one fused op.
+ */
+export class SqueezeExcite extends Indexed implements Layer {
+  readonly fc1: Linear;
+  readonly fc2: Linear;
+  /** `hidden` defaults to max(1, channels / 16), the paper's reduction ratio. */
+  constructor(engine: Engine, rng: Rng, channels: number, hidden = Math.max(1, Math.floor(channels / 16))) {
+    const fc1 = new Linear(engine, rng, channels, hidden, false);
+    const fc2 = new Linear(engine, rng, hidden, channels, false);
+    super([fc1, new NoParams(), fc2, new NoParams()]);
+    this.fc1 = fc1;
+    this.fc2 = fc2;
+  }
+  forward(x: Tensor): Tensor {
+    return squeezeExcite(x, this.fc1.weight, this.fc2.weight);
+  }
+}
+
+/**
+ * Dilated context aggregation: parallel 3x3 convolutions with the given dilations (children
+ * `conv1.0` ... `convK.0`), concatenated and fused by a 1x1 convolution (`conv{K+1}.0`), as in
+ * DRD-Net's detail blocks. Runs as one fused kernel; the concatenation is never materialised.
+ */
+export class DilatedContextBlock extends Module implements Layer {
+  readonly branches: Conv2d[];
+  readonly fuse: Conv2d;
+  constructor(engine: Engine, rng: Rng, channels: number, dilations: readonly number[] = [1, 3, 5]) {
+    super();
+    if (dilations.length < 1 || dilations.length > 4) throw new Error(`DilatedContextBlock: 1 to 4 dilations, got ${dilations.length}`);
+    const wrap = (name: string, conv: Conv2d) => (this.child(name, new Indexed([conv])), conv);
+    this.branches = dilations.map((d, i) => wrap(`conv${i + 1}`, new Conv2d(engine, rng, channels, channels, 3, { padding: d, dilation: d })));
+    this.fuse = wrap(`conv${dilations.length + 1}`, new Conv2d(engine, rng, channels * dilations.length, channels, 1));
+  }
+  forward(x: Tensor): Tensor {
+    return multiDilationConv(
+      x,
+      this.branches.map((b) => ({ weight: b.weight, bias: b.bias, dilation: b.opts.dilation ?? 1 })),
+      this.fuse.weight,
+      this.fuse.bias,
+    );
+  }
+}

@@ -2,12 +2,10 @@
 // and a detail repair network of dilated context-aggregation blocks, named as in the authors'
 // PyTorch module tree so weights map one-to-one onto their state_dict.
 import type { Engine } from '../gpu/runtime.js';
-import { multiDilationConv } from '../graph/conv.js';
-import { BatchNorm2d, Conv2d, Indexed, Linear, NoParams, PReLU } from '../graph/layers.js';
+import { BatchNorm2d, Conv2d, DilatedContextBlock, Indexed, PReLU, SqueezeExcite } from '../graph/layers.js';
 import { Module } from '../graph/module.js';
-import { squeezeExcite } from '../graph/norm.js';
 import { add, sub } from '../graph/ops.js';
-import { Tensor, shapeStr } from '../graph/tensor.js';
+import { type Tensor, shapeStr } from '../graph/tensor.js';
 import { Rng } from '../util/rng.js';
 import { type DrdConfig, validateConfig } from './config.js';
 
@@ -19,14 +17,12 @@ const conv3 = ({ engine, rng }: Ctx, cin: number, cout: number, dilation = 1) =>
 /** Conv, BN, PReLU, conv, BN, then an SE gate; added to the block input. */
 class RainBlock extends Module {
   readonly head: Indexed;
-  readonly body: Indexed | null;
+  readonly body: SqueezeExcite | null;
   constructor(k: Ctx) {
     super();
     const C = k.c.channels;
     this.head = this.child('rain_residual_block_head', new Indexed([conv3(k, C, C), new BatchNorm2d(k.engine, C), new PReLU(k.engine, C), conv3(k, C, C), new BatchNorm2d(k.engine, C)]));
-    this.body = k.c.se
-      ? this.child('rain_residual_block_body', new Indexed([new Linear(k.engine, k.rng, C, k.c.seHidden, false), new NoParams(), new Linear(k.engine, k.rng, k.c.seHidden, C, false), new NoParams()]))
-      : null;
+    this.body = k.c.se ? this.child('rain_residual_block_body', new SqueezeExcite(k.engine, k.rng, C, k.c.seHidden)) : null;
   }
   forward(x: Tensor): Tensor {
     const [c1, bn1, act, c2, bn2] = this.head.items as [Conv2d, BatchNorm2d, PReLU, Conv2d, BatchNorm2d];
@@ -36,8 +32,7 @@ class RainBlock extends Module {
     let h = bn2.forward(h3);
     for (const t of [h1, h2, h3]) t.dispose();
     if (this.body) {
-      const [l1, , l2] = this.body.items as [Linear, NoParams, Linear];
-      const g = squeezeExcite(h, l1.weight, l2.weight);
+      const g = this.body.forward(h);
       h.dispose();
       h = g;
     }
@@ -47,38 +42,16 @@ class RainBlock extends Module {
   }
 }
 
-/** Parallel dilated 3x3 convs (conv1..convK), concatenated and fused by a 1x1 conv (conv{K+1}). */
-class DilatedConcat extends Module {
-  readonly branches: Conv2d[];
-  readonly fuse: Conv2d;
-  constructor(k: Ctx) {
-    super();
-    const C = k.c.channels;
-    const wrap = (name: string, conv: Conv2d) => (this.child(name, new Indexed([conv])), conv);
-    this.branches = k.c.dilations.map((d, i) => wrap(`conv${i + 1}`, conv3(k, C, C, d)));
-    this.fuse = wrap(`conv${k.c.dilations.length + 1}`, new Conv2d(k.engine, k.rng, C * k.c.dilations.length, C, 1));
-  }
-  forward(x: Tensor): Tensor {
-    // The 192-channel concat is never materialised (see multiDilationConv).
-    return multiDilationConv(
-      x,
-      this.branches.map((b) => ({ weight: b.weight, bias: b.bias, dilation: b.opts.dilation ?? 1 })),
-      this.fuse.weight,
-      this.fuse.bias,
-    );
-  }
-}
-
 /** DCCL, BN, PReLU, DCCL, BN; added to the block input. No SE. */
 class DetailBlock extends Module {
   readonly body: Indexed;
   constructor(k: Ctx) {
     super();
     const C = k.c.channels;
-    this.body = this.child('back_residual_block_body', new Indexed([new DilatedConcat(k), new BatchNorm2d(k.engine, C), new PReLU(k.engine, C), new DilatedConcat(k), new BatchNorm2d(k.engine, C)]));
+    this.body = this.child('back_residual_block_body', new Indexed([new DilatedContextBlock(k.engine, k.rng, C, k.c.dilations), new BatchNorm2d(k.engine, C), new PReLU(k.engine, C), new DilatedContextBlock(k.engine, k.rng, C, k.c.dilations), new BatchNorm2d(k.engine, C)]));
   }
   forward(x: Tensor): Tensor {
-    const [d1, bn1, act, d2, bn2] = this.body.items as [DilatedConcat, BatchNorm2d, PReLU, DilatedConcat, BatchNorm2d];
+    const [d1, bn1, act, d2, bn2] = this.body.items as [DilatedContextBlock, BatchNorm2d, PReLU, DilatedContextBlock, BatchNorm2d];
     const h1 = d1.forward(x);
     const h2 = bn1.forwardPrelu(h1, act);
     const h3 = d2.forward(h2);

@@ -1,7 +1,7 @@
 // The benchmark page: the CLI's bench cases and harness, run on this browser's WebGPU adapter.
 //   bench.html?reps=N   timed runs per case (default: as many as fit in about a second, at least 5)
-import { allCases } from '../../bench/cases/index.js';
-import { adapterName, MIN_REPS, runCases, selectCases, toJsonLine, type BenchResult } from '../../bench/harness.js';
+import { allCases } from '../../src/bench/cases/index.js';
+import { adapterName, MIN_REPS, runCases, selectCases, toJsonLine, type BenchResult } from '../../src/bench/harness.js';
 import type { Engine } from '../../src/gpu/runtime.js';
 import { clearError, el, errorText, setStatus, showError } from './dom.js';
 import { NoWebGpuError, startEngine } from './gpu.js';

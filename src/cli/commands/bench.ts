@@ -1,5 +1,5 @@
 // `bench`: the kernel and model benchmark suite (the same runner as `npm run bench`).
-import { benchMain } from '../../../bench/main.js';
+import { benchMain } from '../../bench/main.js';
 
 export const help = `usage: semi-drdnet bench [--json] [--quick] [--filter TEXT] [--compare OLD.jsonl] [--reps N] [--list]
 

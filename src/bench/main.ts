@@ -6,8 +6,8 @@
 //   --reps N         timed runs per case (default: 5..50 within ~1 s per case)
 //   --list           print the selected cases without running them
 import { readFileSync } from 'node:fs';
-import { useDawn } from '../src/gpu/node.js';
-import { Engine } from '../src/gpu/runtime.js';
+import { useDawn } from '../gpu/node.js';
+import { Engine } from '../gpu/runtime.js';
 import { allCases } from './cases/index.js';
 import { MIN_REPS, formatTable, parseJsonLines, runCases, selectCases, speedups, toJsonLine, type BenchResult } from './harness.js';
 

@@ -1,7 +1,7 @@
 // GEMM cases: the tuned matmul kernels at the contract shape, the backward-pass transposes, and
 // each variant forced. Shapes read MxNxK (C[M,N] = A[M,K] B[K,N]); FLOPs = 2*M*N*K.
-import { Tensor } from '../../src/graph/tensor.js';
-import { matmul2d, type MatmulOptions } from '../../src/kernels/matmul.js';
+import { Tensor } from '../../graph/tensor.js';
+import { matmul2d, type MatmulOptions } from '../../kernels/matmul.js';
 import type { BenchCase } from '../case.js';
 
 function gemm(M: number, N: number, K: number, opts: MatmulOptions & { quick?: boolean } = {}): BenchCase {

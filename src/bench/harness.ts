@@ -1,6 +1,6 @@
 // Benchmark runner shared by the CLI and browser pages: selects cases, times them, formats results.
 // No Node APIs here: bench/main.ts owns argument parsing and output.
-import type { Engine } from '../src/gpu/runtime.js';
+import type { Engine } from '../gpu/runtime.js';
 import type { BenchCase } from './case.js';
 
 export interface BenchResult {

@@ -1,5 +1,5 @@
-// The shape of one benchmark case; families register theirs in bench/cases/<family>.ts.
-import type { Engine } from '../src/gpu/runtime.js';
+// The shape of one benchmark case; families register theirs in src/bench/cases/<family>.ts.
+import type { Engine } from '../gpu/runtime.js';
 
 export interface BenchCase {
   /** Contract name: gemm, conv2d.fwd, conv2d.dgrad, conv2d.wgrad, bn.fwd, se.fwd, model.infer, ... */

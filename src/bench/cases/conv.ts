@@ -1,15 +1,15 @@
 // Bench cases for the conv2d family: forward, dgrad, wgrad (split-K and its reduction pass
 // included) on the Semi-DRDNet shapes, and the fused detail block (multiDilationConv).
 import type { BenchCase } from '../case.js';
-import type { Engine } from '../../src/gpu/runtime.js';
-import { Tensor } from '../../src/graph/tensor.js';
+import type { Engine } from '../../gpu/runtime.js';
+import { Tensor } from '../../graph/tensor.js';
 import {
   composeFusedBias,
   conv2dBackwardData,
   conv2dBackwardFilter,
   conv2dForward,
   conv2dMultiForward,
-} from '../../src/kernels/conv2d.js';
+} from '../../kernels/conv2d.js';
 
 function random(engine: Engine, shape: number[], seed: number, scale = 1): Tensor {
   let s = seed >>> 0;

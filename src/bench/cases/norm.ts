@@ -1,10 +1,10 @@
 // Bench cases for the normalisation/gating/pooling kernels: SE, fused BN+PReLU (training) and max pooling, forward and backward.
 import type { BenchCase } from '../case.js';
-import type { Engine } from '../../src/gpu/runtime.js';
-import { Tensor } from '../../src/graph/tensor.js';
-import { batchNormBackward, batchNormForward } from '../../src/kernels/batchnorm.js';
-import { maxPoolBackward, maxPoolForward } from '../../src/kernels/pool.js';
-import { squeezeExciteBackward, squeezeExciteForward } from '../../src/kernels/se.js';
+import type { Engine } from '../../gpu/runtime.js';
+import { Tensor } from '../../graph/tensor.js';
+import { batchNormBackward, batchNormForward } from '../../kernels/batchnorm.js';
+import { maxPoolBackward, maxPoolForward } from '../../kernels/pool.js';
+import { squeezeExciteBackward, squeezeExciteForward } from '../../kernels/se.js';
 
 const [N, C, H, W] = [1, 64, 128, 128];
 const SHAPE = [N, C, H, W];

@@ -1,12 +1,12 @@
 // Whole-network benchmarks: inference (ms per megapixel) and one training step, tiny and paper.
 import type { BenchCase } from '../case.js';
-import type { Engine } from '../../src/gpu/runtime.js';
-import { backward, noGrad } from '../../src/graph/autograd.js';
-import { Tensor, tidy } from '../../src/graph/tensor.js';
-import { macsPerPixel, preset, type PresetName } from '../../src/model/config.js';
-import { DrdNet } from '../../src/model/drdnet.js';
-import { supervisedLoss } from '../../src/model/parity.js';
-import { Adam } from '../../src/train/optim.js';
+import type { Engine } from '../../gpu/runtime.js';
+import { backward, noGrad } from '../../graph/autograd.js';
+import { Tensor, tidy } from '../../graph/tensor.js';
+import { macsPerPixel, preset, type PresetName } from '../../model/config.js';
+import { DrdNet } from '../../model/drdnet.js';
+import { supervisedLoss } from '../../model/parity.js';
+import { Adam } from '../../train/optim.js';
 
 function input(engine: Engine, shape: number[], seed: number): Tensor {
   let s = seed;
