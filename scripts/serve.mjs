@@ -1,6 +1,6 @@
 // `npm run serve`: builds the pages (scripts/build-web.mjs) and serves them on 127.0.0.1 only.
 //   node scripts/serve.mjs [--port N] [--no-build]      (default port 8080; 0 picks a free one)
-import { createReadStream, statSync } from 'node:fs';
+import { open, realpath } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { extname, join, normalize, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,39 +18,69 @@ const TYPES = {
   '.safetensors': 'application/octet-stream',
 };
 
+/** A short plain-text reply; every reply says nosniff so a browser never guesses a type. */
+function reply(res, status, text) {
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff' }).end(text ? `${text}\n` : undefined);
+}
+
 /** Serves `root` read-only on `host:port`; resolves once listening. */
 export function serveStatic(root, { port = 8080, host = '127.0.0.1' } = {}) {
   const base = resolve(root);
-  const server = createServer((req, res) => {
+  // Symlinks are resolved before the containment check, so one pointing outside is not followed.
+  let realBase;
+  const server = createServer(async (req, res) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405).end();
+      reply(res, 405);
       return;
     }
     let path;
     try {
       path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
     } catch {
-      res.writeHead(400).end();
+      reply(res, 400, 'bad request');
       return;
     }
     const file = normalize(join(base, path.endsWith('/') ? `${path}index.html` : path));
+    const inside = (p, b) => p === b || p.startsWith(b + sep);
     // Nothing outside the built folder is reachable, whatever the URL says.
-    if (file !== base && !file.startsWith(base + sep)) {
-      res.writeHead(403).end();
+    if (!inside(file, base)) {
+      reply(res, 403, 'forbidden');
       return;
     }
-    let size;
+    let fh;
     try {
-      const st = statSync(file);
-      if (!st.isFile()) throw new Error('not a file');
-      size = st.size;
-    } catch {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: ${path}\n`);
+      realBase ??= await realpath(base);
+      const real = await realpath(file);
+      if (!inside(real, realBase)) throw Object.assign(new Error('outside the root'), { code: 'ENOENT' });
+      fh = await open(real, 'r');
+      const st = await fh.stat();
+      if (!st.isFile()) throw Object.assign(new Error('not a file'), { code: 'ENOENT' });
+      res.statusCode = 200;
+      res.setHeader('content-type', TYPES[extname(file)] ?? 'application/octet-stream');
+      res.setHeader('content-length', st.size);
+      res.setHeader('cache-control', 'no-cache');
+      res.setHeader('x-content-type-options', 'nosniff');
+    } catch (e) {
+      await fh?.close().catch(() => undefined);
+      if (e.code === 'ENOENT' || e.code === 'ENOTDIR' || e.code === 'ELOOP') reply(res, 404, `not found: ${path}`);
+      else reply(res, 500, `cannot read ${path}`);
       return;
     }
-    res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'content-length': size, 'cache-control': 'no-cache' });
-    if (req.method === 'HEAD') res.end();
-    else createReadStream(file).pipe(res);
+    if (req.method === 'HEAD') {
+      await fh.close();
+      res.end();
+      return;
+    }
+    // Headers go out with the first chunk, so a read that fails at once still becomes a 500;
+    // one that fails later can only cut the response short. Either way the server keeps running.
+    const stream = fh.createReadStream();
+    stream.on('error', () => {
+      if (!res.headersSent) {
+        for (const h of ['content-length', 'content-type', 'cache-control']) res.removeHeader(h);
+        reply(res, 500, `cannot read ${path}`);
+      } else res.destroy();
+    });
+    stream.pipe(res);
   });
   return new Promise((resolvePromise, reject) => {
     server.once('error', reject);

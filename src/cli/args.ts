@@ -78,3 +78,22 @@ export function oneOf<T extends string>(a: ParsedArgs, name: string, choices: re
   if (!choices.includes(v as T)) throw new UsageError(`--${name} must be one of ${choices.join(', ')}, got '${v}'`);
   return v as T;
 }
+
+/** A finite number above `min` (exclusive by default: a learning rate of 0 is as wrong as -1). */
+export function positive(a: ParsedArgs, name: string, fallback?: number, { min = 0, inclusive = false } = {}): number | undefined {
+  const n = num(a, name, fallback);
+  if (n === undefined || str(a, name) === undefined) return n;
+  if (inclusive ? n < min : n <= min) throw new UsageError(`--${name} must be a number ${inclusive ? '>=' : '>'} ${min}, got '${str(a, name)}'`);
+  return n;
+}
+
+/** A comma-separated list of integers >= min, e.g. --milestones 900,1400 (no empty items). */
+export function intList(a: ParsedArgs, name: string, min = 0): number[] | undefined {
+  const v = str(a, name);
+  if (v === undefined) return undefined;
+  return v.split(',').map((s) => {
+    const n = Number(s.trim());
+    if (s.trim() === '' || !Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be a comma-separated list of integers >= ${min}, got '${v}'`);
+    return n;
+  });
+}

@@ -4,7 +4,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { useDawn } from '../gpu/node.js';
 import { Engine } from '../gpu/runtime.js';
-import { readFileBytes } from '../io/fs-node.js';
+import { readFileBytes, samePath } from '../io/fs-node.js';
+import { parseSafetensors, safetensorsReadLimit, type ParsedSafetensors } from '../io/safetensors.js';
 import type { DrdNet } from '../model/drdnet.js';
 import { loadModel } from '../model/weights.js';
 import { UsageError } from './args.js';
@@ -39,8 +40,24 @@ export function defaultWeightsPath(): string | null {
 export async function loadWeightsFile(path: string | undefined, command: string): Promise<{ model: DrdNet; path: string }> {
   const p = path ?? defaultWeightsPath();
   if (!p) throw new UsageError(`${command}: --weights is required (this checkout has no bundled default weights at ${DEFAULT_WEIGHTS})`);
-  const bytes = await readFileBytes(p);
+  const bytes = await readSafetensorsBytes(p);
   return { model: loadModel(await getEngine(), bytes, p).model, path: p };
+}
+
+/** A safetensors file's bytes, the read capped by what its header declares (no endless devices). */
+export function readSafetensorsBytes(path: string): Promise<Uint8Array> {
+  return readFileBytes(path, safetensorsReadLimit(path));
+}
+
+export async function readSafetensorsFile(path: string): Promise<ParsedSafetensors> {
+  return parseSafetensors(await readSafetensorsBytes(path), path);
+}
+
+/** Refuses (usage error, before any work) an output that would replace one of the inputs. */
+export function refuseOverwrite(out: string, outFlag: string, inputs: Array<[flag: string, path: string | undefined]>): void {
+  for (const [flag, p] of inputs) {
+    if (p !== undefined && samePath(out, p)) throw new UsageError(`${outFlag} '${out}' is the same file as ${flag} '${p}': refusing to overwrite an input`);
+  }
 }
 
 export function isDirectory(p: string): boolean {

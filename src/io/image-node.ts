@@ -1,8 +1,9 @@
 // Node image codecs (pngjs, jpeg-js) and file I/O on top of the platform-neutral helpers in image.ts.
+import { totalmem } from 'node:os';
 import { inflateSync } from 'node:zlib';
 import { PNG } from 'pngjs';
 import { decode as decodeJpeg, encode as encodeJpeg } from 'jpeg-js';
-import { readFileBytes, writeFileAtomic } from './fs-node.js';
+import { readFileBytes, writeFileAtomic, type ReadLimit } from './fs-node.js';
 import {
   applyOrientation,
   checkImage,
@@ -18,10 +19,44 @@ import {
 
 export const JPEG_QUALITY = 95;
 
-// Generous enough for 4000x3000 camera frames (and larger), while still refusing absurd headers.
-/** Largest image either decoder accepts (a 4000x3000 photo is 12 MP; float32 RGB of 200 MP is 2.4 GB). */
-const MAX_MEGAPIXELS = 200;
-const JPEG_MAX_MEMORY_MB = 2048;
+/** Environment variable that overrides the decoders' pixel budget, in megapixels. */
+export const MAX_MEGAPIXELS_ENV = 'SEMI_DRDNET_MAX_MEGAPIXELS';
+/**
+ * RAM per pixel the default budget sets aside. Deraining one image holds the file, the decoded
+ * samples (up to 8 B/px), the float input and output (12 B/px each) and the encoded result at
+ * once, about 40 B/px; 256 B/px keeps that peak under a sixth of the machine's memory.
+ */
+const RAM_BYTES_PER_PIXEL = 256;
+/** Hard ceiling whatever the machine: float32 RGB of 1000 MP is already 12 GB. */
+const MAX_BUDGET_PIXELS = 1000e6;
+
+/**
+ * Largest width x height the decoders accept: the SEMI_DRDNET_MAX_MEGAPIXELS environment variable
+ * when set, else one megapixel per 256 MB of RAM (a 16 GB machine: 64 MP), at most 1000 MP.
+ */
+export function pixelBudget(env: Record<string, string | undefined> = process.env, ram = totalmem()): number {
+  const v = env[MAX_MEGAPIXELS_ENV];
+  if (v !== undefined && v !== '') {
+    const mp = Number(v);
+    if (!(mp > 0) || !Number.isFinite(mp)) throw new Error(`${MAX_MEGAPIXELS_ENV} must be a positive number of megapixels, got '${v}'`);
+    return Math.floor(mp * 1e6);
+  }
+  return Math.min(MAX_BUDGET_PIXELS, Math.floor(ram / RAM_BYTES_PER_PIXEL));
+}
+
+export interface DecodeOptions {
+  /** Pixel budget (default pixelBudget()). */
+  maxPixels?: number;
+}
+
+const mp = (px: number): string => `${+(px / 1e6).toPrecision(3)} MP`;
+
+/** Refuses a declared size over the budget before anything of that size is allocated. */
+function checkBudget(width: number, height: number, maxPixels: number, fail: (msg: string) => never): void {
+  if (width * height > maxPixels) {
+    fail(`${width}x${height} pixels (${mp(width * height)}) is over this machine's budget of ${mp(maxPixels)} (set ${MAX_MEGAPIXELS_ENV} to change it)`);
+  }
+}
 
 const firstLine = (err: unknown): string => ((err as Error)?.message ?? String(err)).split('\n')[0]!;
 
@@ -45,7 +80,7 @@ function pngDataSize(width: number, height: number, bitsPerPixel: number, interl
  * stream error, its sync inflate returns uninitialised memory instead of throwing on a corrupt or
  * short zlib stream, and it zeroes the RGB of tRNS-keyed pixels (so tRNS is dropped: raw samples).
  */
-function sanitizePng(bytes: Uint8Array, fail: (msg: string) => never): Buffer {
+function sanitizePng(bytes: Uint8Array, maxPixels: number, fail: (msg: string) => never): Buffer {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (bytes.length < 33) fail('truncated PNG data');
   // The PNG spec fixes IHDR as the first chunk, so its fields sit at fixed offsets.
@@ -58,7 +93,7 @@ function sanitizePng(bytes: Uint8Array, fail: (msg: string) => never): Buffer {
   if (width === 0 || height === 0 || channels === undefined || ![1, 2, 4, 8, 16].includes(depth)) {
     fail(`corrupt PNG data (invalid IHDR: ${width}x${height}, colour type ${colorType}, depth ${depth})`);
   }
-  if (width * height > MAX_MEGAPIXELS * 1e6) fail(`${width}x${height} pixels exceeds the decoder's limit of ${MAX_MEGAPIXELS} megapixels`);
+  checkBudget(width, height, maxPixels, fail);
 
   const kept: Uint8Array[] = [bytes.subarray(0, 8)];
   const idat: Uint8Array[] = [];
@@ -89,8 +124,8 @@ function sanitizePng(bytes: Uint8Array, fail: (msg: string) => never): Buffer {
   return Buffer.concat(kept);
 }
 
-function decodePng(bytes: Uint8Array, fail: (msg: string) => never): Image {
-  const clean = sanitizePng(bytes, fail);
+function decodePng(bytes: Uint8Array, maxPixels: number, fail: (msg: string) => never): Image {
+  const clean = sanitizePng(bytes, maxPixels, fail);
   let png: ReturnType<typeof PNG.sync.read>;
   try {
     // skipRescale keeps 16-bit and low-bit-depth samples exact; we normalise them below.
@@ -121,15 +156,35 @@ function jpegHasEoi(bytes: Uint8Array): boolean {
   return false;
 }
 
-function decodeJpg(bytes: Uint8Array, fail: (msg: string) => never): Image {
+/** Width and height from the first SOF segment, or null if none precedes the scan. */
+export function jpegSize(bytes: Uint8Array): { width: number; height: number } | null {
+  let pos = 2;
+  while (pos + 4 <= bytes.length && bytes[pos] === 0xff) {
+    const marker = bytes[pos + 1]!;
+    if (marker === 0xff) { pos++; continue; }
+    if (marker === 0xda || marker === 0xd9) return null;
+    // SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC): precision, height, width follow the length.
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+      if (pos + 9 > bytes.length) return null;
+      return { height: (bytes[pos + 5]! << 8) | bytes[pos + 6]!, width: (bytes[pos + 7]! << 8) | bytes[pos + 8]! };
+    }
+    pos += 2 + ((bytes[pos + 2]! << 8) | bytes[pos + 3]!);
+  }
+  return null;
+}
+
+function decodeJpg(bytes: Uint8Array, maxPixels: number, fail: (msg: string) => never): Image {
+  const size = jpegSize(bytes);
+  if (size) checkBudget(size.width, size.height, maxPixels, fail);
   if (!jpegHasEoi(bytes)) fail('truncated JPEG data');
   let raw: { width: number; height: number; data: Uint8Array };
   try {
     raw = decodeJpeg(bytes, {
       useTArray: true,
       formatAsRGBA: true,
-      maxResolutionInMP: MAX_MEGAPIXELS,
-      maxMemoryUsageInMB: JPEG_MAX_MEMORY_MB,
+      maxResolutionInMP: maxPixels / 1e6,
+      // jpeg-js holds about 4 B/px of RGBA plus its component planes; allow twice that.
+      maxMemoryUsageInMB: Math.ceil((maxPixels * 8) / 2 ** 20) + 64,
     });
   } catch (err) {
     return fail(`corrupt JPEG data (${firstLine(err)})`);
@@ -139,15 +194,43 @@ function decodeJpg(bytes: Uint8Array, fail: (msg: string) => never): Image {
 }
 
 /** Decode PNG or JPEG bytes (format sniffed from magic bytes) to a planar RGB float image. */
-export function decodeImage(bytes: Uint8Array, source = 'image'): Image {
-  const fail: (msg: string) => never = (msg) => {
-    throw new Error(`cannot decode image '${source}': ${msg}`);
-  };
+export function decodeImage(bytes: Uint8Array, source = 'image', opts: DecodeOptions = {}): Image {
+  const fail = decodeFail(source);
+  const maxPixels = opts.maxPixels ?? pixelBudget();
   if (bytes.length === 0) fail('file is empty');
   const format = detectImageFormat(bytes);
-  if (format === 'png') return decodePng(bytes, fail);
-  if (format === 'jpg') return decodeJpg(bytes, fail);
+  if (format === 'png') return decodePng(bytes, maxPixels, fail);
+  if (format === 'jpg') return decodeJpg(bytes, maxPixels, fail);
   return fail('not a PNG or JPEG file');
+}
+
+function decodeFail(source: string): (msg: string) => never {
+  return (msg) => {
+    throw new Error(`cannot decode image '${source}': ${msg}`);
+  };
+}
+
+/**
+ * How much of a file may be read as an image: the budget's worst case (16-bit RGBA, 8 B/px, plus
+ * 64 MiB for metadata), tightened by the size a PNG or JPEG header declares, and refused at once
+ * when the head is no image at all or declares a size over the budget.
+ */
+export function imageReadLimit(source: string, maxPixels = pixelBudget()): ReadLimit {
+  const fail = decodeFail(source);
+  const bytesFor = (pixels: number) => pixels * 8 + 64 * 2 ** 20;
+  return {
+    maxBytes: Math.min(2 ** 31 - 1, bytesFor(maxPixels)),
+    fromHead: (head) => {
+      const format = detectImageFormat(head);
+      if (!format) fail('not a PNG or JPEG file');
+      const size = format === 'png' && head.length >= 24
+        ? { width: new DataView(head.buffer, head.byteOffset).getUint32(16), height: new DataView(head.buffer, head.byteOffset).getUint32(20) }
+        : format === 'jpg' ? jpegSize(head) : null;
+      if (!size) return bytesFor(maxPixels);
+      checkBudget(size.width, size.height, maxPixels, fail);
+      return bytesFor(size.width * size.height);
+    },
+  };
 }
 
 /** 8-bit RGB PNG or quality-95 JPEG, both quantised with toByte. */
@@ -167,8 +250,10 @@ export function encodeImage(img: Image, format: ImageFormat): Uint8Array {
   throw new Error(`cannot encode image: unknown format '${String(format)}'`);
 }
 
-export async function readImage(path: string): Promise<Image> {
-  return decodeImage(await readFileBytes(path), path);
+/** Reads and decodes a PNG or JPEG; reads are capped by the pixel budget (see imageReadLimit). */
+export async function readImage(path: string, opts: DecodeOptions = {}): Promise<Image> {
+  const maxPixels = opts.maxPixels ?? pixelBudget();
+  return decodeImage(await readFileBytes(path, imageReadLimit(path, maxPixels)), path, { maxPixels });
 }
 
 /** Format defaults to the path's extension (.png/.jpg/.jpeg); the file is replaced atomically. */

@@ -233,3 +233,35 @@ export function serializeSafetensors(
   }
   return out;
 }
+
+/**
+ * The most bytes a safetensors file can need, judged from its first bytes: the 8-byte prefix, the
+ * header and the largest data offset the header declares. Reads of devices and pipes stop there;
+ * a head that cannot start a safetensors file (e.g. /dev/zero: an empty header) is refused at once.
+ */
+export function safetensorsReadLimit(source: string, maxBytes = 2 ** 31 - 1): { maxBytes: number; fromHead: (head: Uint8Array) => number } {
+  return {
+    maxBytes,
+    fromHead: (head) => {
+      if (head.byteLength < 8) return head.byteLength; // too short: the parser says so
+      const headerLen = new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true);
+      if (headerLen > BigInt(MAX_HEADER_BYTES)) throw new Error(`${source}: header length ${headerLen} exceeds ${MAX_HEADER_BYTES} bytes`);
+      const end = 8 + Number(headerLen);
+      if (end > head.byteLength) return maxBytes; // the header alone is larger than the head
+      let header: unknown;
+      try {
+        header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(head.subarray(8, end)));
+      } catch (e) {
+        throw new Error(`${source}: invalid JSON header (${(e as Error).message.split('\n')[0]})`);
+      }
+      let dataEnd = 0;
+      if (isRecord(header)) {
+        for (const v of Object.values(header)) {
+          const off = isRecord(v) ? v.data_offsets : undefined;
+          if (Array.isArray(off) && isNonNegInt(off[1])) dataEnd = Math.max(dataEnd, off[1]);
+        }
+      }
+      return end + dataEnd;
+    },
+  };
+}

@@ -22,6 +22,9 @@ export interface TilePlan {
   tiles: number;
 }
 
+/** Smallest tile core: below it the halo (context) would dwarf the pixels each tile produces. */
+export const MIN_TILE = 16;
+
 /** How an image of this size is split. A plan with one tile runs the image whole. */
 export function planTiles(model: DrdNet, width: number, height: number, opts: DerainOptions = {}): TilePlan {
   const engine = model.parameters()[0].engine;
@@ -30,8 +33,10 @@ export function planTiles(model: DrdNet, width: number, height: number, opts: De
   const maxPixels = Math.floor(budget / (4 * model.config.channels));
   if (opts.tile === undefined && width * height <= maxPixels) return { core: Math.max(width, height), halo, tiles: 1 };
   let core = opts.tile ?? Math.floor(Math.sqrt(maxPixels)) - 2 * halo;
-  if (opts.tile !== undefined && (!Number.isInteger(core) || core < 1)) throw new Error(`tile size must be a positive integer, got ${opts.tile}`);
-  if (core < 16) {
+  if (opts.tile !== undefined && (!Number.isInteger(core) || core < MIN_TILE)) {
+    throw new Error(`tile size must be an integer of at least ${MIN_TILE} output pixels, got ${opts.tile}`);
+  }
+  if (core < MIN_TILE) {
     throw new Error(`the device's maxStorageBufferBindingSize (${engine.limits.maxStorageBufferBindingSize}) leaves no room for a tile with ${halo} px of context on each side`);
   }
   if (core >= width && core >= height) return { core, halo, tiles: 1 };
@@ -49,10 +54,23 @@ function crop(img: Image, x0: number, y0: number, w: number, h: number): Float32
   return out;
 }
 
-/** Derains one image with the model in eval mode (running BN statistics). Output not clamped. */
+/**
+ * Derains one image with the model in eval mode (running BN statistics), then puts every
+ * submodule back in the mode the caller had it in. Output not clamped; a non-finite output
+ * (broken weights) is an error rather than a black image.
+ */
 export async function derainImage(model: DrdNet, img: Image, opts: DerainOptions = {}): Promise<Image> {
-  const engine = model.parameters()[0].engine;
+  const modes = model.namedModules().map(([, m]) => [m, m.training] as const);
   model.eval();
+  try {
+    return await derainEval(model, img, opts);
+  } finally {
+    for (const [m, training] of modes) m.training = training;
+  }
+}
+
+async function derainEval(model: DrdNet, img: Image, opts: DerainOptions): Promise<Image> {
+  const engine = model.parameters()[0].engine;
   const { core, halo } = planTiles(model, img.width, img.height, opts);
   const out = new Float32Array(3 * img.width * img.height);
   const nx = Math.ceil(img.width / core);
@@ -76,6 +94,8 @@ export async function derainImage(model: DrdNet, img: Image, opts: DerainOptions
         const { final } = noGrad(() => model.forward(input));
         return await final.read();
       });
+      const bad = result.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) throw new Error(`the model's output is ${result[bad]} (at tile ${done + 1} of ${nx * ny}): the weights are broken`);
       for (let c = 0; c < 3; c++) {
         for (let y = 0; y < ch; y++) {
           const src = c * w * h + (cy0 - y0 + y) * w + (cx0 - x0);

@@ -10,6 +10,30 @@ export const CONFIG_KEY = 'semi_drdnet.config';
 /** Prefixes of training state that the weights loader skips (checkpoints carry them). */
 const STATE_PREFIXES = ['optim.', 'state.'];
 
+/**
+ * Largest magnitude a weight, BN statistic or Adam moment may have. Trained values sit far below
+ * it; above it (3e38 is still finite) a forward pass overflows float32 into Inf and NaN.
+ */
+export const MAX_ABS_VALUE = 1e6;
+
+/** Weights (or training state) with NaN, Inf, absurd or impossible values. */
+export class NonFiniteWeightsError extends Error {}
+
+/**
+ * Throws one line naming the tensor when a value is NaN, infinite or beyond `maxAbs`, or when the
+ * tensor is a variance or Adam second moment (names ending .running_var, .v) with a value below 0.
+ */
+export function checkFinite(values: Float32Array, name: string, source: string, maxAbs = MAX_ABS_VALUE): void {
+  const nonNegative = name.endsWith('.running_var') || name.endsWith('.v');
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (!(Math.abs(v) <= maxAbs) || (nonNegative && v < 0)) {
+      const what = Number.isNaN(v) ? 'NaN' : !Number.isFinite(v) ? String(v) : nonNegative && v < 0 ? `the negative value ${v}` : `${v}, beyond +-${maxAbs}`;
+      throw new NonFiniteWeightsError(`${source}: tensor '${name}' holds ${what} at index ${i} (broken or diverged weights)`);
+    }
+  }
+}
+
 function maxIndex(names: string[], re: RegExp): number {
   let n = 0;
   for (const name of names) {
@@ -28,11 +52,16 @@ export function configFromWeights(file: ParsedSafetensors, source: string): DrdC
   let meta: Partial<DrdConfig> = {};
   const raw = file.metadata[CONFIG_KEY];
   if (raw !== undefined) {
+    let parsed: unknown;
     try {
-      meta = JSON.parse(raw) as Partial<DrdConfig>;
+      parsed = JSON.parse(raw);
     } catch {
       throw new Error(`${source}: metadata '${CONFIG_KEY}' is not valid JSON`);
     }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      throw new Error(`${source}: metadata '${CONFIG_KEY}' must be a JSON object, got ${JSON.stringify(parsed)}`);
+    }
+    meta = parsed as Partial<DrdConfig>;
   }
   const channels = head.shape[0];
   const se = file.tensors.get('rain_net.0.rain_residual_blocks.0.rain_residual_block_body.0.weight');
@@ -73,7 +102,9 @@ export function assignWeights(model: DrdNet, file: ParsedSafetensors, source: st
     if (entry.shape.join() !== t.shape.join()) {
       throw new Error(`${source}: tensor '${name}' has shape ${shapeStr(entry.shape)}, expected ${shapeStr(t.shape)}`);
     }
-    t.write(toFloat32(entry, name, source));
+    const values = toFloat32(entry, name, source);
+    checkFinite(values, name, source);
+    t.write(values);
     state.delete(name);
   }
   const missing = [...state.keys()];
@@ -97,16 +128,23 @@ export function loadModel(engine: Engine, bytes: Uint8Array, source: string): { 
   return { model, file };
 }
 
-/** The model's tensors in PyTorch state_dict order (with I64 num_batches_tracked), as safetensors. */
+/**
+ * The model's tensors in PyTorch state_dict order (with I64 num_batches_tracked), as safetensors.
+ * Every float tensor, `extra` ones included, is checked first: a non-finite model is never saved.
+ */
 export async function weightsToBytes(model: DrdNet, extra: NamedSerializableTensor[] = []): Promise<Uint8Array> {
   const bns = new Map(model.batchNorms());
   const out: NamedSerializableTensor[] = [];
   for (const [name, t] of model.stateDict()) {
-    out.push({ name, dtype: 'F32', shape: [...t.shape], data: await t.read() });
+    const data = await t.read();
+    checkFinite(data, name, 'cannot save weights');
+    out.push({ name, dtype: 'F32', shape: [...t.shape], data });
     if (name.endsWith('.running_var')) {
       const bn = bns.get(name.slice(0, -'.running_var'.length));
       if (bn) out.push({ name: name.replace(/running_var$/, 'num_batches_tracked'), dtype: 'I64', shape: [], data: BigInt64Array.of(BigInt(bn.numBatchesTracked)) });
     }
   }
+  // Adam moments may be large (v holds squared gradients) but never non-finite.
+  for (const t of extra) if (t.data instanceof Float32Array) checkFinite(t.data, t.name, 'cannot save weights', Infinity);
   return serializeSafetensors([...out, ...extra], { [CONFIG_KEY]: JSON.stringify(model.config), format: 'pt' });
 }

@@ -1,8 +1,9 @@
-// Checkpoints (contract): weights + optim.<param>.m/.v + state.step, state.rng, state.epoch_cursor.
+// Checkpoints (contract): weights + optim.<param>.m/.v + state.step, state.rng, state.epoch_cursor,
+// and state.milestones (the run's lr schedule, so a resumed run keeps it).
 import type { NamedSerializableTensor, ParsedSafetensors } from '../io/safetensors.js';
 import { toFloat32 } from '../io/safetensors.js';
 import type { DrdNet } from '../model/drdnet.js';
-import { weightsToBytes } from '../model/weights.js';
+import { checkFinite, weightsToBytes } from '../model/weights.js';
 import type { Adam } from './optim.js';
 
 /** Whatever the trainer needs besides weights and Adam moments to continue bit for bit. */
@@ -12,6 +13,8 @@ export interface TrainState {
   rng: Uint32Array;
   /** Data order: sampler states flattened to integers. */
   epochCursor: number[];
+  /** Steps where the learning rate decays; absent in checkpoints written before they were stored. */
+  milestones?: number[];
 }
 
 const i64 = (values: ArrayLike<number>): BigInt64Array => BigInt64Array.from(Array.from(values, (v) => BigInt(v)));
@@ -26,6 +29,7 @@ export async function checkpointBytes(model: DrdNet, opt: Adam, state: TrainStat
   extra.push({ name: 'state.step', dtype: 'I64', shape: [1], data: i64([state.step]) });
   extra.push({ name: 'state.rng', dtype: 'I64', shape: [state.rng.length], data: i64(state.rng) });
   extra.push({ name: 'state.epoch_cursor', dtype: 'I64', shape: [state.epochCursor.length], data: i64(state.epochCursor) });
+  if (state.milestones) extra.push({ name: 'state.milestones', dtype: 'I64', shape: [state.milestones.length], data: i64(state.milestones) });
   return weightsToBytes(model, extra);
 }
 
@@ -45,10 +49,17 @@ export function restoreCheckpoint(file: ParsedSafetensors, model: DrdNet, opt: A
       const e = file.tensors.get(key);
       if (!e) throw new Error(`${source}: missing tensor '${key}'`);
       if (e.shape.join() !== t.shape.join()) throw new Error(`${source}: tensor '${key}' has shape [${e.shape}], expected [${t.shape}]`);
-      t.write(toFloat32(e, key, source));
+      const values = toFloat32(e, key, source);
+      checkFinite(values, key, source, Infinity); // a NaN or negative second moment poisons every later step
+      t.write(values);
     }
   });
   const step = ints(file, 'state.step', source)[0];
   opt.stepCount = step;
-  return { step, rng: Uint32Array.from(ints(file, 'state.rng', source)), epochCursor: ints(file, 'state.epoch_cursor', source) };
+  return { step, rng: Uint32Array.from(ints(file, 'state.rng', source)), epochCursor: ints(file, 'state.epoch_cursor', source), milestones: checkpointMilestones(file, source) };
+}
+
+/** The lr milestones a checkpoint's run used, or undefined for a checkpoint without them. */
+export function checkpointMilestones(file: ParsedSafetensors, source: string): number[] | undefined {
+  return file.tensors.has('state.milestones') ? ints(file, 'state.milestones', source) : undefined;
 }

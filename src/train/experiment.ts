@@ -61,22 +61,60 @@ export const DEFAULT_BASE: ExperimentBase = {
   contrastive: true, vggTap: 2, realBatch: 2, crEvery: 2, crBg: 0.1, crRain: 0.1,
 };
 
+/** A malformed experiment file (the CLI reports it as a usage error). */
+export class ExperimentSpecError extends Error {}
+
+/** Keys a variant may override; anything else (a typo such as "SE" or "detial") is refused. */
+const VARIANT_KEYS = ['name', 'model', 'train'];
+const MODEL_KEYS: ReadonlyArray<keyof DrdConfig> = ['channels', 'rainBlocks', 'detailBlocks', 'seHidden', 'dilations', 'se', 'detail', 'detailInput'];
+const TRAIN_KEYS = ['contrastive', 'crBg', 'crRain', 'vggTap', 'lr'];
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
 export function parseSpec(text: string, source: string): ExperimentSpec {
-  let spec: ExperimentSpec;
+  // Not an experiment file at all is bad input; a typo'd key or value in one is a usage error.
+  const fail = (msg: string): never => {
+    throw new ExperimentSpecError(`${source}: ${msg}`);
+  };
+  const notSpec = (msg: string): never => {
+    throw new Error(`${source}: ${msg}`);
+  };
+  let spec: unknown;
   try {
-    spec = JSON.parse(text) as ExperimentSpec;
+    spec = JSON.parse(text);
   } catch (e) {
-    throw new Error(`${source}: not valid JSON (${(e as Error).message})`);
+    notSpec(`not valid JSON (${(e as Error).message.split('\n')[0]})`);
   }
-  if (!spec || !Array.isArray(spec.variants) || spec.variants.length === 0) throw new Error(`${source}: needs a non-empty "variants" array`);
+  if (!isObject(spec) || !Array.isArray(spec.variants) || spec.variants.length === 0) return notSpec('needs a non-empty "variants" array');
+  const unknown = (obj: Record<string, unknown>, allowed: readonly string[], where: string) => {
+    for (const k of Object.keys(obj)) if (!allowed.includes(k)) fail(`unknown key '${k}' in ${where} (allowed: ${allowed.join(', ')})`);
+  };
+  unknown(spec, ['base', 'variants'], 'the file');
   const names = new Set<string>();
-  for (const v of spec.variants) {
-    if (!v || typeof v.name !== 'string' || !/^[\w.-]+$/.test(v.name)) throw new Error(`${source}: every variant needs a "name" of letters, digits, '.', '-' or '_'`);
-    if (names.has(v.name)) throw new Error(`${source}: variant name '${v.name}' is used twice`);
-    names.add(v.name);
+  for (const v of spec.variants as unknown[]) {
+    if (!isObject(v) || typeof v.name !== 'string' || !/^[\w.-]+$/.test(v.name)) fail(`every variant needs a "name" of letters, digits, '.', '-' or '_'`);
+    const variant = v as Record<string, unknown> & { name: string };
+    if (names.has(variant.name)) fail(`variant name '${variant.name}' is used twice`);
+    names.add(variant.name);
+    unknown(variant, VARIANT_KEYS, `variant '${variant.name}'`);
+    for (const [key, allowed] of [['model', MODEL_KEYS], ['train', TRAIN_KEYS]] as const) {
+      const part = variant[key];
+      if (part === undefined) continue;
+      if (!isObject(part)) fail(`"${key}" of variant '${variant.name}' must be an object`);
+      unknown(part as Record<string, unknown>, allowed, `"${key}" of variant '${variant.name}'`);
+    }
   }
-  for (const k of Object.keys(spec.base ?? {})) if (!(k in DEFAULT_BASE)) throw new Error(`${source}: unknown base setting '${k}'`);
-  return spec;
+  if (spec.base !== undefined) {
+    if (!isObject(spec.base)) fail('"base" must be an object');
+    const base = spec.base as Record<string, unknown>;
+    unknown(base, Object.keys(DEFAULT_BASE), '"base"');
+    for (const [k, v] of Object.entries(base)) {
+      const want = typeof DEFAULT_BASE[k as keyof ExperimentBase];
+      if (typeof v !== want) fail(`base setting '${k}' must be a ${want}, got ${JSON.stringify(v)}`);
+      if (want === 'number' && !((v as number) > 0 || (k === 'seed' && v === 0))) fail(`base setting '${k}' must be positive, got ${JSON.stringify(v)}`);
+    }
+  }
+  return spec as unknown as ExperimentSpec;
 }
 
 interface Data {

@@ -1,11 +1,10 @@
 // `experiment <file.json> -o <dir>`: train layer variants under one budget, compare on held-out photos.
-import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadImages } from '../../data/dataset.js';
 import { photosDir } from '../../data/photos.js';
-import { writeFileAtomic } from '../../io/fs-node.js';
+import { checkWritableDir, makeDir, readFileBytes, writeFileAtomic } from '../../io/fs-node.js';
 import { lossPlotSvg, smooth } from '../../train/plot.js';
-import { DEFAULT_BASE, makeData, parseSpec, resultsTable, runVariant, type VariantResult } from '../../train/experiment.js';
+import { DEFAULT_BASE, ExperimentSpecError, makeData, parseSpec, resultsTable, runVariant, type VariantResult } from '../../train/experiment.js';
 import { parseArgs, required, UsageError } from '../args.js';
 import { getEngine, progress } from '../common.js';
 
@@ -23,18 +22,21 @@ export async function run(argv: string[]): Promise<number> {
   if (a.positionals.length !== 1) throw new UsageError('experiment: give one experiment file');
   const file = a.positionals[0];
   const out = required(a, 'out', '(-o <dir>)');
-  let text: string;
+  // An experiment file is a few lines of JSON; the cap keeps a device or pipe from being read forever.
+  const text = new TextDecoder().decode(await readFileBytes(file, { maxBytes: 16 * 2 ** 20 }));
+  let spec;
   try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    throw new Error(`cannot read experiment file '${file}'`);
+    spec = parseSpec(text, file);
+  } catch (e) {
+    throw e instanceof ExperimentSpecError ? new UsageError(e.message) : e;
   }
-  const spec = parseSpec(text, file);
   const base = { ...DEFAULT_BASE, ...spec.base };
+  // The output folder is made before hours of training, not after.
+  checkWritableDir(out);
+  makeDir(out);
   const engine = await getEngine();
   const [train, heldout] = [await loadImages(photosDir('train')), await loadImages(photosDir('heldout'))];
   const data = makeData(train, heldout, base);
-  mkdirSync(out, { recursive: true });
   const results: VariantResult[] = [];
   for (const [i, v] of spec.variants.entries()) {
     const r = await runVariant(engine, v, base, data, (s) =>

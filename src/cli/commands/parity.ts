@@ -1,10 +1,10 @@
 // `parity`: one supervised forward/backward, written out for comparison with PyTorch.
-import { writeFileAtomic } from '../../io/fs-node.js';
+import { checkOutputFile, writeFileAtomic } from '../../io/fs-node.js';
 import { readImage } from '../../io/image-node.js';
 import { serializeSafetensors } from '../../io/safetensors.js';
 import { parityTensors } from '../../model/parity.js';
-import { oneOf, parseArgs, required } from '../args.js';
-import { loadWeightsFile } from '../common.js';
+import { oneOf, parseArgs, required, UsageError } from '../args.js';
+import { loadWeightsFile, refuseOverwrite } from '../common.js';
 
 export const help = `usage: semi-drdnet parity --weights W --rainy R.png --clean C.png --mode train|eval -o X.safetensors
 
@@ -18,8 +18,10 @@ export async function run(argv: string[]): Promise<number> {
   const rainyPath = required(a, 'rainy');
   const cleanPath = required(a, 'clean');
   const mode = oneOf(a, 'mode', ['train', 'eval'] as const);
-  if (!mode) throw new Error('--mode train|eval is required');
+  if (!mode) throw new UsageError('--mode train|eval is required');
   const out = required(a, 'out', '(-o X.safetensors)');
+  refuseOverwrite(out, '-o', [['--weights', weights], ['--rainy', rainyPath], ['--clean', cleanPath]]);
+  checkOutputFile(out);
   const { model } = await loadWeightsFile(weights, 'parity');
   const [rainy, clean] = [await readImage(rainyPath), await readImage(cleanPath)];
   const tensors = await parityTensors(model, rainy, clean, mode);

@@ -1,10 +1,10 @@
 // `synth --clean <dir> -o <dir> --rain light|heavy|real --seed N`: synthetic rainy/clean pairs.
-import { mkdirSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { listImages } from '../../data/dataset.js';
 import { RAIN_PRESET_NAMES, rngFor, synthesizeRain } from '../../data/synth.js';
 import { toByte, type Image } from '../../io/image.js';
 import { readImage, writeImage } from '../../io/image-node.js';
+import { checkWritableDir, makeDir, samePath } from '../../io/fs-node.js';
 import { psnr } from '../../train/metrics.js';
 import { int, oneOf, parseArgs, required, UsageError } from '../args.js';
 import { progress } from '../common.js';
@@ -43,8 +43,12 @@ export async function run(argv: string[]): Promise<number> {
     if (prev) throw new Error(`'${join(cleanDir, prev)}' and '${join(cleanDir, f)}' would both be written as ${name}.png`);
     names.set(name, f);
   }
-  mkdirSync(join(out, 'rain'), { recursive: true });
-  mkdirSync(join(out, 'norain'), { recursive: true });
+  for (const sub of ['rain', 'norain']) {
+    if (samePath(join(out, sub), cleanDir)) throw new UsageError(`-o '${out}' would write into the --clean folder '${cleanDir}' and replace its images`);
+  }
+  checkWritableDir(out);
+  makeDir(join(out, 'rain'));
+  makeDir(join(out, 'norain'));
   let sum = 0;
   for (const [i, [name, f]] of [...names].entries()) {
     progress(`synth ${i + 1}/${names.size} ${f}`);

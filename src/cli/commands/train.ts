@@ -1,17 +1,15 @@
 // `train`: semi-supervised training with checkpoints, resume, a JSONL log and a progress line.
-import { appendFileSync, writeFileSync } from 'node:fs';
-import { readFileBytes, writeFileAtomic } from '../../io/fs-node.js';
-import { parseSafetensors } from '../../io/safetensors.js';
+import { checkOutputFile, LineLog, writeFileAtomic } from '../../io/fs-node.js';
 import { preset } from '../../model/config.js';
 import { DrdNet } from '../../model/drdnet.js';
 import { loadVgg, randomVgg, DEFAULT_MAX_TAP } from '../../model/vgg.js';
-import { assignWeights, configFromWeights, weightsToBytes } from '../../model/weights.js';
-import { checkpointBytes, restoreCheckpoint } from '../../train/checkpoint.js';
+import { assignWeights, configFromWeights, NonFiniteWeightsError, weightsToBytes } from '../../model/weights.js';
+import { checkpointBytes, checkpointMilestones, restoreCheckpoint } from '../../train/checkpoint.js';
 import { dualContrastiveLoss } from '../../train/contrastive.js';
 import { openPairs, openReal } from '../../train/sources-node.js';
 import { NonFiniteLossError, Trainer, type StepRecord } from '../../train/trainer.js';
-import { int, num, oneOf, parseArgs, required, str, UsageError } from '../args.js';
-import { getEngine, progress } from '../common.js';
+import { int, intList, oneOf, parseArgs, positive, required, str, UsageError } from '../args.js';
+import { getEngine, progress, readSafetensorsBytes, readSafetensorsFile, refuseOverwrite } from '../common.js';
 
 export const help = `usage: semi-drdnet train --preset micro|tiny|paper --data <pairs> [--real <dir>] --steps N
        --batch B --patch P --lr X -o ckpt.safetensors [--resume ckpt] [--vgg file] [--log run.jsonl]
@@ -23,16 +21,21 @@ extractor is a seeded RANDOM-initialised VGG-19 (no pretrained weights can be do
   --batch B --patch P    batch size and square crop size                          default 8, 100
   --lr X                 Adam learning rate                                       default 1e-3
   --milestones a,b,..    steps where lr is multiplied by --gamma                  default 20%,33%,53% of N
+                         (a resumed run keeps the milestones stored in its checkpoint)
   --gamma G              default 0.2
   --seed N               data order, crops and flips                              default 1
-  --checkpoint-every N   also written at the end and on Ctrl-C                     default 100
+  --checkpoint-every N   also written at the end and on Ctrl-C or SIGTERM          default 100
   --cr-bg W --cr-rain W  contrastive weights                                      default 0.1, 0.1
   --vgg-tap T            deepest VGG tap (1..5) for the contrastive features       default ${DEFAULT_MAX_TAP}
   --real-bn batch|running  BN statistics of the real batch's forward              default batch
   --real-batch K         real images per contrastive step (<= B)                  default B
   --cr-every N           apply the contrastive terms every N steps                default 1
   --time-limit M         stop (with a checkpoint) after M minutes of training
-  --export W             also write the final weights alone (no optimizer state) to W`;
+  --export W             also write the final weights alone (no optimizer state) to W
+  --log L                one JSON line per step; a resumed run first cuts L back to its step
+
+A checkpoint is only written when every weight, BN statistic and Adam moment is finite; a step
+that breaks the model stops training with the last good checkpoint in place.`;
 
 export async function run(argv: string[]): Promise<number> {
   const a = parseArgs(
@@ -46,26 +49,32 @@ export async function run(argv: string[]): Promise<number> {
   const steps = int(a, 'steps', 1000, 1)!;
   const batch = int(a, 'batch', 8, 1)!;
   const patch = int(a, 'patch', 100, 8)!;
-  const lr = num(a, 'lr', 1e-3)!;
+  const lr = positive(a, 'lr', 1e-3)!;
   const seed = int(a, 'seed', 1, 0)!;
   const every = int(a, 'checkpoint-every', 100, 1)!;
-  const gamma = num(a, 'gamma', 0.2)!;
-  const milestones = str(a, 'milestones')?.split(',').map((s) => {
-    const n = Number(s);
-    if (!Number.isInteger(n) || n < 0) throw new UsageError(`--milestones must be step numbers, got '${s}'`);
-    return n;
-  }) ?? [0.2, 1 / 3, 0.53].map((f) => Math.round(f * steps));
-  const crBg = num(a, 'cr-bg', 0.1)!;
-  const crRain = num(a, 'cr-rain', 0.1)!;
+  const gamma = positive(a, 'gamma', 0.2)!;
+  const givenMilestones = intList(a, 'milestones', 1);
+  const crBg = positive(a, 'cr-bg', 0.1, { inclusive: true })!;
+  const crRain = positive(a, 'cr-rain', 0.1, { inclusive: true })!;
   const tap = int(a, 'vgg-tap', DEFAULT_MAX_TAP, 1)!;
   const realBn = oneOf(a, 'real-bn', ['batch', 'running'] as const, 'batch')!;
   const realBatch = int(a, 'real-batch', batch, 1)!;
   const crEvery = int(a, 'cr-every', 1, 1)!;
-  const timeLimit = num(a, 'time-limit');
+  const timeLimit = positive(a, 'time-limit');
   if (realBatch > batch) throw new UsageError(`--real-batch (${realBatch}) cannot exceed --batch (${batch})`);
   const presetName = oneOf(a, 'preset', ['micro', 'tiny', 'paper'] as const);
   const resume = str(a, 'resume');
   if (!presetName && !resume) throw new UsageError('--preset micro|tiny|paper is required (or --resume a checkpoint)');
+  const logPath = str(a, 'log');
+  const exportPath = str(a, 'export');
+  const vggPath = str(a, 'vgg');
+  // Every output is checked before the first step, not when it is first written hours later.
+  refuseOverwrite(out, '-o', [['--vgg', vggPath], ['--log', logPath], ['--export', exportPath]]);
+  if (logPath) refuseOverwrite(logPath, '--log', [['--resume', resume], ['--vgg', vggPath], ['--export', exportPath]]);
+  if (exportPath) refuseOverwrite(exportPath, '--export', [['--resume', resume], ['--vgg', vggPath]]);
+  checkOutputFile(out, 'checkpoint');
+  if (logPath) checkOutputFile(logPath, 'log');
+  if (exportPath) checkOutputFile(exportPath, 'weights');
 
   const engine = await getEngine();
   const pairs = await openPairs(dataDir, patch, seed);
@@ -75,7 +84,7 @@ export async function run(argv: string[]): Promise<number> {
   let model: DrdNet;
   let resumeFile = null;
   if (resume) {
-    resumeFile = parseSafetensors(await readFileBytes(resume), resume);
+    resumeFile = await readSafetensorsFile(resume);
     model = new DrdNet(engine, configFromWeights(resumeFile, resume));
     assignWeights(model, resumeFile, resume);
     if (presetName && preset(presetName).channels !== model.config.channels) {
@@ -85,10 +94,12 @@ export async function run(argv: string[]): Promise<number> {
     model = new DrdNet(engine, preset(presetName!), seed);
   }
 
+  // A resumed run keeps its own lr schedule unless --milestones is given again.
+  const milestones = givenMilestones ?? (resumeFile && checkpointMilestones(resumeFile, resume!)) ?? [0.2, 1 / 3, 0.53].map((f) => Math.round(f * steps));
+
   let contrastive = null;
   if (real) {
-    const vggPath = str(a, 'vgg');
-    const extractor = vggPath ? loadVgg(engine, await readFileBytes(vggPath), vggPath, tap) : randomVgg(engine, 0, tap);
+    const extractor = vggPath ? loadVgg(engine, await readSafetensorsBytes(vggPath), vggPath, tap) : randomVgg(engine, 0, tap);
     if (!vggPath) process.stderr.write('train: no --vgg given: the contrastive features come from a seeded random-initialised VGG-19 (no pretrained weights)\n');
     contrastive = (inputs: Parameters<typeof dualContrastiveLoss>[1]) => dualContrastiveLoss(extractor, inputs, { bgWeight: crBg, rainWeight: crRain });
   }
@@ -97,7 +108,7 @@ export async function run(argv: string[]): Promise<number> {
   const saveState = () => {
     const p = pairs.saveState();
     const r = real?.saveState() ?? { rng: [], cursor: [] };
-    return { step: trainer.step, rng: Uint32Array.from([...p.rng, ...r.rng]), epochCursor: [...encode(p.cursor), ...encode(r.cursor)] };
+    return { step: trainer.step, rng: Uint32Array.from([...p.rng, ...r.rng]), epochCursor: [...encode(p.cursor), ...encode(r.cursor)], milestones };
   };
   if (resumeFile) {
     const st = restoreCheckpoint(resumeFile, model, trainer.opt, resume!);
@@ -107,16 +118,29 @@ export async function run(argv: string[]): Promise<number> {
     real?.loadState({ rng: [...st.rng.slice(4, 8)], cursor: r });
   }
 
-  const logPath = str(a, 'log');
-  if (logPath && !resume) writeFileSync(logPath, '');
-  const save = async () => writeFileAtomic(out, await checkpointBytes(model, trainer.opt, saveState()));
-  let stop = false;
-  const onSigint = () => {
-    if (stop) process.exit(130);
-    stop = true;
-    progress('train: stopping after this step (Ctrl-C again to abort without a checkpoint)', true);
+  // A resumed run's log keeps the steps up to the checkpoint's (a crash may have logged more).
+  const resumedStep = trainer.step;
+  const log = logPath ? LineLog.open(logPath, resume ? (line) => stepOf(line) <= resumedStep : undefined) : null;
+  const save = async () => {
+    let bytes: Uint8Array;
+    try {
+      bytes = await checkpointBytes(model, trainer.opt, saveState());
+    } catch (e) {
+      if (!(e instanceof NonFiniteWeightsError)) throw e;
+      progress('', false);
+      throw new Error(`step ${trainer.step} broke the model (${e.message}); stopped, the last good checkpoint (if any) is ${out}`);
+    }
+    await writeFileAtomic(out, bytes);
   };
-  process.on('SIGINT', onSigint);
+  // SIGTERM (kill, a job scheduler's time-out) is handled like Ctrl-C: finish the step, checkpoint.
+  let stop: NodeJS.Signals | null = null;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stop) process.exit(exitCode(signal));
+    stop = signal;
+    progress(`train: ${signal}: stopping after this step (send it again to abort without a checkpoint)`, true);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   const t0 = performance.now();
   const first = trainer.step;
   try {
@@ -136,7 +160,7 @@ export async function run(argv: string[]): Promise<number> {
         }
         throw e;
       }
-      if (logPath) appendFileSync(logPath, JSON.stringify(rec) + '\n');
+      log?.append(JSON.stringify(rec));
       const done = trainer.step - first;
       const rate = done / ((performance.now() - t0) / 1000);
       const eta = (steps - trainer.step) / rate;
@@ -149,10 +173,9 @@ export async function run(argv: string[]): Promise<number> {
     }
     if (stop) {
       await save();
-      progress(`train: stopped at step ${trainer.step}; checkpoint ${out}`, true);
-      return 130;
+      progress(`train: stopped by ${stop} at step ${trainer.step}; checkpoint ${out}`, true);
+      return exitCode(stop);
     }
-    const exportPath = str(a, 'export');
     if (exportPath) await writeFileAtomic(exportPath, await weightsToBytes(model));
     if (timedOut) {
       await save();
@@ -162,7 +185,24 @@ export async function run(argv: string[]): Promise<number> {
     progress(`train: ${steps} steps in ${formatTime((performance.now() - t0) / 1000)}; checkpoint ${out}`, true);
     return 0;
   } finally {
-    process.off('SIGINT', onSigint);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    log?.close();
+  }
+}
+
+/** The shell's convention: 128 + the signal number (SIGINT 130, SIGTERM 143). */
+function exitCode(signal: NodeJS.Signals): number {
+  return signal === 'SIGTERM' ? 143 : 130;
+}
+
+/** The step of a log line, or Infinity for a line that is not one (so it and all after it are cut). */
+function stepOf(line: string): number {
+  try {
+    const step = (JSON.parse(line) as { step?: unknown }).step;
+    return typeof step === 'number' ? step : Infinity;
+  } catch {
+    return Infinity;
   }
 }
 
