@@ -1,9 +1,11 @@
 #!/usr/bin/env node
-// Launches the CLI from dist/, building it first when running from a source checkout.
+// Launches the CLI from dist/ (building it first in a source checkout), with Dawn's start-up
+// notices kept off stderr (see quiet-dawn.js).
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
+import { runQuiet } from './quiet-dawn.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const cli = join(root, 'dist', 'cli.js');
@@ -21,4 +23,4 @@ if (existsSync(join(root, 'src'))) {
   const stale = !existsSync(cli) || Math.max(newestSource(join(root, 'src')), newestSource(join(root, 'shaders'))) > statSync(cli).mtimeMs;
   if (stale) execFileSync(process.execPath, [join(root, 'scripts', 'build.mjs'), '--no-types'], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
 }
-await import(pathToFileURL(cli).href);
+process.exitCode = await runQuiet([cli, ...process.argv.slice(2)]);

@@ -4,9 +4,15 @@
 import { build } from 'esbuild';
 import { readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runQuiet } from '../bin/quiet-dawn.js';
 import { common } from './esbuild-common.mjs';
 
 process.env.XDG_RUNTIME_DIR ??= '/tmp';
+// The tests run in a child whose stderr loses Dawn's start-up notices (bin/quiet-dawn.js).
+if (!process.env.SEMI_DRDNET_TEST_CHILD) {
+  process.exit(await runQuiet([fileURLToPath(import.meta.url), ...process.argv.slice(2)], { env: { SEMI_DRDNET_TEST_CHILD: '1' } }));
+}
 const dir = process.env.TEST_SLOW ? 'test/slow' : 'test';
 const filters = process.argv.slice(2);
 const files = readdirSync(dir)

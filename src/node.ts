@@ -1,6 +1,8 @@
-// Node entry point: the public API with dawn.node registered as the GPU.
+// Node entry point: the public API with dawn.node registered as the GPU, plus file IO and bundled weights.
 import { useDawn } from './gpu/node.js';
 
 useDawn();
 export * from './index.js';
 export { useDawn };
+export { loadDerainer, bundledWeightsPath } from './api/node.js';
+export { readImage, writeImage } from './io/image-node.js';

@@ -1,4 +1,7 @@
 // The `semi-drdnet` command line: dispatches to one module per command.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { packageRoot } from '../api/node.js';
 import { UsageError } from './args.js';
 import * as bench from './commands/bench.js';
 import * as derain from './commands/derain.js';
@@ -25,11 +28,16 @@ commands:
   experiment <file.json> -o <dir>    layer variants under one budget
   bench [--json] [--quick] [--filter T]   kernel and model benchmarks
   info                               adapter, limits, model size
+  --version                          the package version
   synth --clean <dir> -o <dir> --rain light|heavy|real --seed N   synthetic rainy/clean pairs
   eval --weights W --data <pairs> [--json] [--convention rgb|y|authors]   PSNR/SSIM vs baselines`;
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === '--version' || name === '-v') {
+    console.log((JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version);
+    return 0;
+  }
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     console.log(usage);
     return name ? 0 : 2;

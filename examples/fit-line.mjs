@@ -1,7 +1,8 @@
+// @ts-check
 // Library use inside someone else's WebGPU program: bring your own device and buffers, fit
 // y = a*x + b by gradient descent on the GPU, get the answer back in your own buffer.
 import { create, globals } from 'webgpu';
-import { Engine, SGD, Tensor, add, backward, mseLoss, mul, tidy } from '../src/node.js';
+import { Engine, SGD, Tensor, add, backward, mseLoss, mul, tidy } from 'semi-drdnet';
 
 Object.assign(globalThis, globals);
 

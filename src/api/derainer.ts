@@ -1,0 +1,106 @@
+// One-call inference for library users: load weights once, derain images of any size, free it all.
+import { Engine } from '../gpu/runtime.js';
+import { checkImage, rgbaToImage, type Image } from '../io/image.js';
+import { derainImage } from '../model/derain.js';
+import type { DrdNet } from '../model/drdnet.js';
+import { loadModel } from '../model/weights.js';
+
+/** Weights as a path (Node), a URL (file:, http(s):, or a page-relative asset), or safetensors bytes. */
+export type WeightsInput = string | URL | Uint8Array | ArrayBuffer;
+
+export interface DerainerOptions {
+  /** Default: the bundled tiny weights (inside the package in Node, an asset URL in the browser). */
+  weights?: WeightsInput;
+  /** Run on your own device (never destroyed by the derainer). */
+  device?: GPUDevice;
+  /** Share an existing engine (never destroyed by the derainer). Takes precedence over `device`. */
+  engine?: Engine;
+}
+
+export interface DerainCallOptions {
+  /** Output pixels per tile side (default: as large as the device allows; tiling never changes the result). */
+  tile?: number;
+  /** Called after each tile with the tiles done and the total. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** What `derain` accepts: the package's planar float `Image`, or in a browser `ImageData` / `ImageBitmap`. */
+export type DerainInput = Image | ImageData | ImageBitmap;
+
+/** Reads weights into bytes; each platform entry supplies its own (files in Node, fetch in browsers). */
+export type WeightsReader = (w: string | URL) => Promise<Uint8Array>;
+
+/** A loaded deraining model. Create it with `loadDerainer`; call `dispose` when done. */
+export class Derainer {
+  #disposed = false;
+  constructor(
+    readonly engine: Engine,
+    readonly model: DrdNet,
+    /** Where the weights came from (a path, a URL, or 'bytes'). */
+    readonly source: string,
+    readonly ownsEngine: boolean,
+  ) {}
+
+  /**
+   * Derains one image (any size: large ones are tiled with full context, so there are no seams).
+   * The result is planar RGB float, not clamped. The model's train/eval mode is left as it was.
+   */
+  async derain(image: DerainInput, opts: DerainCallOptions = {}): Promise<Image> {
+    if (this.#disposed) throw new Error('derain: this Derainer was disposed');
+    const img = await toImage(image);
+    checkImage(img, 'derain input');
+    const out = await derainImage(this.model, img, { tile: opts.tile, onTile: opts.onProgress });
+    for (let i = 0; i < out.data.length; i++) {
+      if (!Number.isFinite(out.data[i])) throw new Error(`derain: the model produced a non-finite value (weights from ${this.source} are broken)`);
+    }
+    return out;
+  }
+
+  /** Frees the model's GPU memory, and the engine if the derainer created it. */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.model.dispose();
+    if (this.ownsEngine) this.engine.destroy();
+  }
+}
+
+/** The platform-neutral part of `loadDerainer`; the Node and browser entries pass their reader and default weights. */
+export async function createDerainer(opts: DerainerOptions, read: WeightsReader, defaultWeights: () => string | URL): Promise<Derainer> {
+  const w = opts.weights ?? defaultWeights();
+  let bytes: Uint8Array;
+  let source: string;
+  if (w instanceof Uint8Array || w instanceof ArrayBuffer) {
+    bytes = w instanceof Uint8Array ? w : new Uint8Array(w);
+    source = 'weights bytes';
+  } else {
+    source = String(w);
+    bytes = await read(w);
+  }
+  const ownsEngine = !opts.engine;
+  const engine = opts.engine ?? (await Engine.create(opts.device ? { device: opts.device } : {}));
+  try {
+    const { model } = loadModel(engine, bytes, source);
+    return new Derainer(engine, model, source, ownsEngine);
+  } catch (e) {
+    if (ownsEngine) engine.destroy();
+    throw e;
+  }
+}
+
+/** Converts what the browser hands out into the package's planar float image. */
+async function toImage(x: DerainInput): Promise<Image> {
+  if ('data' in x) {
+    // ImageData carries 8-bit RGBA; anything else with `data` is checked as an Image by the caller.
+    if (x.data instanceof Uint8ClampedArray) return rgbaToImage(x.data, x.width, x.height);
+    return x as Image;
+  }
+  if (typeof OffscreenCanvas === 'undefined') throw new Error('derain: an ImageBitmap needs OffscreenCanvas (a browser); pass an Image ({ width, height, data })');
+  const bmp = x as ImageBitmap;
+  const ctx = new OffscreenCanvas(bmp.width, bmp.height).getContext('2d', { willReadFrequently: true });
+  if (!ctx) throw new Error('derain: this browser cannot create a 2D canvas');
+  ctx.globalCompositeOperation = 'copy';
+  ctx.drawImage(bmp, 0, 0);
+  const px = ctx.getImageData(0, 0, bmp.width, bmp.height);
+  return rgbaToImage(px.data, bmp.width, bmp.height);
+}

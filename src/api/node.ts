@@ -1,0 +1,42 @@
+// Node side of the library API: bundled weights found inside the package, weights and images from files.
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readFileBytes } from '../io/fs-node.js';
+import { createDerainer, type Derainer, type DerainerOptions } from './derainer.js';
+
+/** The bundled default weights, relative to the package root. */
+export const BUNDLED_WEIGHTS = 'weights/semi-drdnet-tiny.safetensors';
+
+/** The package root: the nearest folder above this module with a package.json (dist/, src/api/ or a test bundle). */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    dir = dirname(dir);
+  }
+  throw new Error(`cannot find the semi-drdnet package root above ${fileURLToPath(import.meta.url)}`);
+}
+
+/** Absolute path of the bundled weights. */
+export function bundledWeightsPath(): string {
+  return join(packageRoot(), BUNDLED_WEIGHTS);
+}
+
+async function readWeights(w: string | URL): Promise<Uint8Array> {
+  const url = w instanceof URL ? w : /^(https?|file):/.test(w) ? new URL(w) : null;
+  if (url && url.protocol !== 'file:') {
+    const res = await fetch(url);
+    if (!res.ok) throw new Error(`cannot fetch weights '${url}': HTTP ${res.status}`);
+    return new Uint8Array(await res.arrayBuffer());
+  }
+  return readFileBytes(url ? fileURLToPath(url) : (w as string));
+}
+
+/**
+ * Loads a derainer: `weights` is a path, a file:/http(s): URL or safetensors bytes (default: the
+ * bundled tiny weights); runs on `engine`, on your `device`, or on a device of its own.
+ */
+export function loadDerainer(opts: DerainerOptions = {}): Promise<Derainer> {
+  return createDerainer(opts, readWeights, bundledWeightsPath);
+}
