@@ -48,13 +48,13 @@ async function writePairs(dir) {
       return names.map((f) => ({ rainy: `assets/pairs/${f}`, clean: `assets/pairs/${f.replace(/-rainy\.png$/, '-clean.png')}` }));
     }
   }
-  // Synthesised from data/photos/train with the project's rain model (small: 96x96 crops).
+  // The pairs `adapt` uses too (src/train/adapt-pairs.ts: data/photos/train, fixed recipes and seed).
   // Per process, so concurrent builds (parallel test runs) never import each other's half-written file.
-  const gen = join(root, '.build', 'web', `make-pairs-${process.pid}.mjs`);
-  await build({ ...common, sourcemap: false, platform: 'node', packages: 'external', entryPoints: [join(root, 'web/tools/make-pairs.ts')], outfile: gen, absWorkingDir: root });
+  const gen = join(root, '.build', 'web', `adapt-pairs-${process.pid}.mjs`);
+  await build({ ...common, sourcemap: false, platform: 'node', packages: 'external', entryPoints: [join(root, 'src/train/adapt-pairs-node.ts')], outfile: gen, absWorkingDir: root });
   try {
-    const { makePairs } = await import(pathToFileURL(gen).href);
-    return await makePairs(root, dir);
+    const { writeAdaptPairs } = await import(pathToFileURL(gen).href);
+    return await writeAdaptPairs(dir);
   } finally {
     rmSync(gen, { force: true });
   }

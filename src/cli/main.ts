@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../api/node.js';
 import { UsageError } from './args.js';
+import * as adapt from './commands/adapt.js';
 import * as bench from './commands/bench.js';
 import * as derain from './commands/derain.js';
 import * as evalCmd from './commands/eval.js';
@@ -17,12 +18,13 @@ interface Command {
   run(argv: string[]): Promise<number>;
 }
 
-const commands: Record<string, Command> = { derain, parity, info, synth, train, eval: evalCmd, experiment, bench };
+const commands: Record<string, Command> = { derain, adapt, parity, info, synth, train, eval: evalCmd, experiment, bench };
 
 const usage = `usage: semi-drdnet <command> [options]   (every command has --help)
 
 commands:
   derain <images...> -o <dir|file>   derain images of any size
+  adapt <images...> -o <weights.safetensors> [--weights W] [--steps N] [--seed S] [--log L]   fine-tune on your own rainy photos
   parity --weights W --rainy R --clean C --mode train|eval -o X.safetensors
   train --preset P --data <pairs> [--real <dir>] --steps N -o ckpt   semi-supervised training
   experiment <file.json> -o <dir>    layer variants under one budget

@@ -1,6 +1,6 @@
 // The page's local assets (written by scripts/build-web.mjs): bundled weights and synthetic pairs.
 import { decodeImageBlob } from '../../src/io/image-browser.js';
-import type { Image } from '../../src/io/image.js';
+import type { AdaptPair } from '../../src/train/adapt-pairs.js';
 
 export interface Manifest {
   /** Path of the bundled default weights, or null when the build had none. */
@@ -9,10 +9,8 @@ export interface Manifest {
   pairs: Array<{ rainy: string; clean: string }>;
 }
 
-export interface Pair {
-  rainy: Image;
-  clean: Image;
-}
+/** The labelled batch of adaptation, defined once in src/train/adapt-pairs.ts. */
+export type Pair = AdaptPair;
 
 async function get(path: string): Promise<Response> {
   const r = await fetch(path);

@@ -6,7 +6,7 @@ import type { Image } from '../../src/io/image.js';
 import { derainImage, planTiles } from '../../src/model/derain.js';
 import type { DrdNet } from '../../src/model/drdnet.js';
 import { describe, loadModel, weightsToBytes } from '../../src/model/weights.js';
-import { adaptToPhoto, fitPatch } from './adapt.js';
+import { ADAPT_DEFAULTS, adaptToPhotos, fitPatch } from '../../src/train/adapt.js';
 import { loadBytes, loadManifest, loadPairs, type Manifest, type Pair } from './assets.js';
 import { CompareView } from './compare.js';
 import { clearError, download, el, errorText, setStatus, showError } from './dom.js';
@@ -163,13 +163,14 @@ async function adapt(): Promise<void> {
   const num = (id: string) => Number(el<HTMLInputElement>(id).value);
   const opts = { steps: Math.max(1, Math.floor(num('steps'))), patch: Math.floor(num('patch')), batch: Math.max(1, Math.floor(num('batch'))), lr: num('lr') };
   if (!(opts.lr > 0)) throw new Error('the learning rate must be a positive number');
-  fitPatch(opts.patch, photo.img, state.pairs); // says so now if the photo is too small
+  fitPatch(opts.patch, [photo.img], state.pairs); // says so now if the photo is too small
   plot.reset();
   el('loss-text').textContent = '';
   setStatus(`Adapting: step 0/${opts.steps} (compiling shaders)…`, 'busy');
   let result;
   try {
-    result = await adaptToPhoto(engine, model, photo.img, state.pairs, opts, {
+    // BN handling and the contrastive terms: the shared defaults (src/train/adapt.ts), as in `adapt`.
+    result = await adaptToPhotos(engine, model, [photo.img], state.pairs, opts, {
       shouldStop: () => state.stop,
       onStep: (r, n) => {
         plot.push(r);
@@ -275,7 +276,13 @@ function wireInputs(): void {
   window.addEventListener('error', (e) => showError(errorText(e.error ?? e.message)));
 }
 
+/** The adaptation fields start at the shared defaults (src/train/adapt.ts), the same as `adapt`'s. */
+function adaptDefaults(): void {
+  for (const k of ['steps', 'patch', 'batch', 'lr'] as const) el<HTMLInputElement>(k).value = String(ADAPT_DEFAULTS[k]);
+}
+
 async function init(): Promise<void> {
+  adaptDefaults();
   wireInputs();
   refresh();
   try {

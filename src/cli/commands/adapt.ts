@@ -1,0 +1,95 @@
+// `adapt <images...> -o <weights.safetensors>`: the page's "Adapt to this photo" on the command line
+// (src/train/adapt.ts is the one implementation), with a no-ground-truth guard before and after.
+import { checkOutputFile, LineLog, writeFileAtomic } from '../../io/fs-node.js';
+import { readImage } from '../../io/image-node.js';
+import { NonFiniteWeightsError, weightsToBytes } from '../../model/weights.js';
+import { ADAPT_BN_MODES, ADAPT_DEFAULTS, adaptToPhotos } from '../../train/adapt.js';
+import { guardSaysWorse, selfConsistency } from '../../train/adapt-guard.js';
+import { loadAdaptPairs } from '../../train/adapt-pairs-node.js';
+import { int, num, oneOf, parseArgs, required, str, UsageError } from '../args.js';
+import { getEngine, loadWeightsFile, progress, refuseOverwrite } from '../common.js';
+
+const D = ADAPT_DEFAULTS;
+
+export const help = `usage: semi-drdnet adapt <images...> -o <weights.safetensors> [--weights W] [--steps N] [--seed S] [--log L]
+
+Fine-tunes W on your own rainy photos (no clean versions needed) together with the bundled
+synthetic pairs, as the browser page's "Adapt to this photo" does, and writes weights that
+derain --weights loads. Crops of the photos are the unlabelled real batch (dual contrastive
+terms, when on); the pairs (data/photos/train under the light and heavy recipes) the labelled one.
+Afterwards a self-consistency check that needs no clean image (re-rain the output, derain again)
+is compared with the starting weights; a warning says when it got worse.
+  -o, --out <file>       output weights (never one of the inputs or --weights)
+  --weights <file>       weights to start from (default: the bundled weights)
+  --steps N              adaptation steps                                        default ${D.steps}
+  --seed S               crops, flips and order                                  default ${D.seed}
+  --log L                one JSON line per step (the train log's fields)
+  --lr X                 Adam learning rate                                      default ${D.lr}
+  --patch P --batch B    crop size and crops per step                            default ${D.patch}, ${D.batch}
+  --bn batch|running|frozen  BatchNorm statistics during adaptation              default ${D.bn}
+  --contrastive on|off   the photos through the contrastive terms                default ${D.contrastive ? 'on' : 'off'}
+The defaults are what measured best on held-out photos (experiments/adapt-results.md).`;
+
+export async function run(argv: string[]): Promise<number> {
+  const a = parseArgs(argv, ['out', 'weights', 'steps', 'seed', 'log', 'lr', 'patch', 'batch', 'bn', 'contrastive'], [], { o: 'out' });
+  const inputs = a.positionals;
+  if (inputs.length === 0) throw new UsageError('adapt: give at least one rainy photo');
+  const out = required(a, 'out', '(-o <weights.safetensors>)');
+  if (!/\.safetensors$/i.test(out)) throw new UsageError(`adapt: -o must name a .safetensors file, got '${out}'`);
+  const steps = int(a, 'steps', D.steps, 1)!;
+  const seed = int(a, 'seed', D.seed, 0)!;
+  const patch = int(a, 'patch', D.patch, 8)!;
+  const batch = int(a, 'batch', D.batch, 1)!;
+  const lr = num(a, 'lr', D.lr)!;
+  if (!(lr > 0)) throw new UsageError(`--lr must be a positive number, got '${str(a, 'lr')}'`);
+  const bn = oneOf(a, 'bn', ADAPT_BN_MODES, D.bn)!;
+  const contrastive = oneOf(a, 'contrastive', ['on', 'off'] as const, D.contrastive ? 'on' : 'off') === 'on';
+  const weightsArg = str(a, 'weights');
+  const logPath = str(a, 'log');
+  // Nothing the user gave as input is ever overwritten, by the weights or by the log.
+  const given: Array<[string, string | undefined]> = [...inputs.map((p): [string, string] => ['the photo', p]), ['--weights', weightsArg]];
+  refuseOverwrite(out, '-o', [...given, ['--log', logPath]]);
+  if (logPath) refuseOverwrite(logPath, '--log', given);
+  checkOutputFile(out, 'weights');
+  if (logPath) checkOutputFile(logPath, 'log');
+
+  const photos = [];
+  for (const p of inputs) photos.push(await readImage(p));
+  const { model, path: weightsPath } = await loadWeightsFile(weightsArg, 'adapt');
+  const engine = await getEngine();
+  const pairs = await loadAdaptPairs();
+  progress(`adapt: checking the starting weights on ${photos.length} photo${photos.length > 1 ? 's' : ''}…`);
+  const before = await selfConsistency(model, photos);
+
+  const log = logPath ? LineLog.open(logPath) : null;
+  const t0 = performance.now();
+  const result = await adaptToPhotos(engine, model, photos, pairs, { steps, seed, patch, batch, lr, bn, contrastive }, {
+    onStep: (r, n) => {
+      log?.append(JSON.stringify(r));
+      const rate = r.step / ((performance.now() - t0) / 1000);
+      progress(
+        `adapt: step ${r.step}/${n} loss ${r.loss.toFixed(4)} sup ${r.loss_sup.toFixed(4)}` +
+          (contrastive ? ` cr ${r.loss_cr_bg.toFixed(3)}/${r.loss_cr_rain.toFixed(3)}` : '') +
+          ` ${rate.toFixed(2)} steps/s`,
+      );
+    },
+  }).finally(() => log?.close());
+  progress('', false);
+  if (result.diverged) throw new Error(`${result.diverged}; nothing written (try a lower --lr)`);
+  let bytes: Uint8Array;
+  try {
+    bytes = await weightsToBytes(model); // refuses NaN, Inf and absurd values
+  } catch (e) {
+    if (e instanceof NonFiniteWeightsError) throw new Error(`adaptation broke the model (${e.message}); nothing written (try a lower --lr)`);
+    throw e;
+  }
+  const after = await selfConsistency(model, photos);
+  await writeFileAtomic(out, bytes);
+  const secs = ((performance.now() - t0) / 1000).toFixed(0);
+  progress(`adapt: ${result.records.length} steps from ${weightsPath} in ${secs} s -> ${out}`, true);
+  progress(`adapt: self-consistency (re-rained output, derained again) ${before.toFixed(2)} dB -> ${after.toFixed(2)} dB`, true);
+  if (guardSaysWorse(before, after)) {
+    process.stderr.write(`adapt: warning: the self-consistency check got worse (${before.toFixed(2)} -> ${after.toFixed(2)} dB); the adapted weights may derain these photos worse than ${weightsArg ? 'the starting weights' : 'the bundled weights'}\n`);
+  }
+  return 0;
+}

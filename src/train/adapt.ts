@@ -1,0 +1,155 @@
+// Adaptation to the user's own unlabelled photos, shared by the page's "Adapt to this photo" and the
+// `adapt` command: short semi-supervised runs of the project's Trainer with crops of the photos as
+// the real batch (dual contrastive terms) and the bundled synthetic pairs as the labelled batch.
+// Platform-neutral (the pairs come from src/train/adapt-pairs.ts; Node and the page load them).
+import { PatchSampler } from '../data/sampler.js';
+import type { Engine } from '../gpu/runtime.js';
+import type { Image } from '../io/image.js';
+import type { DrdNet } from '../model/drdnet.js';
+import { randomVgg, type FeatureExtractor } from '../model/vgg.js';
+import type { AdaptPair } from './adapt-pairs.js';
+import { dualContrastiveLoss } from './contrastive.js';
+import { imageSource, pairSource } from './sources.js';
+import { NonFiniteLossError, Trainer, type BatchSource, type PairBatch, type StepRecord } from './trainer.js';
+
+export type { AdaptPair } from './adapt-pairs.js';
+
+/**
+ * BatchNorm during adaptation. 'batch': every forward in training mode (the real batch normalised by
+ * its own statistics, which also enter the running ones); 'running': the real batch uses the
+ * running statistics, the synthetic batch its own (and updates them); 'frozen': every forward uses
+ * the running statistics and none are updated (BN's affine weights still learn).
+ */
+export type AdaptBn = 'batch' | 'running' | 'frozen';
+export const ADAPT_BN_MODES: readonly AdaptBn[] = ['batch', 'running', 'frozen'];
+
+export interface AdaptOptions {
+  steps: number;
+  patch: number;
+  batch: number;
+  lr: number;
+  seed: number;
+  bn: AdaptBn;
+  /** The photos through the dual contrastive terms (false: supervised steps on the pairs only). */
+  contrastive: boolean;
+}
+
+/**
+ * The defaults of the page and the command. experiments/adapt-results.md has the measurements
+ * they were chosen from (scripts/measure-adapt.ts).
+ */
+export const ADAPT_DEFAULTS: Readonly<AdaptOptions> = { steps: 30, patch: 64, batch: 2, lr: 1e-4, seed: 1, bn: 'batch', contrastive: true };
+
+export interface AdaptHooks {
+  onStep?(r: StepRecord, total: number): void;
+  /** Polled between steps: a step in flight always finishes, so the weights stay consistent. */
+  shouldStop?(): boolean;
+}
+
+export interface AdaptResult {
+  /** The steps taken (their updates are in the model). */
+  records: StepRecord[];
+  /** Why it ended early: a non-finite loss, caught before that step changed any weight. */
+  diverged?: string;
+}
+
+/** Smallest crop the extractor accepts (relu3_1 sits behind two 2x2 poolings) and a sane floor. */
+const MIN_PATCH = 8;
+
+/** The largest usable patch: the requested one, limited by every photo and every synthetic pair. */
+export function fitPatch(requested: number, photos: readonly Image[], pairs: readonly AdaptPair[]): number {
+  const sizes = [...photos, ...pairs.map((q) => q.rainy)].map((im) => Math.min(im.width, im.height));
+  const p = Math.min(requested, ...sizes);
+  if (p < MIN_PATCH) {
+    const small = photos.find((im) => Math.min(im.width, im.height) < MIN_PATCH);
+    const what = small ? `the photo (${small.width}x${small.height})` : 'a synthetic pair';
+    throw new Error(`${what} is too small to adapt to: crops need at least ${MIN_PATCH}x${MIN_PATCH} pixels`);
+  }
+  return p;
+}
+
+/** Seeded random crops (and flips) of the photos: the unlabelled real batch. */
+export function photoCrops(photos: readonly Image[], patch: number, seed: number): BatchSource<Float32Array> {
+  return imageSource(PatchSampler.fromImages(photos.map((image, i) => ({ name: `photo ${i + 1}`, image })), { patch, rng: seed }));
+}
+
+/** Seeded random crops (and flips) of the synthetic pairs: the labelled batch. */
+export function pairCrops(pairs: readonly AdaptPair[], patch: number, seed: number): BatchSource<PairBatch> {
+  return pairSource(PatchSampler.fromPairs(pairs.map((p, i) => ({ name: `synthetic pair ${i + 1}`, ...p })), { patch, rng: seed }));
+}
+
+const extractors = new WeakMap<Engine, FeatureExtractor>();
+
+/**
+ * The frozen feature extractor of the contrastive terms: a seeded random VGG-19 up to relu3_1, as
+ * src/model/vgg.ts explains (no pretrained ImageNet weights ship with the package or the page).
+ */
+function extractorFor(engine: Engine): FeatureExtractor {
+  let x = extractors.get(engine);
+  if (!x) extractors.set(engine, (x = randomVgg(engine, 0)));
+  return x;
+}
+
+/**
+ * The model as the Trainer sees it with BN frozen: the Trainer switches modes itself (training for
+ * the synthetic batch), so this view keeps every module in eval mode whatever it asks for.
+ */
+function frozenBnView(model: DrdNet): DrdNet {
+  return new Proxy(model, {
+    get(target, key) {
+      if (key === 'train') return () => target.train(false);
+      const v = Reflect.get(target, key, target) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
+
+/**
+ * Runs up to `opts.steps` steps on `model` in place; returns with the model in eval mode. `photos`
+ * may be empty only when `opts.contrastive` is false.
+ */
+export async function adaptToPhotos(
+  engine: Engine,
+  model: DrdNet,
+  photos: readonly Image[],
+  pairs: readonly AdaptPair[],
+  options: Partial<AdaptOptions> = {},
+  hooks: AdaptHooks = {},
+): Promise<AdaptResult> {
+  const opts: AdaptOptions = { ...ADAPT_DEFAULTS, ...options };
+  if (!Number.isInteger(opts.steps) || opts.steps < 0) throw new Error(`adapt: steps must be a non-negative integer, got ${opts.steps}`);
+  if (!Number.isInteger(opts.batch) || opts.batch < 1) throw new Error(`adapt: batch must be a positive integer, got ${opts.batch}`);
+  if (!(opts.lr > 0) || !Number.isFinite(opts.lr)) throw new Error(`adapt: the learning rate must be a positive number, got ${opts.lr}`);
+  if (!ADAPT_BN_MODES.includes(opts.bn)) throw new Error(`adapt: unknown BN mode '${opts.bn}' (one of ${ADAPT_BN_MODES.join(', ')})`);
+  if (pairs.length === 0) throw new Error('adapt: no synthetic pairs for the labelled batch');
+  if (opts.contrastive && photos.length === 0) throw new Error('adapt: no photo to adapt to');
+  const patch = fitPatch(opts.patch, opts.contrastive ? photos : [], pairs);
+  const seed = opts.seed;
+  const trainer = new Trainer(
+    engine,
+    opts.bn === 'frozen' ? frozenBnView(model) : model,
+    pairCrops(pairs, patch, seed + 1),
+    // No decay within a short adaptation run.
+    { batch: opts.batch, patch, lr: opts.lr, milestones: [], gamma: 1, realBn: opts.bn === 'batch' ? 'batch' : 'running' },
+    opts.contrastive ? photoCrops(photos, patch, seed) : null,
+    opts.contrastive ? (inputs) => dualContrastiveLoss(extractorFor(engine), inputs) : null,
+  );
+  const records: StepRecord[] = [];
+  try {
+    for (let i = 0; i < opts.steps && !hooks.shouldStop?.(); i++) {
+      let r: StepRecord;
+      try {
+        r = await trainer.trainStep();
+      } catch (e) {
+        if (e instanceof NonFiniteLossError) return { records, diverged: e.message };
+        throw e;
+      }
+      records.push(r);
+      hooks.onStep?.(r, opts.steps);
+    }
+  } finally {
+    trainer.opt.dispose();
+    model.eval();
+  }
+  return { records };
+}
