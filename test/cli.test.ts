@@ -1,7 +1,6 @@
 // The command line as users meet it: outputs, one-line errors, exit codes, no partial files.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +11,7 @@ import { encodeImage } from '../src/io/image-node.js';
 import { parseSafetensors } from '../src/io/safetensors.js';
 import { readFileSync } from 'node:fs';
 import { engine } from './helpers.js';
+import { assertCliError, runCli } from './run-cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'semi-drdnet-cli-'));
 const weights = join(dir, 'micro.safetensors');
@@ -19,11 +19,7 @@ const rainy = join(dir, 'rainy.png');
 const clean = join(dir, 'clean.jpg');
 let paramCount = 0;
 
-function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, ['bin/semi-drdnet.js', ...args], { encoding: 'utf8', timeout: 120000 });
-  const errLines = r.stderr.split('\n').filter((l) => l && !l.startsWith('Warning: max'));
-  return { status: r.status, stdout: r.stdout, errLines };
-}
+const cli = (...args: string[]) => runCli(args);
 
 function image(w: number, h: number, f: (i: number) => number) {
   return { width: w, height: h, data: Float32Array.from({ length: 3 * w * h }, (_, i) => f(i)) };
@@ -80,12 +76,7 @@ test('bad input: one clear line, non-zero exit, no partial output', () => {
     [['frobnicate'], /unknown command 'frobnicate'/, 2],
     [['parity', '--weights', weights, '--rainy', rainy, '--clean', join(dir, 'nope.png'), '--mode', 'train', '-o', join(dir, 'p.safetensors')], /nope\.png/, 1],
   ];
-  for (const [args, re, code] of cases) {
-    const r = cli(...args);
-    assert.is(r.status, code, `${args.join(' ')}: exit ${r.status}`);
-    assert.is(r.errLines.length, 1, `${args.join(' ')}: ${r.errLines.join(' | ')}`);
-    assert.match(r.errLines[0], re);
-  }
+  for (const [args, re, code] of cases) assertCliError(cli(...args), code, re);
   assert.equal(existsSync(out) ? readdirSync(out) : [], []);
   assert.not.ok(existsSync(join(dir, 'p.safetensors')));
 });

@@ -2,17 +2,20 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { deflateSync } from 'node:zlib';
-import { mkdtemp, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { createDeflate } from 'node:zlib';
 import { tmpdir } from 'node:os';
+import { writeSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   parseSafetensors,
+  safetensorsReadLimit,
   serializeSafetensors,
   toFloat32,
   type NamedSerializableTensor,
   type SerializableTensor,
 } from '../src/io/safetensors.js';
-import { readFileBytes, writeFileAtomic } from '../src/io/fs-node.js';
+import { fsCause, LineLog, makeDir, readFileBytes, writeFileAtomic } from '../src/io/fs-node.js';
 import {
   applyOrientation,
   detectImageFormat,
@@ -23,7 +26,7 @@ import {
   toByte,
   type Image,
 } from '../src/io/image.js';
-import { decodeImage, encodeImage, readImage, writeImage } from '../src/io/image-node.js';
+import { decodeImage, encodeImage, MAX_MEGAPIXELS_ENV, pixelBudget, readImage, writeImage } from '../src/io/image-node.js';
 import { assertMessage, errorOf, rejectionOf } from './errors.js';
 
 // ---------- helpers ----------
@@ -249,6 +252,11 @@ test('safetensors: malformed files give one-line errors naming file and tensor',
   assertMessage(
     parse(rawSafetensors({ w: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, new Uint8Array(8))),
     src, "tensor 'w'", 'span 8 bytes', 'needs 12',
+  );
+  // A span longer than the shape needs is refused too (it would hide bytes of another tensor).
+  assertMessage(
+    parse(rawSafetensors({ w: { dtype: 'F32', shape: [1], data_offsets: [0, 8] } }, new Uint8Array(8))),
+    src, "tensor 'w'", 'span 8 bytes', 'needs 4',
   );
   assertMessage(
     parse(rawSafetensors({ w: { dtype: 'F32', shape: [2], data_offsets: [8, 0] } }, new Uint8Array(8))),
@@ -582,6 +590,114 @@ test('files: writeImage/readImage round trip, extension chooses format', async (
   const junk = join(dir, 'junk.jpg');
   await writeFile(junk, 'not an image');
   assertMessage(await rejectionOf(readImage(junk)), `cannot decode image '${junk}': not a PNG or JPEG file`);
+});
+
+// ---------- hostile inputs: budgets, devices, full disks ----------
+
+/** A 14000x14000 all-zero RGB PNG: 571 KB on disk, 196 MP (2.4 GB as float32) once decoded. */
+async function zeroPng(size: number): Promise<Uint8Array> {
+  const ihdr = new Uint8Array(13);
+  new DataView(ihdr.buffer).setUint32(0, size);
+  new DataView(ihdr.buffer).setUint32(4, size);
+  ihdr.set([8, 2, 0, 0, 0], 8);
+  const deflate = createDeflate({ level: 9 });
+  const parts: Buffer[] = [];
+  deflate.on('data', (c: Buffer) => parts.push(c));
+  const done = new Promise((r) => deflate.on('end', r));
+  const row = Buffer.alloc(1 + size * 3);
+  for (let y = 0; y < size; y++) deflate.write(row);
+  deflate.end();
+  await done;
+  const chunks = [new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), pngChunk('IHDR', ihdr), pngChunk('IDAT', Buffer.concat(parts)), pngChunk('IEND', new Uint8Array(0))];
+  return Buffer.concat(chunks);
+}
+
+const ZERO_PNG_SIZE = 14000;
+
+test('budget: a 571 KB PNG of 14000x14000 zeros fails at once, before any allocation', async () => {
+  const dir = await tmpDir();
+  const path = join(dir, 'zeros.png');
+  await writeFile(path, await zeroPng(ZERO_PNG_SIZE));
+  const t0 = Date.now();
+  const err = await rejectionOf(readImage(path, { maxPixels: 100e6 }));
+  assertMessage(err, path, '14000x14000 pixels (196 MP)', 'budget of 100 MP', MAX_MEGAPIXELS_ENV);
+  assert.ok(Date.now() - t0 < 1000, `took ${Date.now() - t0} ms`);
+});
+
+test('budget: a tiny JPEG declaring 14000x14000 is refused before decoding', () => {
+  const jpg = encodeImage(imageFromBytes(16, 16, (x, y) => [x * 16, y * 16, 7]), 'jpg').slice();
+  // Patch the SOF0 segment's height and width (after FF C0, length, precision).
+  const sof = jpg.findIndex((b, i) => b === 0xff && jpg[i + 1] === 0xc0);
+  new DataView(jpg.buffer).setUint16(sof + 5, 14000);
+  new DataView(jpg.buffer).setUint16(sof + 7, 14000);
+  const t0 = Date.now();
+  assertMessage(errorOf(() => decodeImage(jpg, 'claim.jpg', { maxPixels: 100e6 })), "cannot decode image 'claim.jpg'", '14000x14000', 'budget');
+  assert.ok(Date.now() - t0 < 1000);
+});
+
+test('budget: scales with the machine and is overridable', () => {
+  const gb = 2 ** 30;
+  assert.ok(pixelBudget({}, 8 * gb) >= 24e6, 'an 8 GB machine takes a 24 MP photo');
+  assert.ok(pixelBudget({}, 23 * gb) < ZERO_PNG_SIZE ** 2, 'a 23 GB machine refuses 196 MP');
+  assert.ok(pixelBudget({}, 128 * gb) > pixelBudget({}, 23 * gb));
+  assert.is(pixelBudget({ [MAX_MEGAPIXELS_ENV]: '2.5' }, gb), 2.5e6);
+  assertMessage(errorOf(() => pixelBudget({ [MAX_MEGAPIXELS_ENV]: '-1' })), MAX_MEGAPIXELS_ENV, "'-1'");
+});
+
+test('reads are capped: /dev/zero as an image or as safetensors fails fast', async () => {
+  const t0 = Date.now();
+  assertMessage(await rejectionOf(readImage('/dev/zero')), "'/dev/zero'", 'not a PNG or JPEG file');
+  assertMessage(await rejectionOf(readFileBytes('/dev/zero', safetensorsReadLimit('/dev/zero'))), '/dev/zero', 'invalid JSON header');
+  assertMessage(await rejectionOf(readFileBytes('/dev/zero', { maxBytes: 1000 })), "cannot read '/dev/zero'", 'longer than');
+  // A pipe with a PNG signature and then endless zeros: refused from its head, not read forever.
+  const dir = await tmpDir();
+  const fifo = join(dir, 'pipe.png');
+  const { spawnSync, spawn } = await import('node:child_process');
+  spawnSync('mkfifo', [fifo]);
+  const writer = spawn('sh', ['-c', `{ printf '\\211PNG\\r\\n\\032\\n'; cat /dev/zero; } > ${fifo}`]);
+  assertMessage(await rejectionOf(readImage(fifo)), fifo, 'first chunk is not IHDR');
+  writer.kill();
+  assert.ok(Date.now() - t0 < 5000, `took ${Date.now() - t0} ms`);
+});
+
+test('fs errors: one line naming the path and the cause', async () => {
+  const dir = await tmpDir();
+  const loop = join(dir, 'loop.png');
+  await symlink(loop, loop);
+  assertMessage(await rejectionOf(readImage(loop)), loop, 'too many levels of symbolic links');
+  const plain = join(dir, 'plain');
+  await writeFile(plain, 'x');
+  assertMessage(errorOf(() => makeDir(join(plain, 'sub'))), 'sub', 'a parent path is not a directory');
+  assertMessage(errorOf(() => makeDir(plain)), plain, 'already exists');
+  for (const [code, words] of [['EROFS', 'read-only file system'], ['EACCES', 'permission denied'], ['ENOSPC', 'no space left on device'], ['EEXIST', 'already exists']]) {
+    assert.is(fsCause(Object.assign(new Error(`${code}: raw node message, open '/x'`), { code })), words);
+  }
+});
+
+test('LineLog: a full disk leaves whole lines only, and the error names the file', async () => {
+  const dir = await tmpDir();
+  const path = join(dir, 'run.jsonl');
+  const log = LineLog.open(path);
+  log.append('{"step":1}');
+  log.close();
+  // A disk that takes 5 bytes of the next line and then is full (what appendFileSync left half-written).
+  let budget = 5;
+  const full = LineLog.open(path, () => true, {
+    write: (fd, buf, off, len, pos) => {
+      if (budget === 0) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+      const n = Math.min(len, budget);
+      budget -= n;
+      return writeSync(fd, buf, off, n, pos);
+    },
+  });
+  assertMessage(errorOf(() => full.append('{"step":2,"loss":0.5}')), `cannot write '${path}'`, 'no space left on device');
+  full.close();
+  assert.is(await readFile(path, 'utf8'), '{"step":1}\n');
+  assertMessage(errorOf(() => LineLog.open('/dev/full').append('{"step":1}')), "cannot write '/dev/full'", 'no space left on device');
+  // Reopening for a resume keeps the chosen prefix and drops a half line.
+  await writeFile(path, '{"step":1}\n{"step":2}\n{"step":3}\n{"st');
+  LineLog.open(path, (l) => JSON.parse(l).step <= 2).close();
+  assert.is(await readFile(path, 'utf8'), '{"step":1}\n{"step":2}\n');
 });
 
 test.run();

@@ -1,20 +1,20 @@
-// Training through the CLI: bit-for-bit resume, Ctrl-C checkpoints, NaN stops, flat GPU memory.
+// Training through the CLI: bit-for-bit resume, Ctrl-C/SIGTERM checkpoints, broken steps never saved,
+// stored milestones, resumed logs, usage errors, flat GPU memory.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseSafetensors } from '../src/io/safetensors.js';
+import { assertCliError, runCli } from './run-cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'semi-drdnet-train-'));
 const data = join(dir, 'pairs');
 const real = join(dir, 'real');
 const small = ['--preset', 'micro', '--data', data, '--real', join(real, 'rain'), '--batch', '2', '--patch', '32', '--vgg-tap', '1', '--seed', '3', '--milestones', '3,7'];
 
-function cli(args: string[]) {
-  return spawnSync(process.execPath, ['bin/semi-drdnet.js', ...args], { encoding: 'utf8', timeout: 300000 });
-}
+const cli = (args: string[]) => runCli(args);
 
 function tensors(path: string): Map<string, string> {
   const f = parseSafetensors(readFileSync(path));
@@ -53,32 +53,90 @@ test('resume continues bit for bit: 5 + 5 steps equal 10 steps', () => {
   assert.ok(steps.every((s) => s.grad_norm_cr > 0), 'the contrastive terms reach the parameters');
 });
 
-test('Ctrl-C writes a checkpoint at the step reached', async () => {
-  const out = join(dir, 'c.safetensors');
-  const logPath = join(dir, 'c.jsonl');
+function stepOf(path: string): number {
+  const step = parseSafetensors(readFileSync(path)).tensors.get('state.step')!;
+  return Number(new DataView(step.data.buffer, step.data.byteOffset, 8).getBigInt64(0, true));
+}
+
+/** Starts a long run, sends `signal` once a few steps are logged, returns the exit code. */
+async function interrupt(signal: NodeJS.Signals, out: string, logPath: string): Promise<number | null> {
   const child = spawn(process.execPath, ['bin/semi-drdnet.js', 'train', ...small, '--steps', '1000', '-o', out, '--log', logPath], { stdio: 'ignore' });
   const t0 = Date.now();
   while (!(existsSync(logPath) && readFileSync(logPath, 'utf8').split('\n').length > 3) && Date.now() - t0 < 120000) await new Promise((r) => setTimeout(r, 100));
-  child.kill('SIGINT');
-  const code = await new Promise<number | null>((r) => child.on('exit', r));
-  assert.is(code, 130);
-  const steps = log(logPath).length;
-  const f = parseSafetensors(readFileSync(out));
-  const step = f.tensors.get('state.step')!;
-  assert.is(Number(new DataView(step.data.buffer, step.data.byteOffset, 8).getBigInt64(0, true)), steps);
+  child.kill(signal);
+  return new Promise<number | null>((r) => child.on('exit', r));
+}
+
+test('Ctrl-C writes a checkpoint at the step reached', async () => {
+  const [out, logPath] = [join(dir, 'c.safetensors'), join(dir, 'c.jsonl')];
+  assert.is(await interrupt('SIGINT', out, logPath), 130);
+  assert.is(stepOf(out), log(logPath).length);
 });
 
-test('a non-finite loss stops training and keeps the last good checkpoint', () => {
+test('SIGTERM writes a checkpoint at the step reached, like Ctrl-C', async () => {
+  const [out, logPath] = [join(dir, 't.safetensors'), join(dir, 't.jsonl')];
+  assert.is(await interrupt('SIGTERM', out, logPath), 143);
+  assert.is(stepOf(out), log(logPath).length);
+});
+
+test('a step that breaks the model is never saved: the last good checkpoint stays', () => {
   const out = join(dir, 'nan.safetensors');
-  const r = cli(['train', ...small, '--steps', '50', '--lr', '1e30', '--checkpoint-every', '1', '-o', out]);
+  let r = cli(['train', ...small, '--steps', '1', '-o', out]);
+  assert.is(r.status, 0, r.stderr);
+  const good = readFileSync(out);
+  // lr 1e30: the first update leaves weights near 1e30 (finite, but every later forward overflows).
+  r = cli(['train', ...small, '--steps', '50', '--lr', '1e30', '--checkpoint-every', '1', '--resume', out, '-o', out]);
   assert.is(r.status, 1);
   const lines = r.stderr.split('\n').filter((l) => l.includes('semi-drdnet train:'));
   assert.is(lines.length, 1, r.stderr);
-  assert.match(lines[0], /non-finite loss at step \d+/);
-  assert.ok(existsSync(out), 'the last good checkpoint is kept');
-  const f = parseSafetensors(readFileSync(out));
-  const w = new Float32Array(f.tensors.get('rain_net.0.tail.0.weight')!.data.slice().buffer);
-  assert.ok(w.every(Number.isFinite), 'the kept checkpoint is finite');
+  assert.match(lines[0], /step 2 broke the model .*tensor '[^']+' holds .*last good checkpoint .*nan\.safetensors/);
+  assert.ok(readFileSync(out).equals(good), 'the checkpoint of step 1 is kept as it was');
+});
+
+test('a checkpoint with a negative Adam second moment is refused on resume, naming the tensor', () => {
+  const out = join(dir, 'negv.safetensors');
+  let r = cli(['train', ...small, '--steps', '1', '-o', out]);
+  assert.is(r.status, 0, r.stderr);
+  const bytes = new Uint8Array(readFileSync(out));
+  const f = parseSafetensors(bytes);
+  const v = f.tensors.get('optim.rain_net.0.tail.0.weight.v')!;
+  new DataView(v.data.buffer, v.data.byteOffset).setFloat32(0, -1, true);
+  writeFileSync(out, bytes);
+  r = cli(['train', ...small, '--steps', '3', '--checkpoint-every', '1', '--resume', out, '-o', out]);
+  assertCliError(r, 1, /negv\.safetensors: tensor 'optim\.rain_net\.0\.tail\.0\.weight\.v' holds the negative value -1/);
+});
+
+test('resume keeps the stored milestones and cuts the log back to the checkpoint step', () => {
+  const out = join(dir, 'ms.safetensors');
+  const logPath = join(dir, 'ms.jsonl');
+  const base = small.filter((x, i) => x !== '--milestones' && small[i - 1] !== '--milestones');
+  let r = cli(['train', ...base, '--milestones', '1,2', '--steps', '3', '-o', out, '--log', logPath]);
+  assert.is(r.status, 0, r.stderr);
+  // A crash after step 3's checkpoint: steps logged past it, and a half-written line.
+  writeFileSync(logPath, readFileSync(logPath, 'utf8') + '{"step":4,"loss":1}\n{"step":5,"lo');
+  r = cli(['train', ...base, '--steps', '5', '--resume', out, '-o', out, '--log', logPath]);
+  assert.is(r.status, 0, r.stderr);
+  const steps = log(logPath);
+  assert.equal(steps.map((s) => s.step), [1, 2, 3, 4, 5]);
+  // Stored milestones 1,2: lr 1e-3 * 0.2^2 from step 3 on. The default for 5 steps (1,2,3) would give 0.2^3.
+  for (const s of steps.slice(2)) assert.ok(Math.abs(s.lr - 4e-5) < 1e-12, `lr at step ${s.step}: ${s.lr}`);
+  assert.is(parseSafetensors(readFileSync(out)).tensors.get('state.milestones')!.shape[0], 2);
+});
+
+test('nonsense options are usage errors and unusable outputs are refused before training', () => {
+  const out = join(dir, 'same.safetensors');
+  const usage: Array<[string[], RegExp]> = [
+    [['--lr', '-1'], /--lr must be a number > 0, got '-1'/],
+    [['--lr', '0'], /--lr must be a number > 0/],
+    [['--gamma', '-5'], /--gamma must be a number > 0/],
+    [['--milestones', ','], /--milestones must be a comma-separated list/],
+    [['--time-limit', '-1'], /--time-limit must be a number > 0/],
+    [['--log', out], /-o '.*same\.safetensors' is the same file as --log/],
+  ];
+  for (const [extra, re] of usage) assertCliError(cli(['train', ...small, '--steps', '2', '-o', out, ...extra]), 2, re);
+  const t0 = Date.now();
+  assertCliError(cli(['train', ...small, '--steps', '100', '-o', join(dir, 'nodir', 'ck.safetensors')]), 1, /nodir.*does not exist/);
+  assert.ok(Date.now() - t0 < 20000, 'refused before training');
 });
 
 test('GPU memory stays flat over 100 micro steps after warm-up', () => {

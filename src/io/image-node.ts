@@ -223,9 +223,12 @@ export function imageReadLimit(source: string, maxPixels = pixelBudget()): ReadL
     fromHead: (head) => {
       const format = detectImageFormat(head);
       if (!format) fail('not a PNG or JPEG file');
-      const size = format === 'png' && head.length >= 24
-        ? { width: new DataView(head.buffer, head.byteOffset).getUint32(16), height: new DataView(head.buffer, head.byteOffset).getUint32(20) }
-        : format === 'jpg' ? jpegSize(head) : null;
+      let size = format === 'jpg' ? jpegSize(head) : null;
+      if (format === 'png' && head.length >= 24) {
+        const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
+        if (view.getUint32(12) !== 0x49484452) fail('corrupt PNG data (first chunk is not IHDR)');
+        size = { width: view.getUint32(16), height: view.getUint32(20) };
+      }
       if (!size) return bytesFor(maxPixels);
       checkBudget(size.width, size.height, maxPixels, fail);
       return bytesFor(size.width * size.height);
