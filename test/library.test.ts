@@ -1,0 +1,144 @@
+// The library surface: composable layers against float64 references, module save/load, one-call
+// inference, and the errors a user of the API meets (two engines, a custom op that does not compile).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFileSync } from 'node:fs';
+import { bundledWeightsPath, loadDerainer } from '../src/api/node.js';
+import { defineOp } from '../src/graph/autograd.js';
+import { BatchNorm2d, DilatedContextBlock, PReLU, Sequential, SqueezeExcite } from '../src/graph/layers.js';
+import { add } from '../src/graph/ops.js';
+import { loadModule, saveModule } from '../src/graph/state.js';
+import { Tensor, tidy } from '../src/graph/tensor.js';
+import { parseSafetensors, serializeSafetensors, type NamedSerializableTensor } from '../src/io/safetensors.js';
+import { derainImage } from '../src/model/derain.js';
+import { loadModel } from '../src/model/weights.js';
+import { Rng } from '../src/util/rng.js';
+import { assertMessage, errorOf, rejectionOf } from './errors.js';
+import { checkOp } from './gradcheck-gpu.js';
+import { engine, engineWith } from './helpers.js';
+import * as R from './ref/ops.js';
+import { mulberry32, randn, refTensor, type RefTensor } from './ref/tensor.js';
+
+async function ref(t: Tensor): Promise<RefTensor> {
+  return refTensor(t.shape, await t.read());
+}
+
+test('Sequential(DilatedContextBlock, PReLU, SqueezeExcite) matches its float64 composition, values and input gradient', async () => {
+  const e = await engine();
+  const C = 6;
+  const net = new Sequential(new DilatedContextBlock(e, new Rng(3), C, [1, 2, 3]), new PReLU(e, C, 0.15), new SqueezeExcite(e, new Rng(4), C, 2));
+  const [dcb, act, se] = net.items as [DilatedContextBlock, PReLU, SqueezeExcite];
+  const branches = await Promise.all(dcb.branches.map(async (b) => ({ w: await ref(b.weight), b: await b.bias!.read(), d: b.opts.dilation as number })));
+  const fuse = { w: await ref(dcb.fuse.weight), b: await dcb.fuse.bias!.read() };
+  const slopes = await act.weight.read();
+  const [w1, w2] = [await ref(se.fc1.weight), await ref(se.fc2.weight)];
+  const composed = (x: RefTensor) => {
+    const cat = R.concat(branches.map((b) => R.conv2d(x, b.w, b.b, { pad: b.d, dilation: b.d })));
+    return R.squeezeExcite(R.prelu(R.conv2d(cat, fuse.w, fuse.b), slopes), w1, w2);
+  };
+  await checkOp(e, { name: 'sequential', inputs: [randn([2, C, 7, 9], mulberry32(5))], gpu: ([x]) => net.forward(x), ref: ([x]) => composed(x), directional: true });
+  net.dispose();
+});
+
+test('SqueezeExcite and DilatedContextBlock carry DRD-Net state_dict names', async () => {
+  const e = await engine();
+  const se = new SqueezeExcite(e, new Rng(1), 32);
+  assert.equal(se.stateDict().map(([n, t]) => `${n}:${t.shape.join('x')}`), ['0.weight:2x32', '2.weight:32x2']);
+  const dcb = new DilatedContextBlock(e, new Rng(1), 4, [1, 3]);
+  assert.equal(dcb.stateDict().map(([n]) => n), ['conv1.0.weight', 'conv1.0.bias', 'conv2.0.weight', 'conv2.0.bias', 'conv3.0.weight', 'conv3.0.bias']);
+  assertMessage(errorOf(() => new Sequential(new PReLU(e, 2), new Rng(1) as never)), 'Sequential', 'item 1', 'forward');
+  se.dispose();
+  dcb.dispose();
+});
+
+test('saveModule/loadModule: round trip with BatchNorm counters; wrong, missing, extra or non-finite tensors refused with nothing written', async () => {
+  const e = await engine();
+  const make = (seed: number) => new Sequential(new DilatedContextBlock(e, new Rng(seed), 3, [1, 2]), new BatchNorm2d(e, 3));
+  const a = make(1);
+  const x = Tensor.fromData(e, randn([2, 3, 5, 5], mulberry32(2)).data, [2, 3, 5, 5]);
+  tidy(() => a.forward(x)); // training mode: updates running statistics and the counter
+  const bytes = await saveModule(a);
+  const file = parseSafetensors(bytes);
+  assert.equal(file.tensors.get('1.num_batches_tracked')?.dtype, 'I64');
+  const b = make(9);
+  loadModule(b, bytes);
+  a.eval();
+  b.eval();
+  assert.equal(await tidy(() => b.forward(x)).read(), await tidy(() => a.forward(x)).read());
+  assert.is((b.items[1] as BatchNorm2d).numBatchesTracked, 1);
+
+  const before = await b.stateDict()[0][1].read();
+  // Every tensor as F32 (num_batches_tracked left out: it is optional), edited per case.
+  const tensors: NamedSerializableTensor[] = [...file.tensors]
+    .filter(([, t]) => t.dtype === 'F32')
+    .map(([name, t]) => ({ name, dtype: 'F32', shape: t.shape, data: new Float32Array(t.data.slice().buffer) }));
+  const variant = (f: (ts: NamedSerializableTensor[]) => NamedSerializableTensor[]) => serializeSafetensors(f(tensors));
+  const f32 = (t: NamedSerializableTensor) => t.data as Float32Array;
+  const cases: Array<[Uint8Array, string[]]> = [
+    [variant((ts) => ts.map((t) => (t.name === '0.conv2.0.weight' ? { ...t, data: Float32Array.of(...f32(t).slice(1), Number.NaN) } : t))), ["'0.conv2.0.weight'", 'non-finite']],
+    [variant((ts) => ts.map((t) => (t.name === '1.running_var' ? { ...t, data: Float32Array.of(1, -0.5, 1) } : t))), ["'1.running_var'", 'negative']],
+    [variant((ts) => ts.filter((t) => t.name !== '1.bias')), ['missing', "'1.bias'"]],
+    [variant((ts) => [...ts, { name: 'extra.weight', dtype: 'F32', shape: [1], data: Float32Array.of(1) }]), ['unexpected', "'extra.weight'"]],
+    [variant((ts) => ts.map((t) => (t.name === '1.weight' ? { ...t, shape: [1, 3] } : t))), ["'1.weight'", 'shape']],
+  ];
+  for (const [bad, parts] of cases) assertMessage(errorOf(() => loadModule(b, bad, { source: 'bad.safetensors' })), 'bad.safetensors', ...parts);
+  assert.equal(await b.stateDict()[0][1].read(), before, 'a refused file changed the module');
+  for (const m of [a, b]) m.dispose();
+  x.dispose();
+});
+
+test('loadDerainer: bundled weights by default, same result as derainImage, module mode left as it was, errors name the source', async () => {
+  const e = await engine();
+  const d = await loadDerainer({ engine: e });
+  assert.is(d.source, bundledWeightsPath());
+  const img = { width: 21, height: 13, data: Float32Array.from({ length: 3 * 21 * 13 }, (_, i) => ((i * 37) % 101) / 101) };
+  d.model.train();
+  const got = await d.derain(img, { tile: 16 });
+  assert.ok(d.model.training, 'derain switched the caller\'s model to eval mode');
+  const { model } = loadModel(e, readFileSync(bundledWeightsPath()), 'bundled');
+  const want = await derainImage(model, img);
+  assert.equal(got.data, want.data);
+  const rgba = { width: 2, height: 1, data: Uint8ClampedArray.of(255, 0, 0, 255, 0, 255, 0, 255) } as unknown as ImageData;
+  assert.is((await d.derain(rgba)).data.length, 6);
+  d.dispose();
+  model.dispose();
+  await assertMessage(await rejectionOf(d.derain(img)), 'disposed');
+  assertMessage(await rejectionOf(loadDerainer({ engine: e, weights: '/nonexistent/w.safetensors' })), '/nonexistent/w.safetensors');
+  assertMessage(await rejectionOf(loadDerainer({ engine: e, weights: new Uint8Array(8) })), 'weights bytes');
+});
+
+test('tensors of two engines in one op are refused naming the op', async () => {
+  const e = await engine();
+  const other = await engineWith({});
+  const a = Tensor.fromData(e, [1, 2], [2]);
+  const b = Tensor.fromData(other, [1, 2], [2]);
+  assertMessage(errorOf(() => add(a, b)), 'add', 'two different engines');
+  a.dispose();
+  b.dispose();
+  other.destroy();
+});
+
+test("a custom op whose WGSL does not compile is reported at its call, naming the op's label and the WGSL line", async () => {
+  const e = await engine();
+  const broken = defineOp<undefined>({
+    name: 'broken',
+    forward(_ctx, [x]) {
+      const y = Tensor.empty(x.engine, x.shape);
+      x.engine.dispatch({
+        label: 'my-broken-op',
+        code: '@group(0) @binding(1) var<storage, read_write> y: array<f32>;\n@compute @workgroup_size(1) fn main() { y[0] = undefined_name; }',
+        bindings: [{ buffer: y.buffer, size: y.size * 4 }],
+        workgroups: [1],
+      });
+      return y;
+    },
+    backward: () => [null],
+  });
+  const x = Tensor.fromData(e, [1], [1]);
+  for (let i = 0; i < 2; i++) assertMessage(errorOf(() => broken([x], undefined)), 'my-broken-op', 'WGSL error at line 2:', 'undefined_name');
+  // The engine stays usable.
+  assert.equal([...(await add(x, x).read())], [2]);
+  x.dispose();
+});
+
+test.run();
