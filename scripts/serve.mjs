@@ -57,7 +57,9 @@ export function serveStatic(root, { port = 8080, host = '127.0.0.1' } = {}) {
       if (!st.isFile()) throw Object.assign(new Error('not a file'), { code: 'ENOENT' });
       res.statusCode = 200;
       res.setHeader('content-type', TYPES[extname(file)] ?? 'application/octet-stream');
-      res.setHeader('content-length', st.size);
+      // The length is only promised for HEAD: a file that changes size under a GET (or a /proc
+      // file, which stats as empty) must not make the response lie about its body.
+      if (req.method === 'HEAD') res.setHeader('content-length', st.size);
       res.setHeader('cache-control', 'no-cache');
       res.setHeader('x-content-type-options', 'nosniff');
     } catch (e) {

@@ -4,7 +4,8 @@ import * as assert from 'uvu/assert';
 import { makeConfig, preset } from '../src/model/config.js';
 import { derainImage, planTiles } from '../src/model/derain.js';
 import { DrdNet } from '../src/model/drdnet.js';
-import { loadModel, weightsToBytes } from '../src/model/weights.js';
+import { CONFIG_KEY, loadModel, weightsToBytes } from '../src/model/weights.js';
+import { assertMessage, errorOf, rejectionOf } from './errors.js';
 import { parseSafetensors, serializeSafetensors, type NamedSerializableTensor } from '../src/io/safetensors.js';
 import { engine } from './helpers.js';
 import { Rng } from '../src/util/rng.js';
@@ -80,6 +81,66 @@ test('tile plan follows the binding limit', async () => {
   assert.ok(p.tiles > 1, 'a 12 MP image is tiled');
   assert.ok((p.core + 2 * p.halo) ** 2 * 16 * 4 <= e.limits.maxStorageBufferBindingSize);
   assert.is(planTiles(m, 64, 48).tiles, 1);
+  m.dispose();
+});
+
+/** The micro model's file with one value of one tensor replaced (or the metadata changed). */
+async function tamperedWeights(name: string, value: number, metadata?: Record<string, string>): Promise<Uint8Array> {
+  const e = await engine();
+  const m = new DrdNet(e, preset('micro'), 1);
+  const bytes = await weightsToBytes(m);
+  m.dispose();
+  const file = parseSafetensors(bytes);
+  const list: NamedSerializableTensor[] = [...file.tensors].map(([n, t]) => {
+    const data = t.dtype === 'I64' ? new BigInt64Array(t.data.slice().buffer) : new Float32Array(t.data.slice().buffer);
+    if (n === name) (data as Float32Array)[0] = value;
+    return { name: n, dtype: t.dtype as 'F32', shape: t.shape, data: data as Float32Array };
+  });
+  return serializeSafetensors(list, metadata ?? file.metadata);
+}
+
+const BAD_VALUES: Array<[string, number, string]> = [
+  ['rain_net.0.tail.0.weight', NaN, 'NaN'],
+  ['rain_net.0.rain_net_head.0.bias', Infinity, 'Infinity'],
+  ['rain_net.0.rain_net_body.1.running_var', NaN, 'NaN'],
+  ['rain_net.0.rain_net_body.1.running_var', -0.5, 'negative value -0.5'],
+  ['rain_net.0.tail.0.weight', 3e38, 'beyond'],
+];
+
+test('weights with NaN, Inf, negative variance or absurd values are refused at load, naming the tensor', async () => {
+  const e = await engine();
+  for (const [name, value, what] of BAD_VALUES) {
+    const bytes = await tamperedWeights(name, value);
+    assertMessage(errorOf(() => loadModel(e, bytes, 'bad.safetensors')), 'bad.safetensors', `'${name}'`, what);
+  }
+  const nullConfig = await tamperedWeights('', 0, { [CONFIG_KEY]: 'null' });
+  assertMessage(errorOf(() => loadModel(e, nullConfig, 'null.safetensors')), 'null.safetensors', CONFIG_KEY, 'must be a JSON object');
+});
+
+test('a model with NaN in its BN statistics is never saved, and its non-finite output is an error', async () => {
+  const e = await engine();
+  const m = new DrdNet(e, preset('micro'), 1);
+  const [name, bn] = m.batchNorms()[0]!;
+  bn.runningMean.write([NaN, 0, 0, 0]);
+  assertMessage(await rejectionOf(weightsToBytes(m)), 'cannot save weights', `'${name}.running_mean'`, 'NaN');
+  assertMessage(await rejectionOf(derainImage(m, randomImage(20, 18, 1))), "the model's output is NaN", 'weights are broken');
+  m.dispose();
+});
+
+test('inference leaves the caller\'s module mode unchanged, and tiles below 16 px get their own message', async () => {
+  const e = await engine();
+  const m = new DrdNet(e, preset('micro'), 1);
+  const modes = () => m.namedModules().map(([, x]) => x.training);
+  m.train(true);
+  m.batchNorms()[0]![1].training = false; // a mixed state, as a caller freezing one BN would leave it
+  const before = modes();
+  await derainImage(m, randomImage(20, 18, 2));
+  assert.equal(modes(), before);
+  m.eval();
+  await derainImage(m, randomImage(20, 18, 2));
+  assert.ok(modes().every((t) => !t));
+  assertMessage(await rejectionOf(derainImage(m, randomImage(40, 40, 2), { tile: 8 })), 'tile size must be an integer of at least 16', 'got 8');
+  assert.ok(modes().every((t) => !t), 'restored after an error too');
   m.dispose();
 });
 
