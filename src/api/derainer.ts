@@ -8,6 +8,7 @@ import { loadModel } from '../model/weights.js';
 /** Weights as a path (Node), a URL (file:, http(s):, or a page-relative asset), or safetensors bytes. */
 export type WeightsInput = string | URL | Uint8Array | ArrayBuffer;
 
+/** Options of `loadDerainer`: which weights, and which GPU device or engine to run on. */
 export interface DerainerOptions {
   /** Default: the bundled tiny weights (inside the package in Node, an asset URL in the browser). */
   weights?: WeightsInput;
@@ -17,6 +18,7 @@ export interface DerainerOptions {
   engine?: Engine;
 }
 
+/** Options of one `Derainer.derain` call. */
 export interface DerainCallOptions {
   /** Output pixels per tile side (default: as large as the device allows; tiling never changes the result). */
   tile?: number;

@@ -9,6 +9,7 @@ export function bucketSize(bytes: number): number {
   return bytes <= mid ? mid : p;
 }
 
+/** GPU memory held by an engine's buffer pool: live, pooled and peak bytes, and createBuffer calls. */
 export interface MemoryStats {
   /** Bytes of pooled buffers currently held by tensors (bucket sizes, i.e. real GPU memory). */
   liveBytes: number;

@@ -6,9 +6,12 @@ import { yieldingAwait } from './wait.js';
 export class F32 {
   constructor(readonly value: number) {}
 }
+/** Marks a uniform value as f32 (plain numbers pack as integers). */
 export const f32 = (v: number): F32 => new F32(v);
+/** A uniform scalar: a number packs as u32 (i32 when negative), `f32(x)` as f32. */
 export type UniformValue = number | F32;
 
+/** A storage buffer (or a window of one) bound to a kernel. */
 export interface BufferBinding {
   buffer: GPUBuffer;
   offset?: number;
@@ -16,6 +19,7 @@ export interface BufferBinding {
   size: number;
 }
 
+/** One compute dispatch: WGSL, entry point, uniforms, storage bindings and workgroup counts. */
 export interface DispatchSpec {
   /** Name used in errors (the op, e.g. 'conv2d.wgrad'). */
   label: string;
@@ -30,6 +34,7 @@ export interface DispatchSpec {
   workgroups: [number, number?, number?];
 }
 
+/** The device limits the engine plans with (the adapter's, optionally lowered by `EngineOptions.limits`). */
 export interface EngineLimits {
   maxStorageBufferBindingSize: number;
   maxBufferSize: number;
@@ -39,6 +44,7 @@ export interface EngineLimits {
   maxComputeInvocationsPerWorkgroup: number;
 }
 
+/** Options of `Engine.create`: adopt a device, pick an adapter, or lower limits. */
 export interface EngineOptions {
   /** Adopt the caller's device: the engine then never destroys it. */
   device?: GPUDevice;
@@ -50,6 +56,7 @@ export interface EngineOptions {
   limits?: Partial<EngineLimits>;
 }
 
+/** What the engine knows of its adapter (from GPUAdapterInfo). */
 export interface AdapterSummary {
   vendor: string;
   architecture: string;
@@ -59,6 +66,7 @@ export interface AdapterSummary {
   software: boolean;
 }
 
+/** Running totals of dispatches, submits, pipelines created and readbacks (for tests and benchmarks). */
 export interface EngineCounters {
   dispatches: number;
   submits: number;
@@ -76,6 +84,7 @@ export function setGpuProvider(p: GpuProvider): void {
 
 const UNIFORM_SLOT = 256; // minUniformBufferOffsetAlignment upper bound across adapters
 
+/** Owns a GPU device (or adopts yours), the buffer pool, the pipeline cache and the batched command stream; every tensor belongs to one engine. */
 export class Engine {
   readonly device: GPUDevice;
   readonly limits: EngineLimits;

@@ -13,6 +13,7 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
+/** Whether ops are being recorded for autograd (false inside `noGrad`). */
 export function isGradEnabled(): boolean {
   return gradDisabled === 0;
 }
@@ -26,6 +27,7 @@ export interface ForwardContext {
   save(...tensors: Tensor[]): void;
 }
 
+/** What an op's `backward` sees: which inputs need gradients, the saved tensors and the input shapes. */
 export interface BackwardContext {
   readonly needsGrad: readonly boolean[];
   readonly saved: readonly Tensor[];
@@ -33,6 +35,7 @@ export interface BackwardContext {
   readonly inputShapes: ReadonlyArray<Shape>;
 }
 
+/** A differentiable op: a name, a forward that runs kernels, and a backward that returns input gradients. */
 export interface OpDefinition<A> {
   name: string;
   /** Computes the outputs (kernels or other ops; nothing inside is recorded). */
@@ -44,6 +47,7 @@ export interface OpDefinition<A> {
   backward(ctx: BackwardContext, gradOutputs: Array<Tensor | null>, attrs: A): Array<Tensor | null | undefined>;
 }
 
+/** A differentiable op made by `defineOp`: call it with input tensors and attributes. */
 export type Op<A> = ((inputs: Tensor[], attrs: A) => Tensor[]) & { definition: OpDefinition<A> };
 
 /**
@@ -147,6 +151,7 @@ function topoOrder(root: GraphNode): GraphNode[] {
   return order;
 }
 
+/** Options of `backward`. */
 export interface BackwardOptions {
   /** Gradient of the root (default: ones; required for non-scalar roots). */
   grad?: Tensor;

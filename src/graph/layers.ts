@@ -15,6 +15,7 @@ function uniformInit(engine: Engine, shape: number[], bound: number, rng: Rng): 
   return Tensor.fromData(engine, data, shape);
 }
 
+/** torch.nn.Conv2d (OIHW weights) with stride, padding, dilation and an optional fused activation. */
 export class Conv2d extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor | null;
@@ -29,6 +30,7 @@ export class Conv2d extends Module {
   }
 }
 
+/** torch.nn.Linear ([out, in] weights). */
 export class Linear extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor | null;
@@ -43,6 +45,7 @@ export class Linear extends Module {
   }
 }
 
+/** torch.nn.PReLU with one slope per channel. */
 export class PReLU extends Module {
   readonly weight: Tensor;
   constructor(engine: Engine, channels: number, init = 0.25) {
@@ -54,6 +57,7 @@ export class PReLU extends Module {
   }
 }
 
+/** torch.nn.BatchNorm2d: batch statistics in training mode, running statistics in eval mode. */
 export class BatchNorm2d extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor;

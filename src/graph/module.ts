@@ -1,6 +1,7 @@
 // Module base: parameters, buffers and children with PyTorch-style dotted names in state_dict order.
 import type { Tensor } from './tensor.js';
 
+/** Base of layers and networks: parameters, buffers and children with PyTorch-style dotted names; train/eval mode. */
 export class Module {
   /** Training mode (batch statistics in BatchNorm); switch with train()/eval(). */
   training = true;

@@ -7,6 +7,7 @@ import { shapeStr } from './tensor.js';
 /** Prefixes of training state that loaders skip (checkpoints carry Adam moments and counters). */
 export const STATE_PREFIXES = ['optim.', 'state.'];
 
+/** Options of `loadModule` (names used in its error messages). */
 export interface LoadModuleOptions {
   /** Names the file in errors (default 'safetensors'). */
   source?: string;

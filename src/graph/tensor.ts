@@ -8,8 +8,10 @@
 import type { BufferBinding, Engine } from '../gpu/runtime.js';
 import type { GraphNode } from './autograd.js';
 
+/** A tensor shape (NCHW for images). */
 export type Shape = readonly number[];
 
+/** Number of elements of a shape. */
 export function numel(shape: Shape): number {
   let n = 1;
   for (const d of shape) n *= d;
@@ -36,6 +38,7 @@ class Storage {
   }
 }
 
+/** A float32 GPU tensor (NCHW for images) with an optional gradient; created on an engine, freed by `dispose` or `tidy`. */
 export class Tensor {
   readonly engine: Engine;
   readonly shape: Shape;

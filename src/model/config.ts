@@ -1,5 +1,6 @@
 // Semi-DRDNet configuration and the contract's presets.
 
+/** Semi-DRDNet architecture: channels, blocks per branch, SE width, dilations, and switches. */
 export interface DrdConfig {
   /** Feature width of both branches (paper: 64). */
   channels: number;
@@ -21,8 +22,10 @@ export interface DrdConfig {
   preset?: string;
 }
 
+/** Name of a preset: 'micro', 'tiny' or 'paper'. */
 export type PresetName = 'micro' | 'tiny' | 'paper';
 
+/** A configuration from channels and block counts, with the paper's choices unless overridden. */
 export function makeConfig(channels: number, rainBlocks: number, detailBlocks: number, extra: Partial<DrdConfig> = {}): DrdConfig {
   return {
     channels,
@@ -37,12 +40,14 @@ export function makeConfig(channels: number, rainBlocks: number, detailBlocks: n
   };
 }
 
+/** The contract's presets: micro (tests), tiny (trains on lavapipe), paper (5,221,766 parameters). */
 export const PRESETS: Record<PresetName, DrdConfig> = {
   micro: makeConfig(4, 1, 1, { preset: 'micro' }),
   tiny: makeConfig(16, 3, 3, { preset: 'tiny' }),
   paper: makeConfig(64, 16, 16, { preset: 'paper' }),
 };
 
+/** The configuration of a named preset. */
 export function preset(name: string): DrdConfig {
   const p = PRESETS[name as PresetName];
   if (!p) throw new Error(`unknown preset '${name}' (micro, tiny, paper)`);

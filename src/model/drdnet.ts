@@ -98,6 +98,7 @@ class Branch extends Module {
   }
 }
 
+/** The network's outputs: rain layer, derained image, detail map and final image. */
 export interface DrdOutputs {
   /** Estimated rain layer R = RRN(O). */
   rain: Tensor;
@@ -109,6 +110,7 @@ export interface DrdOutputs {
   final: Tensor;
 }
 
+/** The Semi-DRDNet network (DRD-Net backbone) with the authors' PyTorch parameter names. */
 export class DrdNet extends Module {
   readonly config: DrdConfig;
   readonly rainNet: Branch;

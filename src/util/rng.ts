@@ -1,5 +1,6 @@
 // A small seeded random generator (xoshiro128**) whose whole state can be saved in checkpoints.
 
+/** A seeded random generator (xoshiro128**) whose state can be saved and restored. */
 export class Rng {
   #s: Uint32Array;
 
