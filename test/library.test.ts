@@ -6,7 +6,10 @@ import { readFileSync } from 'node:fs';
 import { bundledWeightsPath, loadDerainer } from '../src/api/node.js';
 import { defineOp } from '../src/graph/autograd.js';
 import { BatchNorm2d, DilatedContextBlock, PReLU, Sequential, SqueezeExcite } from '../src/graph/layers.js';
-import { add } from '../src/graph/ops.js';
+import { add, l1Loss } from '../src/graph/ops.js';
+import { backward } from '../src/graph/autograd.js';
+import { Adam } from '../src/train/optim.js';
+import type { Engine } from '../src/gpu/runtime.js';
 import { loadModule, saveModule } from '../src/graph/state.js';
 import { Tensor, tidy } from '../src/graph/tensor.js';
 import { parseSafetensors, serializeSafetensors, type NamedSerializableTensor } from '../src/io/safetensors.js';
@@ -105,6 +108,41 @@ test('loadDerainer: bundled weights by default, same result as derainImage, modu
   await assertMessage(await rejectionOf(d.derain(img)), 'disposed');
   assertMessage(await rejectionOf(loadDerainer({ engine: e, weights: '/nonexistent/w.safetensors' })), '/nonexistent/w.safetensors');
   assertMessage(await rejectionOf(loadDerainer({ engine: e, weights: new Uint8Array(8) })), 'weights bytes');
+});
+
+test('two engines train interleaved async steps without interfering (tidy scopes follow async contexts)', async () => {
+  const run = async (e: Engine, interleave: boolean) => {
+    const net = new Sequential(new DilatedContextBlock(e, new Rng(11), 4, [1, 2]), new PReLU(e, 4), new SqueezeExcite(e, new Rng(12), 4, 2));
+    const opt = new Adam(net.parameters(), { lr: 1e-2 });
+    const x = Tensor.fromData(e, randn([2, 4, 6, 6], mulberry32(13)).data, [2, 4, 6, 6]);
+    const target = Tensor.fromData(e, new Float32Array(2 * 4 * 6 * 6).fill(0.2), [2, 4, 6, 6]);
+    const losses: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      losses.push(
+        await tidy(async () => {
+          const y = net.forward(x);
+          if (interleave) await new Promise((r) => setTimeout(r, 1)); // let the other engine's step run here
+          const loss = l1Loss(y, target);
+          backward(loss);
+          opt.step();
+          opt.zeroGrad();
+          return await loss.item();
+        }),
+      );
+    }
+    opt.dispose();
+    net.dispose();
+    for (const t of [x, target]) t.dispose();
+    return losses;
+  };
+  const [a, b] = [await engineWith({}), await engineWith({})];
+  const alone = await run(a, false);
+  const [together1, together2] = await Promise.all([run(a, true), run(b, true)]);
+  assert.equal(together1, alone);
+  assert.equal(together2, alone);
+  assert.is(a.memory().liveBytes, b.memory().liveBytes);
+  a.destroy();
+  b.destroy();
 });
 
 test('tensors of two engines in one op are refused naming the op', async () => {

@@ -58,7 +58,7 @@ export class Tensor {
     this.shape = Object.freeze([...shape]);
     this.size = numel(shape);
     this.#storage = storage;
-    scopes.at(-1)?.add(this);
+    scopes.current().at(-1)?.add(this);
   }
 
   /** An uninitialised tensor from the pool. */
@@ -151,7 +151,7 @@ export class Tensor {
 
   /** Removes this tensor from the enclosing `tidy` scopes so it outlives them. */
   keep(): this {
-    for (const s of scopes) s.delete(this);
+    for (const s of scopes.current()) s.delete(this);
     return this;
   }
 
@@ -163,7 +163,7 @@ export class Tensor {
     const node = this.node;
     this.node = null;
     node?.unref();
-    for (const s of scopes) s.delete(this);
+    for (const s of scopes.current()) s.delete(this);
   }
 
   toString(): string {
@@ -184,8 +184,49 @@ function checkShape(shape: Shape): void {
 
 // ---- scopes ---------------------------------------------------------------------------------
 
-const scopes: Array<Set<Tensor>> = [];
+type Scope = Set<Tensor>;
 
+/** Where the open `tidy` scopes live: per async context where the platform can tell, else one stack. */
+interface ScopeStore {
+  current(): readonly Scope[];
+  /** Runs `fn` with `scope` open (it stays open for an async `fn` until `exit`). */
+  enter<T>(scope: Scope, fn: () => T): T;
+  exit(scope: Scope): void;
+}
+
+/** One process-wide stack: async scopes must not interleave (browsers: no async context yet). */
+function globalStore(): ScopeStore {
+  const stack: Scope[] = [];
+  return {
+    current: () => stack,
+    enter: (scope, fn) => (stack.push(scope), fn()),
+    exit: (scope) => {
+      const i = stack.lastIndexOf(scope);
+      if (i >= 0) stack.splice(i, 1);
+    },
+  };
+}
+
+interface AsyncLocal<T> {
+  getStore(): T | undefined;
+  run<R>(store: T, fn: () => R): R;
+}
+
+/**
+ * Stacks that follow async contexts (Node's AsyncLocalStorage), so two engines' training steps,
+ * or any two `tidy(async ...)` scopes, can interleave without freeing each other's tensors.
+ */
+function asyncStore(als: AsyncLocal<readonly Scope[]>): ScopeStore {
+  return {
+    current: () => als.getStore() ?? [],
+    enter: (scope, fn) => als.run([...(als.getStore() ?? []), scope], fn),
+    exit: () => {},
+  };
+}
+
+type NodeProcess = { getBuiltinModule?: (id: string) => { AsyncLocalStorage?: new () => AsyncLocal<readonly Scope[]> } | undefined };
+const Als = (globalThis as { process?: NodeProcess }).process?.getBuiltinModule?.('node:async_hooks')?.AsyncLocalStorage;
+const scopes: ScopeStore = Als ? asyncStore(new Als()) : globalStore();
 
 function collect(result: unknown, into: Set<Tensor>): void {
   if (result instanceof Tensor) into.add(result);
@@ -198,16 +239,16 @@ function collect(result: unknown, into: Set<Tensor>): void {
 /**
  * Runs `fn` and disposes every tensor created inside it except those it returns (a tensor, an
  * array, or a plain object of tensors), which move to the enclosing scope. An async `fn` is
- * awaited; do not interleave two async scopes.
+ * awaited. In Node scopes follow async contexts, so concurrent async scopes (two engines training
+ * at once) keep their tensors apart; in browsers do not interleave two async scopes.
  */
 export function tidy<T>(fn: () => T): T;
 export function tidy<T>(fn: () => Promise<T>): Promise<T>;
 export function tidy<T>(fn: () => T | Promise<T>): T | Promise<T> {
   const scope = new Set<Tensor>();
-  scopes.push(scope);
   let result: T | Promise<T>;
   try {
-    result = fn();
+    result = scopes.enter(scope, fn);
   } catch (e) {
     endScope(scope, undefined);
     throw e;
@@ -226,25 +267,23 @@ export function tidy<T>(fn: () => T | Promise<T>): T | Promise<T> {
 }
 
 function endScope(scope: Set<Tensor>, result: unknown): void {
-  const i = scopes.lastIndexOf(scope);
-  if (i >= 0) scopes.splice(i, 1);
+  scopes.exit(scope);
   const keep = new Set<Tensor>();
   collect(result, keep);
   for (const t of scope) if (!keep.has(t)) t.dispose();
-  const parent = scopes.at(-1);
+  const parent = scopes.current().at(-1);
   if (parent) for (const t of keep) if (!t.disposed) parent.add(t);
 }
 
 /** Runs `fn` and reports the tensors created inside it (they stay alive; the caller decides). */
 export function capture<T>(fn: () => T): { result: T; created: Set<Tensor> } {
   const scope = new Set<Tensor>();
-  scopes.push(scope);
   try {
-    const result = fn();
+    const result = scopes.enter(scope, fn);
     return { result, created: scope };
   } finally {
-    scopes.splice(scopes.lastIndexOf(scope), 1);
-    const parent = scopes.at(-1);
+    scopes.exit(scope);
+    const parent = scopes.current().at(-1);
     if (parent) for (const t of scope) if (!t.disposed) parent.add(t);
   }
 }
