@@ -3,6 +3,7 @@
 import { readdirSync, statSync, type Dirent } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import type { Image } from '../io/image.js';
+import { fsCause } from '../io/fs-node.js';
 import { readImage } from '../io/image-node.js';
 
 export { PatchSampler, pairBatches, imageBatches } from './sampler.js';
@@ -51,7 +52,7 @@ function entries(dir: string): Dirent[] {
     return readdirSync(dir, { withFileTypes: true });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such directory' : code === 'ENOTDIR' ? 'not a directory' : (err as Error).message.split('\n')[0];
+    const why = code === 'ENOENT' ? 'no such directory' : code === 'ENOTDIR' ? 'not a directory' : fsCause(err);
     throw new Error(`cannot read directory '${dir}': ${why}`);
   }
 }
@@ -59,8 +60,13 @@ function entries(dir: string): Dirent[] {
 function isImageFile(e: Dirent, dir: string): boolean {
   if (e.name.startsWith('.') || !IMAGE_EXT.has(extname(e.name).toLowerCase())) return false;
   if (e.isFile()) return true;
-  // Follow symlinks to files.
-  return e.isSymbolicLink() && statSync(join(dir, e.name), { throwIfNoEntry: false })?.isFile() === true;
+  // Follow symlinks to files; a looping one is kept so that reading it reports the loop by name.
+  if (!e.isSymbolicLink()) return false;
+  try {
+    return statSync(join(dir, e.name), { throwIfNoEntry: false })?.isFile() === true;
+  } catch {
+    return true;
+  }
 }
 
 /** Image file names (.png, .jpg, .jpeg; hidden files skipped) in natural order. */

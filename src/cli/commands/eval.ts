@@ -1,7 +1,7 @@
 // `eval --weights W --data <pairs> [--json] [--convention rgb|y|authors]`: PSNR/SSIM of the
 // rainy input, the derained output and a 3x3 median-filter baseline against the clean images.
 import { pairFiles, readPair } from '../../data/dataset.js';
-import { derainImage } from '../../model/derain.js';
+import { derainImage, MIN_TILE } from '../../model/derain.js';
 import { clampImage, CONVENTION_LABEL, CONVENTIONS, medianFilter3x3, psnr, ssim } from '../../train/metrics.js';
 import { int, oneOf, parseArgs, required, str, UsageError } from '../args.js';
 import { loadWeightsFile, progress } from '../common.js';
@@ -18,7 +18,8 @@ the input, the output (clamped to [0,1]) and a 3x3 median filter of the input, p
                         (an infinite PSNR, identical images, is written as null)
   --convention <c>      rgb (default: float RGB, data range 1, SSIM 11x11 gaussian sigma 1.5),
                         y (the same on BT.601 luma), authors (uint8 truncation, 7x7 uniform SSIM)
-  --tile <N>            output pixels per tile side for large images (no effect on the result)`;
+  --tile <N>            output pixels per tile side (at least ${MIN_TILE}) for large images (no effect
+                        on the result); a model whose output is not finite is an error`;
 
 const KEYS = ['psnr_in', 'psnr_out', 'psnr_median', 'ssim_in', 'ssim_out', 'ssim_median'] as const;
 type Row = { name: string } & Record<(typeof KEYS)[number], number>;
@@ -30,7 +31,7 @@ export async function run(argv: string[]): Promise<number> {
   if (a.positionals.length > 0) throw new UsageError(`eval: unexpected argument '${a.positionals[0]}'`);
   const data = required(a, 'data', '(--data <pairs>)');
   const convention = oneOf(a, 'convention', CONVENTIONS, 'rgb')!;
-  const tile = int(a, 'tile', undefined, 1);
+  const tile = int(a, 'tile', undefined, MIN_TILE);
   const json = a.flags.get('json') === true;
   const pairs = pairFiles(data);
   const { model, path } = await loadWeightsFile(str(a, 'weights'), 'eval');
