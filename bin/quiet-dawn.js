@@ -30,12 +30,14 @@ export function dawnNoticeFilter() {
 
 /**
  * Runs `node <args>` with filtered stderr and resolves to its exit code. The child learns through
- * SEMI_DRDNET_STDERR_TTY whether our stderr is a terminal (its own is a pipe). SIGTERM and SIGHUP
- * are passed on; SIGINT is not, because Ctrl-C already reaches the whole process group.
+ * SEMI_DRDNET_STDERR_TTY whether our stderr is a terminal (its own is a pipe). The child has a
+ * process group of its own, so a terminal's Ctrl-C reaches it once, through us, like a signal
+ * sent to our pid alone: SIGINT, SIGTERM and SIGHUP are all passed on.
  */
 export function runQuiet(args, opts = {}) {
   const child = spawn(process.execPath, args, {
     ...opts,
+    detached: true,
     stdio: ['inherit', 'inherit', 'pipe'],
     env: { ...process.env, ...opts.env, SEMI_DRDNET_STDERR_TTY: process.stderr.isTTY ? String(process.stderr.columns || 80) : '' },
   });
@@ -46,15 +48,15 @@ export function runQuiet(args, opts = {}) {
     if (out) process.stderr.write(out);
   });
   const forward = (sig) => child.kill(sig);
-  const ignore = () => {};
-  process.on('SIGTERM', forward);
-  process.on('SIGHUP', forward);
-  process.on('SIGINT', ignore);
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  for (const s of signals) process.on(s, forward);
+  // Should we exit first (an exception), the child must not outlive us in its own group.
+  const reap = () => child.exitCode === null && child.signalCode === null && child.kill('SIGTERM');
+  process.on('exit', reap);
   return new Promise((resolve) => {
     child.on('close', (code, signal) => {
-      process.off('SIGTERM', forward);
-      process.off('SIGHUP', forward);
-      process.off('SIGINT', ignore);
+      for (const s of signals) process.off(s, forward);
+      process.off('exit', reap);
       resolve(code ?? 128 + ({ SIGINT: 2, SIGTERM: 15, SIGKILL: 9, SIGHUP: 1 }[signal] ?? 1));
     });
   });

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readFileBytes } from '../io/fs-node.js';
+import { safetensorsReadLimit } from '../io/safetensors.js';
 import { createDerainer, type Derainer, type DerainerOptions } from './derainer.js';
 
 /** The bundled default weights, relative to the package root. */
@@ -30,7 +31,8 @@ async function readWeights(w: string | URL): Promise<Uint8Array> {
     if (!res.ok) throw new Error(`cannot fetch weights '${url}': HTTP ${res.status}`);
     return new Uint8Array(await res.arrayBuffer());
   }
-  return readFileBytes(url ? fileURLToPath(url) : (w as string));
+  const path = url ? fileURLToPath(url) : (w as string);
+  return readFileBytes(path, safetensorsReadLimit(path));
 }
 
 /**
