@@ -56,6 +56,22 @@ test('parity writes outputs, loss and a gradient per parameter', () => {
   assert.is([...f.tensors.keys()].filter((k) => k.startsWith('grad.')).length, paramCount);
 });
 
+test('--version, and plain progress lines at intervals when stderr is not a terminal', () => {
+  const v = cli('--version');
+  assert.is(v.status, 0);
+  assert.is(v.stdout.trim(), (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version);
+  const out = join(dir, 'progress');
+  const args = ['derain', rainy, clean, '-o', out, '--weights', weights, '--tile', '16'];
+  const quiet = cli(...args);
+  assert.is(quiet.status, 0, quiet.stderr);
+  // Short runs print only their final lines; with the interval at 0 every step shows, without escape codes.
+  assert.not.ok(quiet.errLines.some((l) => / tile /.test(l)), quiet.stderr);
+  const chatty = runCli(args, { env: { ...process.env, SEMI_DRDNET_PROGRESS_SECONDS: '0' } });
+  assert.is(chatty.status, 0, chatty.stderr);
+  assert.ok(chatty.errLines.some((l) => /^derain 1\/2 rainy\.png \d+x\d+ tile 1\/\d+$/.test(l)), chatty.stderr);
+  assert.not.ok(chatty.stderr.includes('\x1b['), 'escape codes in a non-terminal stderr');
+});
+
 test('bad input: one clear line, non-zero exit, no partial output', () => {
   const corrupt = join(dir, 'corrupt.png');
   writeFileSync(corrupt, Buffer.from('\x89PNG\r\n\x1a\nnot really'));

@@ -68,8 +68,27 @@ export function isDirectory(p: string): boolean {
   }
 }
 
-/** One status line on stderr; rewritten in place on a terminal. */
+/** Seconds between plain progress lines when stderr is not a terminal (SEMI_DRDNET_PROGRESS_SECONDS, default 10). */
+function plainInterval(): number {
+  const v = Number(process.env.SEMI_DRDNET_PROGRESS_SECONDS);
+  return Number.isFinite(v) && v >= 0 ? v * 1000 : 10_000;
+}
+
+// The launcher (bin/quiet-dawn.js) pipes our stderr but tells us whether its own is a terminal.
+const terminal = process.stderr.isTTY || !!process.env.SEMI_DRDNET_STDERR_TTY;
+let lastPlain = 0; // performance.now() starts at process start: short commands print no progress
+
+/**
+ * One status line on stderr: rewritten in place on a terminal; in a log or pipe, every final line
+ * and, once a run has gone on for the interval, a plain line per interval (so it shows it is alive).
+ */
 export function progress(text: string, final = false): void {
-  if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${text}${final ? '\n' : ''}`);
-  else if (final) process.stderr.write(`${text}\n`);
+  if (terminal) {
+    process.stderr.write(`\r\x1b[K${text}${final ? '\n' : ''}`);
+    return;
+  }
+  const now = performance.now();
+  if (!text || (!final && now - lastPlain < plainInterval())) return;
+  process.stderr.write(`${text}\n`);
+  lastPlain = now;
 }
