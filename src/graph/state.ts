@@ -7,6 +7,35 @@ import { shapeStr } from './tensor.js';
 /** Prefixes of training state that loaders skip (checkpoints carry Adam moments and counters). */
 export const STATE_PREFIXES = ['optim.', 'state.'];
 
+/**
+ * Largest magnitude a weight or BN statistic may have. Trained values sit far below it; above it
+ * (3e38 is still finite) a forward pass overflows float32 into Inf and NaN.
+ */
+export const MAX_ABS_VALUE = 1e6;
+
+/** Weights (or training state) with NaN, Inf, absurd or impossible values. */
+export class NonFiniteWeightsError extends Error {}
+
+export interface FiniteCheck {
+  /** Default MAX_ABS_VALUE; Infinity allows any finite value (Adam's second moments can be large). */
+  maxAbs?: number;
+  /** Refuse negative values (default: for names ending in running_var, a variance). */
+  nonNegative?: boolean;
+}
+
+/** Throws one line naming the tensor when a value is NaN, infinite, beyond `maxAbs`, or a negative where none may be. */
+export function checkFinite(values: ArrayLike<number>, name: string, source: string, opts: FiniteCheck = {}): void {
+  const maxAbs = opts.maxAbs ?? MAX_ABS_VALUE;
+  const nonNegative = opts.nonNegative ?? name.endsWith('running_var');
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (!(Math.abs(v) <= maxAbs) || (nonNegative && v < 0)) {
+      const what = Number.isNaN(v) ? 'NaN' : !Number.isFinite(v) ? String(v) : nonNegative && v < 0 ? `the negative value ${v}` : `${v}, beyond +-${maxAbs}`;
+      throw new NonFiniteWeightsError(`${source}: tensor '${name}' holds ${what} at index ${i} (broken or diverged weights)`);
+    }
+  }
+}
+
 /** Options of `loadModule` (names used in its error messages). */
 export interface LoadModuleOptions {
   /** Names the file in errors (default 'safetensors'). */
@@ -15,16 +44,24 @@ export interface LoadModuleOptions {
   what?: string;
 }
 
+export interface SaveModuleOptions {
+  /** String metadata stored in the file's `__metadata__` (with format 'pt'). */
+  metadata?: Record<string, string>;
+  /** More tensors to store (a checkpoint's optimizer moments and counters); float ones must be finite. */
+  extra?: NamedSerializableTensor[];
+}
+
 /**
  * The module's parameters and buffers in state_dict order as safetensors bytes, with PyTorch's I64
  * `num_batches_tracked` after each BatchNorm's running_var, so torch's load_state_dict takes it.
+ * Every value is checked first (`checkFinite`): a broken model is never saved.
  */
-export async function saveModule(module: Module, opts: { metadata?: Record<string, string>; extra?: NamedSerializableTensor[] } = {}): Promise<Uint8Array> {
+export async function saveModule(module: Module, opts: SaveModuleOptions = {}): Promise<Uint8Array> {
   const bns = new Map(module.namedModules().filter((e): e is [string, BatchNorm2d] => e[1] instanceof BatchNorm2d));
   const out: NamedSerializableTensor[] = [];
   for (const [name, t] of module.stateDict()) {
     const data = await t.read();
-    checkFinite(data, name, 'module');
+    checkFinite(data, name, 'cannot save weights');
     out.push({ name, dtype: 'F32', shape: [...t.shape], data });
     if (name.endsWith('.running_var') || name === 'running_var') {
       const prefix = name.slice(0, -'running_var'.length).replace(/\.$/, '');
@@ -32,13 +69,16 @@ export async function saveModule(module: Module, opts: { metadata?: Record<strin
       if (bn) out.push({ name: `${prefix ? `${prefix}.` : ''}num_batches_tracked`, dtype: 'I64', shape: [], data: BigInt64Array.of(BigInt(bn.numBatchesTracked)) });
     }
   }
+  // Adam moments may be large (v holds squared gradients) but never non-finite, and v never negative.
+  for (const t of opts.extra ?? []) if (t.data instanceof Float32Array) checkFinite(t.data, t.name, 'cannot save weights', { maxAbs: Infinity, nonNegative: t.name.endsWith('.v') });
   return serializeSafetensors([...out, ...(opts.extra ?? [])], { format: 'pt', ...opts.metadata });
 }
 
 /**
  * Copies safetensors bytes (or an already parsed file) into the module: every name must match a
- * parameter or buffer with the same shape and every parameter must be present; values must be
- * finite (and BatchNorm variances >= 0). Nothing is written unless everything checks out.
+ * parameter or buffer with the same shape and every parameter must be present; values must pass
+ * `checkFinite`. `optim.*` and `state.*` entries (checkpoint state) are skipped. Nothing is written
+ * unless everything checks out.
  */
 export function loadModule(module: Module, bytes: Uint8Array | ParsedSafetensors, opts: LoadModuleOptions = {}): void {
   const source = opts.source ?? 'safetensors';
@@ -62,21 +102,10 @@ export function loadModule(module: Module, bytes: Uint8Array | ParsedSafetensors
     if (entry.shape.join() !== t.shape.join()) throw new Error(`${source}: tensor '${name}' has shape ${shapeStr(entry.shape)}, expected ${shapeStr(t.shape)}`);
     const data = toFloat32(entry, name, source);
     checkFinite(data, name, source);
-    if (name.endsWith('running_var')) {
-      const neg = data.findIndex((v) => v < 0);
-      if (neg >= 0) throw new Error(`${source}: tensor '${name}' has a negative variance (${data[neg]}) at index ${neg}`);
-    }
     writes.push(() => t.write(data));
     state.delete(name);
   }
   const missing = [...state.keys()];
   if (missing.length) throw new Error(`${source}: missing tensor '${missing[0]}'${missing.length > 1 ? ` (and ${missing.length - 1} more)` : ''}`);
   for (const w of writes) w();
-}
-
-/** Throws naming the tensor and the first non-finite value's index. */
-export function checkFinite(data: ArrayLike<number>, name: string, source: string): void {
-  for (let i = 0; i < data.length; i++) {
-    if (!Number.isFinite(data[i])) throw new Error(`${source}: tensor '${name}' has a non-finite value (${data[i]}) at index ${i}`);
-  }
 }

@@ -1,38 +1,15 @@
 // Semi-DRDNet weights in safetensors: PyTorch DRD-Net names, architecture read from shapes and
 // from the "semi_drdnet.config" metadata, strict validation that names the offending tensor.
 import type { Engine } from '../gpu/runtime.js';
+import { loadModule, saveModule } from '../graph/state.js';
 import { shapeStr } from '../graph/tensor.js';
-import { parseSafetensors, serializeSafetensors, toFloat32, type NamedSerializableTensor, type ParsedSafetensors } from '../io/safetensors.js';
+import { parseSafetensors, type NamedSerializableTensor, type ParsedSafetensors } from '../io/safetensors.js';
 import { type DrdConfig, makeConfig, validateConfig } from './config.js';
 import { DrdNet } from './drdnet.js';
 
 export const CONFIG_KEY = 'semi_drdnet.config';
-/** Prefixes of training state that the weights loader skips (checkpoints carry them). */
-const STATE_PREFIXES = ['optim.', 'state.'];
 
-/**
- * Largest magnitude a weight, BN statistic or Adam moment may have. Trained values sit far below
- * it; above it (3e38 is still finite) a forward pass overflows float32 into Inf and NaN.
- */
-export const MAX_ABS_VALUE = 1e6;
-
-/** Weights (or training state) with NaN, Inf, absurd or impossible values. */
-export class NonFiniteWeightsError extends Error {}
-
-/**
- * Throws one line naming the tensor when a value is NaN, infinite or beyond `maxAbs`, or when the
- * tensor is a variance or Adam second moment (names ending .running_var, .v) with a value below 0.
- */
-export function checkFinite(values: Float32Array, name: string, source: string, maxAbs = MAX_ABS_VALUE): void {
-  const nonNegative = name.endsWith('.running_var') || name.endsWith('.v');
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i]!;
-    if (!(Math.abs(v) <= maxAbs) || (nonNegative && v < 0)) {
-      const what = Number.isNaN(v) ? 'NaN' : !Number.isFinite(v) ? String(v) : nonNegative && v < 0 ? `the negative value ${v}` : `${v}, beyond +-${maxAbs}`;
-      throw new NonFiniteWeightsError(`${source}: tensor '${name}' holds ${what} at index ${i} (broken or diverged weights)`);
-    }
-  }
-}
+export { checkFinite, MAX_ABS_VALUE, NonFiniteWeightsError } from '../graph/state.js';
 
 function maxIndex(names: string[], re: RegExp): number {
   let n = 0;
@@ -84,31 +61,9 @@ export function configFromWeights(file: ParsedSafetensors, source: string): DrdC
   return config;
 }
 
-/** Copies every tensor of the file into the model, checking names and shapes both ways. */
+/** Copies every tensor of the file into the model, checking names, shapes and values (nothing written on error). */
 export function assignWeights(model: DrdNet, file: ParsedSafetensors, source: string): void {
-  const state = new Map(model.stateDict());
-  const bns = new Map(model.batchNorms().map(([p, bn]) => [`${p}.num_batches_tracked`, bn]));
-  for (const [name, entry] of file.tensors) {
-    if (STATE_PREFIXES.some((p) => name.startsWith(p))) continue;
-    const bn = bns.get(name);
-    if (bn) {
-      if (entry.dtype === 'I64' && entry.data.byteLength >= 8) {
-        bn.numBatchesTracked = Number(new DataView(entry.data.buffer, entry.data.byteOffset, 8).getBigInt64(0, true));
-      }
-      continue;
-    }
-    const t = state.get(name);
-    if (!t) throw new Error(`${source}: unexpected tensor '${name}' for a ${describe(model.config)} model`);
-    if (entry.shape.join() !== t.shape.join()) {
-      throw new Error(`${source}: tensor '${name}' has shape ${shapeStr(entry.shape)}, expected ${shapeStr(t.shape)}`);
-    }
-    const values = toFloat32(entry, name, source);
-    checkFinite(values, name, source);
-    t.write(values);
-    state.delete(name);
-  }
-  const missing = [...state.keys()];
-  if (missing.length) throw new Error(`${source}: missing tensor '${missing[0]}'${missing.length > 1 ? ` (and ${missing.length - 1} more)` : ''}`);
+  loadModule(model, file, { source, what: `${describe(model.config)} model` });
 }
 
 export function describe(c: DrdConfig): string {
@@ -129,22 +84,9 @@ export function loadModel(engine: Engine, bytes: Uint8Array, source: string): { 
 }
 
 /**
- * The model's tensors in PyTorch state_dict order (with I64 num_batches_tracked), as safetensors.
- * Every float tensor, `extra` ones included, is checked first: a non-finite model is never saved.
+ * The model's tensors in PyTorch state_dict order (with I64 num_batches_tracked) and its config in
+ * the metadata, as safetensors. Every value, `extra` included, is checked first (`saveModule`).
  */
-export async function weightsToBytes(model: DrdNet, extra: NamedSerializableTensor[] = []): Promise<Uint8Array> {
-  const bns = new Map(model.batchNorms());
-  const out: NamedSerializableTensor[] = [];
-  for (const [name, t] of model.stateDict()) {
-    const data = await t.read();
-    checkFinite(data, name, 'cannot save weights');
-    out.push({ name, dtype: 'F32', shape: [...t.shape], data });
-    if (name.endsWith('.running_var')) {
-      const bn = bns.get(name.slice(0, -'.running_var'.length));
-      if (bn) out.push({ name: name.replace(/running_var$/, 'num_batches_tracked'), dtype: 'I64', shape: [], data: BigInt64Array.of(BigInt(bn.numBatchesTracked)) });
-    }
-  }
-  // Adam moments may be large (v holds squared gradients) but never non-finite.
-  for (const t of extra) if (t.data instanceof Float32Array) checkFinite(t.data, t.name, 'cannot save weights', Infinity);
-  return serializeSafetensors([...out, ...extra], { [CONFIG_KEY]: JSON.stringify(model.config), format: 'pt' });
+export function weightsToBytes(model: DrdNet, extra: NamedSerializableTensor[] = []): Promise<Uint8Array> {
+  return saveModule(model, { extra, metadata: { [CONFIG_KEY]: JSON.stringify(model.config) } });
 }

@@ -2,7 +2,9 @@
 // and state.milestones (the run's lr schedule, so a resumed run keeps it).
 import type { NamedSerializableTensor, ParsedSafetensors } from '../io/safetensors.js';
 import { toFloat32 } from '../io/safetensors.js';
-import type { DrdNet } from '../model/drdnet.js';
+import type { Module } from '../graph/module.js';
+import { saveModule } from '../graph/state.js';
+import { DrdNet } from '../model/drdnet.js';
 import { checkFinite, weightsToBytes } from '../model/weights.js';
 import type { Adam } from './optim.js';
 
@@ -19,7 +21,8 @@ export interface TrainState {
 
 const i64 = (values: ArrayLike<number>): BigInt64Array => BigInt64Array.from(Array.from(values, (v) => BigInt(v)));
 
-export async function checkpointBytes(model: DrdNet, opt: Adam, state: TrainState): Promise<Uint8Array> {
+/** A checkpoint of any module (DrdNet's config goes into the metadata, as in weights files). */
+export async function checkpointBytes(model: Module, opt: Adam, state: TrainState): Promise<Uint8Array> {
   const extra: NamedSerializableTensor[] = [];
   const names = model.namedParameters().map(([n]) => n);
   for (let i = 0; i < names.length; i++) {
@@ -30,7 +33,7 @@ export async function checkpointBytes(model: DrdNet, opt: Adam, state: TrainStat
   extra.push({ name: 'state.rng', dtype: 'I64', shape: [state.rng.length], data: i64(state.rng) });
   extra.push({ name: 'state.epoch_cursor', dtype: 'I64', shape: [state.epochCursor.length], data: i64(state.epochCursor) });
   if (state.milestones) extra.push({ name: 'state.milestones', dtype: 'I64', shape: [state.milestones.length], data: i64(state.milestones) });
-  return weightsToBytes(model, extra);
+  return model instanceof DrdNet ? weightsToBytes(model, extra) : saveModule(model, { extra });
 }
 
 function ints(file: ParsedSafetensors, name: string, source: string): number[] {
@@ -42,7 +45,7 @@ function ints(file: ParsedSafetensors, name: string, source: string): number[] {
 }
 
 /** Restores Adam moments and returns the trainer state (weights are loaded separately). */
-export function restoreCheckpoint(file: ParsedSafetensors, model: DrdNet, opt: Adam, source: string): TrainState {
+export function restoreCheckpoint(file: ParsedSafetensors, model: Module, opt: Adam, source: string): TrainState {
   const names = model.namedParameters().map(([n]) => n);
   names.forEach((n, i) => {
     for (const [key, t] of [[`optim.${n}.m`, opt.m[i]], [`optim.${n}.v`, opt.v[i]]] as const) {
@@ -50,7 +53,7 @@ export function restoreCheckpoint(file: ParsedSafetensors, model: DrdNet, opt: A
       if (!e) throw new Error(`${source}: missing tensor '${key}'`);
       if (e.shape.join() !== t.shape.join()) throw new Error(`${source}: tensor '${key}' has shape [${e.shape}], expected [${t.shape}]`);
       const values = toFloat32(e, key, source);
-      checkFinite(values, key, source, Infinity); // a NaN or negative second moment poisons every later step
+      checkFinite(values, key, source, { maxAbs: Infinity, nonNegative: key.endsWith('.v') }); // a NaN or negative second moment poisons every later step
       t.write(values);
     }
   });

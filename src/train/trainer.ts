@@ -2,9 +2,9 @@
 // real (unlabelled) batch, the dual contrastive regularisation; Adam with multi-step decay.
 import type { Engine } from '../gpu/runtime.js';
 import { backward, noGrad } from '../graph/autograd.js';
-import { add, concat, mul, reshape, split, sum } from '../graph/ops.js';
+import { add, concat, mul, reshape, split, sub, sum } from '../graph/ops.js';
 import { Tensor, tidy } from '../graph/tensor.js';
-import type { DrdNet } from '../model/drdnet.js';
+import type { Module } from '../graph/module.js';
 import { supervisedLoss } from '../model/parity.js';
 import { Adam, multiStepLr } from './optim.js';
 
@@ -62,15 +62,26 @@ export interface StepRecord {
   gpu_buffers_created: number;
 }
 
+/** Thrown by `trainStep` when the loss is NaN or infinite (no weight was updated). */
 export class NonFiniteLossError extends Error {}
 
+/**
+ * What the trainer trains: any module that maps a rainy batch [N,3,H,W] to the derained image
+ * (supervised at 0.1 weight) and the final output, and optionally the rain layer (else rainy - derained
+ * is used). `DrdNet` is one; a researcher's own network is another.
+ */
+export interface DerainModule extends Module {
+  forward(rainy: Tensor): { derained: Tensor; final: Tensor; rain?: Tensor | null };
+}
+
+/** Semi-supervised training, one step at a time: supervised loss on pairs, contrastive terms on real photos, Adam. */
 export class Trainer {
   readonly opt: Adam;
   step = 0;
 
   constructor(
     readonly engine: Engine,
-    readonly model: DrdNet,
+    readonly model: DerainModule,
     readonly pairs: BatchSource<PairBatch>,
     readonly opts: TrainerOptions,
     readonly real: BatchSource<Float32Array> | null = null,
@@ -102,7 +113,8 @@ export class Trainer {
         this.model.train(this.opts.realBn === 'batch');
         const r = this.model.forward(realRainy);
         const head = (t: Tensor) => (k === B ? t : split(t, [k, B - k], 0)[0]);
-        const cr = this.contrastive!({ realRainy, realRain: r.rain, realFinal: r.final, synthRainy: head(o), synthClean: head(clean) });
+        const realRain = r.rain ?? sub(realRainy, r.derained);
+        const cr = this.contrastive!({ realRainy, realRain, realFinal: r.final, synthRainy: head(o), synthClean: head(clean) });
         backward(cr.total);
         // The contrastive gradient alone, before the supervised one accumulates on top of it.
         gradNormSq = noGrad(() => this.#gradSquaredNorm());
