@@ -63,6 +63,7 @@ export const RAIN_PRESET_NAMES: readonly RainPreset[] = ['light', 'heavy', 'real
 //   heavy    16.28 dB      17.78 dB
 //   real     16.93 dB      17.17 dB
 // test/data.test.ts ('presets keep their documented PSNR') re-measures these to 0.01 dB.
+/** The rain recipes of `synth` and the data pipeline: light, heavy and real (denser streaks plus haze). */
 export const RAIN_PRESETS: Readonly<Record<RainPreset, RainParams>> = {
   // Rain100L/Rain200L-like: one sparse layer of thin streaks, one direction.
   light: {

@@ -14,6 +14,7 @@ export interface Rgba8 {
   data: Uint8Array;
 }
 
+/** An image file format the package reads and writes. */
 export type ImageFormat = 'png' | 'jpg';
 
 /** The one float->byte rule, so Node and browser outputs are bit-identical. */

@@ -44,6 +44,7 @@ const isRecord = (v: unknown): v is Record<string, unknown> =>
 const isNonNegInt = (v: unknown): v is number =>
   typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
+/** Parses safetensors bytes with strict checks (header size and JSON, dtypes, offsets and spans); errors name `source` and the tensor. */
 export function parseSafetensors(bytes: Uint8Array, source = 'safetensors'): ParsedSafetensors {
   // Explicitly typed so calls narrow types like a throw statement does.
   const fail: (msg: string) => never = (msg) => {

@@ -6,6 +6,7 @@ import type { Image } from '../io/image.js';
 import { receptiveRadius } from './config.js';
 import type { DrdNet } from './drdnet.js';
 
+/** Options of `derainImage`: tile size, activation budget and a per-tile callback. */
 export interface DerainOptions {
   /** Output pixels per tile side (default: the largest that fits the device's binding limit and budget). */
   tile?: number;

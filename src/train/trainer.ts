@@ -21,6 +21,7 @@ export interface SourceState {
   cursor: number[];
 }
 
+/** A batch of rainy/clean pairs, NCHW float32. */
 export interface PairBatch {
   rainy: Float32Array;
   clean: Float32Array;
@@ -33,6 +34,7 @@ export type ContrastiveFn = (inputs: { realRainy: Tensor; realRain: Tensor; real
   rain: Tensor;
 };
 
+/** Batch, patch, learning-rate schedule and contrastive settings of a `Trainer`. */
 export interface TrainerOptions {
   batch: number;
   patch: number;
@@ -48,6 +50,7 @@ export interface TrainerOptions {
   crEvery?: number;
 }
 
+/** What one training step reports (the contract's train-log fields). */
 export interface StepRecord {
   step: number;
   loss: number;
