@@ -4,6 +4,12 @@
 Run (needs PyTorch; tested with Debian's python3-torch 1.13, CPU only; no other packages):
 
     python3 scripts/torch_fixtures.py test/fixtures/parity
+    python3 scripts/torch_fixtures.py numerics test/fixtures/numerics [case...]
+    python3 scripts/torch_fixtures.py optim test/fixtures/optim
+
+The `numerics` cases are seeded paper-like networks (case_weights, case_images: mirrored bit for
+bit by test/ref/cases.ts) with PyTorch float32's per-parameter gradient error against float64;
+`optim` runs torch.optim (Adam, SGD) and MultiStepLR over a few steps.
 
 (If `python3` is a pyenv shim without torch, use /usr/bin/python3.) The output is deterministic:
 rerunning reproduces the committed files byte for byte.
@@ -37,6 +43,7 @@ import copy
 import json
 import math
 import os
+import re
 import struct
 import sys
 
@@ -245,6 +252,85 @@ def random_images(h, w, gen):
 
 
 # ------------------------------------------------------------------------------------------------
+# Seeded paper-like cases (mirrors test/ref/cases.ts bit for bit)
+
+M32 = 0xFFFFFFFF
+U64 = np.uint64
+
+
+def fmix32(h):
+    """murmur3's 32-bit finaliser on uint64 arrays holding 32-bit values (mirrors test/ref/cases.ts);
+    every operand is uint64 so numpy never promotes to float."""
+    h = np.asarray(h, dtype=U64)
+    h = h ^ (h >> U64(16))
+    h = (h * U64(0x85EBCA6B)) & U64(M32)
+    h = h ^ (h >> U64(13))
+    h = (h * U64(0xC2B2AE35)) & U64(M32)
+    return h ^ (h >> U64(16))
+
+
+def case_unit(seed, k, i):
+    """caseUnit of test/ref/cases.ts: uniform [0, 1) with 24 bits from (seed, stream k, index i)."""
+    base = fmix32(((seed * 0x9E3779B1) + (k * 0x85EBCA77)) & M32)
+    i = np.asarray(i, dtype=U64)
+    h = fmix32((base + ((i * U64(0xC2B2AE3D)) & U64(M32))) & U64(M32))
+    return (h >> U64(8)).astype(np.float64) / 16777216.0
+
+
+def case_weights(model, seed):
+    """caseWeights of test/ref/cases.ts: PyTorch-init convs/linears (U(+-1/sqrt(fan_in)), biases
+    too), BN weight U(0.5, 1.5), bias U(-0.2, 0.2), running_mean U(-0.3, 0.3), running_var
+    U(0.3, 1.5), PReLU slopes U(0.05, 0.4); state tensor k gets stream k; float32."""
+    bn_names = {n for n, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)}
+    prelu_names = {n for n, m in model.named_modules() if isinstance(m, nn.PReLU)}
+    sd = model.state_dict()
+    names = [n for n in sd if not n.endswith('num_batches_tracked')]
+    with torch.no_grad():
+        for k, name in enumerate(names):
+            t = sd[name]
+            mod, leaf = name.rsplit('.', 1)
+            if mod in bn_names:
+                lo, hi = {'weight': (0.5, 1.5), 'bias': (-0.2, 0.2), 'running_mean': (-0.3, 0.3), 'running_var': (0.3, 1.5)}[leaf]
+            elif mod in prelu_names:
+                lo, hi = 0.05, 0.4
+            else:
+                w = sd[mod + '.weight']
+                b = 1 / math.sqrt(int(np.prod(list(w.shape)[1:])))
+                lo, hi = -b, b
+            u = case_unit(seed, k, np.arange(t.numel()))
+            t.copy_(torch.from_numpy((lo + (hi - lo) * u).astype(np.float32)).view(t.shape))
+
+
+def case_images(seed, n, h, w):
+    """caseImages of test/ref/cases.ts: smooth 8-bit images and the same with bright diagonal
+    streaks, [n, 3, h, w] float32 multiples of 1/255."""
+    def u(k, i):
+        return case_unit(seed, 100000 + k, i)
+
+    def q(v):
+        return np.round(255 * np.clip(v, 0, 1)) / 255  # ties never occur for these values
+
+    rainy = np.zeros((n, 3, h, w))
+    clean = np.zeros((n, 3, h, w))
+    y, x = np.meshgrid(np.arange(h), np.arange(w), indexing='ij')
+    for b in range(n):
+        slope = 2 + int(3 * u(0, b))
+        period = 6 + int(5 * u(1, b))
+        offset = int(period * u(2, b))
+        idx = b * h * w + y * w + x
+        on = ((x * slope + y + offset) % period == 0) & (u(7, idx) > 0.25)
+        streak = np.where(on, 0.3 + 0.4 * u(8, idx), 0.0)
+        for c in range(3):
+            j = b * 3 + c
+            fx, fy = 0.1 + 0.3 * u(3, j), 0.1 + 0.3 * u(4, j)
+            ph, amp = 6.283185307179586 * u(5, j), 0.15 + 0.2 * u(6, j)
+            base = 0.5 + amp * np.sin(fx * x + fy * y + ph) * np.cos(0.5 * fy * y - 0.7 * fx * x)
+            clean[b, c] = q(base)
+            rainy[b, c] = q(base + streak)
+    return rainy.astype(np.float32), clean.astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------------
 # One supervised step
 
 
@@ -298,7 +384,156 @@ PAPER_GRADS = [
 ]
 
 
+# ------------------------------------------------------------------------------------------------
+# Numerics cases: how far PyTorch float32 gradients are from float64 on a seeded case
+
+ZERO_IN_TRAIN = re.compile(r'(rain_residual_block_head\.[03]\.bias|_net_body\.0\.bias|back_residual_block_body\.[03]\.conv\d+\.0\.bias)$')
+
+
+def supervised(model, rainy, clean, dtype, prelu_hook=None):
+    """One forward/backward in `dtype`; returns (loss, {param: grad float64}, {prelu: input})."""
+    model = copy.deepcopy(model).to(dtype)
+    model.train()
+    inputs = {}
+    for name, m in model.named_modules():
+        if isinstance(m, nn.PReLU):
+            def hook(mod, inp, out, name=name):
+                inputs[name] = inp[0].detach().double()
+                return prelu_hook(name, mod, inp[0]) if prelu_hook else None
+            m.register_forward_hook(hook)
+    o = torch.from_numpy(rainy).to(dtype)
+    b = torch.from_numpy(clean).to(dtype)
+    out1, out = model(o)
+    loss = 0.1 * F.l1_loss(out1, b) + F.l1_loss(out, b)
+    loss.backward()
+    return float(loss), {n: p.grad.double() for n, p in model.named_parameters()}, inputs
+
+
+def float32_errors(model, rainy, clean, band=1e-4):
+    """Relative L2 error of every parameter gradient of PyTorch float32 against float64.
+
+    A float32 forward puts the odd pre-activation that float64 finds within ~1e-7 of a PReLU kink
+    on the other side (about one element per paper-size step), which changes some gradients by
+    1e-3..1e-1 although every op is accurate. So, as test/ref/drdnet.ts does for the engine, the
+    float64 run follows the float32 side for elements within band x RMS of the kink
+    ('kink-matched'); 'raw' is against plain float64. Identically-zero gradients (conv biases
+    before a training-mode BN, and any that is exactly zero in this case) are measured as
+    ||g32 - g64|| / largest gradient norm."""
+    loss64, g64, x64 = supervised(model, rainy, clean, torch.float64)
+    _, g32, x32 = supervised(model, rainy, clean, torch.float32)
+    sides, overrides = {}, 0
+    for name, x in x64.items():
+        own = x > 0
+        near = x.abs() <= band * x.pow(2).mean().sqrt()
+        side = torch.where(near, x32[name] > 0, own)
+        overrides += int((side != own).sum())
+        sides[name] = side
+
+    def forced(name, mod, x):
+        return torch.where(sides[name], x, mod.weight.view(1, -1, 1, 1) * x)
+
+    _, g64m, _ = supervised(model, rainy, clean, torch.float64, forced)
+    scale = max(float(g.norm()) for n, g in g64.items() if not ZERO_IN_TRAIN.search(n))
+    names = list(g64)
+
+    def err(ref):
+        out = []
+        for n in names:
+            d = float((g32[n] - ref[n]).norm())
+            # Also a gradient that is zero in this case (an SE hidden unit that the ReLU shuts off).
+            zero = ZERO_IN_TRAIN.search(n) or float(ref[n].norm()) == 0
+            out.append(d / scale if zero else d / float(ref[n].norm()))
+        return np.array(out, dtype=np.float32)
+
+    return names, err(g64m), err(g64), overrides, loss64, g64
+
+
+# (name, channels, blocks, seed, batch, height, width): sizes 17-40, batch 1 and 2.
+NUMERICS_CASES = [
+    ('c16-s101', 16, 2, 101, 1, 19, 23),
+    ('c16-s102', 16, 2, 102, 2, 17, 20),
+    ('paper-s201', 64, 16, 201, 1, 24, 24),
+    ('paper-s202', 64, 16, 202, 2, 17, 29),
+    ('paper-s203', 64, 16, 203, 1, 40, 31),
+    ('paper-s204', 64, 16, 204, 2, 26, 21),
+]
+# Float64 gradients stored for checking that the TypeScript mirror builds the same case.
+MIRROR_GRADS = ['rain_net.0.rain_net_head.0.weight', 'rain_net.0.rain_residual_blocks.1.rain_residual_block_body.0.weight',
+                'back_net.0.back_residual_blocks.1.back_residual_block_body.1.bias', 'back_net.0.tail.0.bias']
+
+
+def save_numerics(out_dir, only=None):
+    for case, C, blocks, seed, n, h, w in NUMERICS_CASES:
+        if only and case not in only:
+            continue
+        model = DRDNetwork(C, blocks, blocks)
+        case_weights(model, seed)
+        rainy, clean = case_images(seed, n, h, w)
+        names, err, raw, overrides, loss64, g64 = float32_errors(model, rainy, clean)
+        tensors = [('input.rainy', rainy), ('input.clean', clean), ('torch32.err', err), ('torch32.err_raw', raw),
+                   ('ref.loss', np.array([loss64], dtype=np.float32))]
+        tensors += [(f'ref.grad.{g}', f32(g64[g])) for g in MIRROR_GRADS]
+        meta = {'format': 'pt', 'case': json.dumps({'channels': C, 'blocks': blocks, 'seed': seed, 'kink_band': 1e-4,
+                                                    'torch32_kink_overrides': overrides, 'params': names})}
+        write_safetensors(os.path.join(out_dir, f'numerics-{case}.safetensors'), tensors, meta)
+        print(f'numerics-{case}: {n}x3x{h}x{w}, torch float32 worst {err.max():.2e} kink-matched '
+              f'({overrides} kink overrides), {raw.max():.2e} raw')
+
+
+
+# ------------------------------------------------------------------------------------------------
+# Optimizers and the learning-rate schedule
+
+
+def save_optim(out_dir):
+    """Adam and SGD (torch.optim) over 6 steps on fixed parameters and a fixed gradient sequence;
+    MultiStepLR's lr at every step of a 12-step run. Float64 (the engine's kernels are float32)."""
+    gen = torch.Generator().manual_seed(77)
+    p0 = (torch.rand(37, generator=gen, dtype=torch.float64) - 0.5) * 2
+    grads = [(torch.rand(37, generator=gen, dtype=torch.float64) - 0.5) * 10 ** (torch.rand(37, generator=gen, dtype=torch.float64) * 4 - 3) for _ in range(6)]
+    cases = {
+        'adam': (torch.optim.Adam, dict(lr=1e-2, betas=(0.9, 0.999), eps=1e-8)),
+        'adam_wd_eps': (torch.optim.Adam, dict(lr=3e-3, betas=(0.8, 0.99), eps=1e-3, weight_decay=0.1)),
+        'sgd': (torch.optim.SGD, dict(lr=0.1)),
+        'sgd_momentum': (torch.optim.SGD, dict(lr=0.05, momentum=0.9, dampening=0.1, weight_decay=0.01)),
+    }
+    tensors = [('p0', f32(p0))] + [(f'grad.{i}', f32(g)) for i, g in enumerate(grads)]
+    # The engine reads the float32 values back, so the reference starts from them too.
+    p0 = torch.from_numpy(f32(p0)).double()
+    grads = [torch.from_numpy(f32(g)).double() for g in grads]
+    meta = {}
+    for name, (cls, kw) in cases.items():
+        p = p0.clone().requires_grad_(True)
+        opt = cls([p], **kw)
+        for i, g in enumerate(grads):
+            p.grad = g.clone()
+            opt.step()
+            tensors.append((f'{name}.step{i + 1}', f32(p.detach())))
+        meta[name] = {k: list(v) if isinstance(v, tuple) else v for k, v in kw.items()}
+    p = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.SGD([p], lr=0.4)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[3, 7, 8], gamma=0.5)
+    lrs = []
+    for _ in range(12):
+        lrs.append(opt.param_groups[0]['lr'])
+        opt.step()
+        sched.step()
+    tensors.append(('multistep.lr', np.array(lrs, dtype=np.float32)))
+    meta['multistep'] = {'base': 0.4, 'milestones': [3, 7, 8], 'gamma': 0.5}
+    write_safetensors(os.path.join(out_dir, 'optim.safetensors'), tensors, {'format': 'pt', 'cases': json.dumps(meta)})
+    print(f'optim: {len(cases)} optimizers x {len(grads)} steps, MultiStepLR over {len(lrs)} steps')
+
+
 def main():
+    if len(sys.argv) >= 3 and sys.argv[1] == 'numerics':
+        os.makedirs(sys.argv[2], exist_ok=True)
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
+        save_numerics(sys.argv[2], sys.argv[3:])
+        return
+    if len(sys.argv) == 3 and sys.argv[1] == 'optim':
+        os.makedirs(sys.argv[2], exist_ok=True)
+        save_optim(sys.argv[2])
+        return
     if len(sys.argv) != 2:
         print(__doc__)
         sys.exit(2)

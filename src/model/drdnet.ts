@@ -11,6 +11,12 @@ import { type DrdConfig, validateConfig } from './config.js';
 
 type Ctx = { engine: Engine; rng: Rng; c: DrdConfig };
 
+/**
+ * Sees a PReLU output (named by its PReLU module's state_dict prefix) before it is freed; for
+ * numerics checks, which need the side of the kink every float32 pre-activation fell on.
+ */
+export type ActivationTap = (name: string, t: Tensor) => void;
+
 const conv3 = ({ engine, rng }: Ctx, cin: number, cout: number, dilation = 1) =>
   new Conv2d(engine, rng, cin, cout, 3, { padding: dilation, dilation });
 
@@ -18,6 +24,7 @@ const conv3 = ({ engine, rng }: Ctx, cin: number, cout: number, dilation = 1) =>
 class RainBlock extends Module {
   readonly head: Indexed;
   readonly body: SqueezeExcite | null;
+  tap: ((t: Tensor) => void) | null = null;
   constructor(k: Ctx) {
     super();
     const C = k.c.channels;
@@ -28,6 +35,7 @@ class RainBlock extends Module {
     const [c1, bn1, act, c2, bn2] = this.head.items as [Conv2d, BatchNorm2d, PReLU, Conv2d, BatchNorm2d];
     const h1 = c1.forward(x);
     const h2 = bn1.forwardPrelu(h1, act);
+    this.tap?.(h2);
     const h3 = c2.forward(h2);
     let h = bn2.forward(h3);
     for (const t of [h1, h2, h3]) t.dispose();
@@ -45,6 +53,7 @@ class RainBlock extends Module {
 /** DCCL, BN, PReLU, DCCL, BN; added to the block input. No SE. */
 class DetailBlock extends Module {
   readonly body: Indexed;
+  tap: ((t: Tensor) => void) | null = null;
   constructor(k: Ctx) {
     super();
     const C = k.c.channels;
@@ -54,6 +63,7 @@ class DetailBlock extends Module {
     const [d1, bn1, act, d2, bn2] = this.body.items as [DilatedContextBlock, BatchNorm2d, PReLU, DilatedContextBlock, BatchNorm2d];
     const h1 = d1.forward(x);
     const h2 = bn1.forwardPrelu(h1, act);
+    this.tap?.(h2);
     const h3 = d2.forward(h2);
     const h4 = bn2.forward(h3);
     const out = add(h4, x);
@@ -68,6 +78,7 @@ class Branch extends Module {
   readonly blocks: Indexed<RainBlock | DetailBlock>;
   readonly body: Indexed;
   readonly tail: Indexed;
+  tap: ((t: Tensor) => void) | null = null;
   constructor(k: Ctx, names: { head: string; blocks: string; body: string }, blocks: Array<RainBlock | DetailBlock>) {
     super();
     const C = k.c.channels;
@@ -80,6 +91,7 @@ class Branch extends Module {
     const [hc, ha] = this.head.items as [Conv2d, PReLU];
     const t0 = hc.forward(x);
     const x0 = ha.forward(t0);
+    this.tap?.(x0);
     t0.dispose();
     let h = x0;
     for (const b of this.blocks.items) {
@@ -115,6 +127,8 @@ export class DrdNet extends Module {
   readonly config: DrdConfig;
   readonly rainNet: Branch;
   readonly backNet: Branch | null;
+  /** Called with every PReLU output during forward while set (see ActivationTap). */
+  tap: ActivationTap | null = null;
 
   constructor(engine: Engine, config: DrdConfig, seed = 0) {
     super();
@@ -134,6 +148,13 @@ export class DrdNet extends Module {
   /** Runs the network on a [N,3,H,W] batch of rainy images in [0,1]. Intermediates are freed. */
   forward(o: Tensor): DrdOutputs {
     if (o.shape.length !== 4 || o.shape[1] !== 3) throw new Error(`DrdNet: expected input [N,3,H,W], got ${shapeStr(o.shape)}`);
+    const tap = this.tap;
+    for (const [name, m] of this.namedModules()) {
+      const at = (prelu: string) => (tap ? (t: Tensor) => tap(`${name}.${prelu}`, t) : null);
+      if (m instanceof RainBlock) m.tap = at('rain_residual_block_head.2');
+      else if (m instanceof DetailBlock) m.tap = at('back_residual_block_body.2');
+      else if (m instanceof Branch) m.tap = at(`${m === this.rainNet ? 'rain_net_head' : 'back_net_head'}.1`);
+    }
     const rain = this.rainNet.forward(o);
     const derained = sub(o, rain);
     if (!this.backNet) return { rain, derained, detail: null, final: derained };

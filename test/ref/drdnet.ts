@@ -29,6 +29,8 @@ export interface DrdReference {
   runningStats: Map<string, Float64Array>;
   /** Named intermediates (module paths; branch heads as `<branch>.x0`), for locating a divergence. */
   activations: Map<string, RefTensor>;
+  /** PReLU elements where `preluPositive` put the kink on the other side than float64 would. */
+  kinkOverrides: number;
 }
 
 export interface DrdReferenceOptions {
@@ -36,6 +38,14 @@ export interface DrdReferenceOptions {
   backward?: boolean;
   eps?: number;
   momentum?: number;
+  /**
+   * Per PReLU (module prefix), which side of the kink a float32 forward put each element on
+   * (parityStep's preluPositive). Followed only where the float64 pre-activation is within
+   * `kinkBand` x its layer's RMS of zero (default 1e-4, ~100x float32's forward error there), so
+   * a float32 rounding that crossed the kink is matched and a wrong sign anywhere else is not.
+   */
+  preluPositive?: Map<string, ArrayLike<number>>;
+  kinkBand?: number;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -201,12 +211,15 @@ class Tape {
   readonly grads = new Map<string, Float64Array>();
   readonly runningStats = new Map<string, Float64Array>();
   readonly activations = new Map<string, RefTensor>();
+  kinkOverrides = 0;
 
   constructor(
     readonly weights: RefWeights,
     readonly mode: RefMode,
     readonly eps: number,
     readonly momentum: number,
+    readonly preluPositive: Map<string, ArrayLike<number>> | undefined = undefined,
+    readonly kinkBand = 1e-4,
   ) {}
 
   get(name: string, size: number): Float64Array {
@@ -287,10 +300,27 @@ class Tape {
     });
   }
 
+  /** The side of the kink per element: float64's, or the float32 forward's within the band. */
+  kinkSides(x: RefTensor, name: string): Uint8Array | undefined {
+    const given = this.preluPositive?.get(name);
+    if (!given) return undefined;
+    if (given.length !== x.data.length) throw new Error(`drdnet reference: ${given.length} PReLU signs for '${name}', expected ${x.data.length}`);
+    let ss = 0;
+    for (const v of x.data) ss += v * v;
+    const band = this.kinkBand * Math.sqrt(ss / x.data.length);
+    return Uint8Array.from(x.data, (v, i) => {
+      const own = v > 0 ? 1 : 0;
+      if (Math.abs(v) > band || given[i] === own) return own;
+      this.kinkOverrides++;
+      return given[i];
+    });
+  }
+
   prelu(x: Node, name: string): Node {
     const a = this.get(`${name}.weight`, x.t.shape[1]);
-    return this.record(this.node(op.prelu(x.t, a), name), (gy) => {
-      const g = op.preluBackward(x.t, a, gy);
+    const side = this.kinkSides(x.t, name);
+    return this.record(this.node(op.prelu(x.t, a, side), name), (gy) => {
+      const g = op.preluBackward(x.t, a, gy, side);
       Tape.acc(x, g.dx.data);
       this.accParam(`${name}.weight`, g.dslopes);
     });
@@ -387,7 +417,7 @@ function detailBlock(tape: Tape, c: DrdConfig, x: Node, prefix: string): Node {
 export function drdnetReference(config: DrdConfig, weights: RefWeights, rainy: RefTensor, clean: RefTensor, mode: RefMode, opts: DrdReferenceOptions = {}): DrdReference {
   if (rainy.shape.length !== 4 || rainy.shape[1] !== 3) throw new Error(`drdnet reference: expected rainy [N,3,H,W], got [${rainy.shape.join(',')}]`);
   if (rainy.shape.join() !== clean.shape.join()) throw new Error('drdnet reference: rainy and clean shapes differ');
-  const tape = new Tape(weights, mode, opts.eps ?? 1e-5, opts.momentum ?? 0.1);
+  const tape = new Tape(weights, mode, opts.eps ?? 1e-5, opts.momentum ?? 0.1, opts.preluPositive, opts.kinkBand);
   const o = tape.node(rainy, 'input.rainy');
   const rain = branch(tape, config, o, { root: 'rain_net.0', head: 'rain_net_head', blocks: 'rain_residual_blocks', body: 'rain_net_body' }, config.rainBlocks, (h, p) => rainBlock(tape, config, h, p));
   const derained = tape.sub(o, rain, 'output.derained');
@@ -417,6 +447,7 @@ export function drdnetReference(config: DrdConfig, weights: RefWeights, rainy: R
     grads: tape.grads,
     runningStats: tape.runningStats,
     activations: tape.activations,
+    kinkOverrides: tape.kinkOverrides,
   };
 }
 

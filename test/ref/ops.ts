@@ -244,12 +244,13 @@ function preluSlopeIndex(x: RefTensor, slopes: ArrayLike<number>): (i: number) =
   return channelOf(x.shape);
 }
 
-export function prelu(x: RefTensor, slopes: ArrayLike<number>): RefTensor {
+/** `positive` (1/0 per element) overrides which side of the kink each element is on (default x > 0). */
+export function prelu(x: RefTensor, slopes: ArrayLike<number>, positive?: ArrayLike<number>): RefTensor {
   const slopeAt = preluSlopeIndex(x, slopes);
   const out = refTensor(x.shape);
   for (let i = 0; i < out.data.length; i++) {
     const v = x.data[i];
-    out.data[i] = v > 0 ? v : slopes[slopeAt(i)] * v;
+    out.data[i] = (positive ? positive[i] === 1 : v > 0) ? v : slopes[slopeAt(i)] * v;
   }
   return out;
 }
@@ -258,6 +259,7 @@ export function preluBackward(
   x: RefTensor,
   slopes: ArrayLike<number>,
   dy: RefTensor,
+  positive?: ArrayLike<number>,
 ): { dx: RefTensor; dslopes: Float64Array } {
   expectShape(dy, x.shape, 'preluBackward dy');
   const slopeAt = preluSlopeIndex(x, slopes);
@@ -266,7 +268,7 @@ export function preluBackward(
   for (let i = 0; i < dx.data.length; i++) {
     const v = x.data[i];
     const g = dy.data[i];
-    if (v > 0) {
+    if (positive ? positive[i] === 1 : v > 0) {
       dx.data[i] = g;
     } else {
       const k = slopeAt(i);
