@@ -2,7 +2,7 @@
 export { Engine, F32, f32, setGpuProvider } from './gpu/runtime.js';
 export type { AdapterSummary, BufferBinding, DispatchSpec, EngineCounters, EngineLimits, EngineOptions, UniformValue } from './gpu/runtime.js';
 export type { MemoryStats } from './gpu/pool.js';
-export { Tensor, tidy, numel, type Shape } from './graph/tensor.js';
+export { Tensor, tidy, numel, type Shape } from './core/tensor.js';
 export { backward, defineOp, isGradEnabled, noGrad, zeroGrad } from './graph/autograd.js';
 export type { BackwardContext, BackwardOptions, ForwardContext, Op, OpDefinition } from './graph/autograd.js';
 export * from './graph/ops.js';

@@ -7,7 +7,7 @@ import { backward, zeroGrad } from '../src/graph/autograd.js';
 import { conv2d } from '../src/graph/conv.js';
 import { maxPool2d } from '../src/graph/norm.js';
 import { add, mul, sum } from '../src/graph/ops.js';
-import { Tensor, tidy } from '../src/graph/tensor.js';
+import { Tensor, tidy } from '../src/core/tensor.js';
 import type { Engine } from '../src/gpu/runtime.js';
 import { serializeSafetensors, type NamedSerializableTensor } from '../src/io/safetensors.js';
 import { preset } from '../src/model/config.js';

@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { backward, defineOp, noGrad, zeroGrad } from '../src/graph/autograd.js';
 import * as ops from '../src/graph/ops.js';
-import { Tensor, tidy } from '../src/graph/tensor.js';
+import { Tensor, tidy } from '../src/core/tensor.js';
 import { Adam, SGD } from '../src/train/optim.js';
 import { f32 as fc } from '../src/gpu/runtime.js';
 import { engine, engineWith } from './helpers.js';

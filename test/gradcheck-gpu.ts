@@ -2,7 +2,7 @@
 // sum(out * W) against central differences of the same objective on the CPU reference.
 import { backward } from '../src/graph/autograd.js';
 import { mul, sum } from '../src/graph/ops.js';
-import { Tensor, tidy } from '../src/graph/tensor.js';
+import { Tensor, tidy } from '../src/core/tensor.js';
 import type { Engine } from '../src/gpu/runtime.js';
 import { directionalCheck, numericGrad } from './ref/gradcheck.js';
 import { BWD, FWD, allclose, mulberry32, randn, refTensor, type RefTensor, type Tolerance } from './ref/tensor.js';

@@ -2,7 +2,7 @@
 import * as assert from 'uvu/assert';
 import { useDawn } from '../src/gpu/node.js';
 import { Engine, type EngineOptions } from '../src/gpu/runtime.js';
-import { Tensor } from '../src/graph/tensor.js';
+import { Tensor } from '../src/core/tensor.js';
 import { allclose, relL2, type RefTensor, type Tolerance } from './ref/tensor.js';
 
 useDawn();

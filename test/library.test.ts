@@ -14,7 +14,7 @@ import { backward } from '../src/graph/autograd.js';
 import { Adam } from '../src/train/optim.js';
 import type { Engine } from '../src/gpu/runtime.js';
 import { loadModule, saveModule } from '../src/graph/state.js';
-import { Tensor, tidy } from '../src/graph/tensor.js';
+import { Tensor, tidy } from '../src/core/tensor.js';
 import { parseSafetensors, serializeSafetensors, type NamedSerializableTensor } from '../src/io/safetensors.js';
 import { derainImage } from '../src/model/derain.js';
 import { loadModel } from '../src/model/weights.js';

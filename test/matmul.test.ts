@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import * as R from './ref/ops.js';
 import { FWD, mulberry32, randn, type RefTensor } from './ref/tensor.js';
 import { matmul } from '../src/graph/ops.js';
-import { Tensor, tidy } from '../src/graph/tensor.js';
+import { Tensor, tidy } from '../src/core/tensor.js';
 import { defaultVariant, matmul2d, type MatmulVariant } from '../src/kernels/matmul.js';
 import { assertClose, engine, engineWith, gpu } from './helpers.js';
 import { checkOp } from './gradcheck-gpu.js';

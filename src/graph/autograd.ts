@@ -1,5 +1,6 @@
 // Reverse-mode autograd: the op-definition API, the recorded graph, and `backward`.
-import { Tensor, capture, shapeStr, tidy, type Shape } from './tensor.js';
+import { Tensor, capture, shapeStr, tidy, type GradNode, type Shape } from '../core/tensor.js';
+import { binary, fill } from '../kernels/elementwise.js';
 
 let gradDisabled = 0;
 
@@ -77,7 +78,7 @@ class Ctx implements ForwardContext, BackwardContext {
  * One recorded op application. Reference-counted by its live outputs and by downstream nodes, so
  * a graph that is dropped without `backward` still frees its saved tensors.
  */
-export class GraphNode {
+export class GraphNode implements GradNode {
   refs = 0;
   freed = false;
   /** Producers of the inputs, captured now: disposing an input tensor later must not cut the graph. */
@@ -89,7 +90,7 @@ export class GraphNode {
     readonly ctx: Ctx,
     readonly attrs: unknown,
   ) {
-    this.inputNodes = inputs.map((t) => t.node);
+    this.inputNodes = inputs.map(nodeOf);
     for (const n of this.inputNodes) n?.ref();
   }
   ref(): void {
@@ -174,9 +175,10 @@ export function backward(root: Tensor, opts: BackwardOptions = {}): void {
   }
   tidy(() => {
     const grads = new Map<Tensor, Tensor>();
-    grads.set(root, opts.grad ? opts.grad.view(opts.grad.shape) : backwardHooks.ones(root));
-    const leaves = new Set<Tensor>(root.node ? [] : [root]);
-    const order = root.node ? topoOrder(root.node) : [];
+    grads.set(root, opts.grad ? opts.grad.view(opts.grad.shape) : onesLike(root));
+    const rootNode = nodeOf(root);
+    const leaves = new Set<Tensor>(rootNode ? [] : [root]);
+    const order = rootNode ? topoOrder(rootNode) : [];
     for (let k = order.length - 1; k >= 0; k--) {
       const node = order[k];
       if (node.freed) throw new Error(`backward: the graph through '${node.def.name}' was already freed; pass retainGraph: true to backpropagate twice`);
@@ -207,22 +209,24 @@ export function backward(root: Tensor, opts: BackwardOptions = {}): void {
   });
 }
 
+/** Only this module sets `Tensor.node`, always to a GraphNode. */
+function nodeOf(t: Tensor): GraphNode | null {
+  return t.node as GraphNode | null;
+}
+
+// Backward runs without recording, so it uses the kernels directly, not the differentiable ops.
+function onesLike(t: Tensor): Tensor {
+  const o = Tensor.empty(t.engine, t.shape);
+  fill(o, 1);
+  return o;
+}
+
 function sumInto(a: Tensor, b: Tensor): Tensor {
-  const s = backwardHooks.add(a, b);
+  const s = binary('add', a, b);
   a.dispose();
   b.dispose();
   return s;
 }
-
-/** Kernels autograd itself needs; set by the ops module to avoid an import cycle. */
-export const backwardHooks = {
-  ones: (_like: Tensor): Tensor => {
-    throw new Error('ops not loaded');
-  },
-  add: (_a: Tensor, _b: Tensor): Tensor => {
-    throw new Error('ops not loaded');
-  },
-};
 
 /** Sets every given tensor's `.grad` to null (disposing it). */
 export function zeroGrad(params: Iterable<Tensor>): void {

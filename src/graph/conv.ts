@@ -19,7 +19,7 @@ import {
   type Pair,
 } from '../kernels/conv2d.js';
 import { defineOp } from './autograd.js';
-import { Tensor, shapeStr } from './tensor.js';
+import { Tensor, shapeStr } from '../core/tensor.js';
 
 export interface Conv2dOptions {
   stride?: Pair;

@@ -5,7 +5,7 @@ import { conv2d, multiDilationConv, type Conv2dOptions } from './conv.js';
 import { Module } from './module.js';
 import { batchNorm2d, batchNormPrelu, prelu, squeezeExcite } from './norm.js';
 import { full, linear, ones, zeros } from './ops.js';
-import { Tensor } from './tensor.js';
+import { Tensor } from '../core/tensor.js';
 
 /** PyTorch's default for conv and linear layers: kaiming_uniform(a=sqrt 5) = U(+-1/sqrt(fan_in)). */
 function uniformInit(engine: Engine, shape: number[], bound: number, rng: Rng): Tensor {

@@ -1,5 +1,5 @@
 // Module base: parameters, buffers and children with PyTorch-style dotted names in state_dict order.
-import type { Tensor } from './tensor.js';
+import type { Tensor } from '../core/tensor.js';
 
 /** Base of layers and networks: parameters, buffers and children with PyTorch-style dotted names; train/eval mode. */
 export class Module {

@@ -4,7 +4,7 @@ import { batchNormBackward, batchNormForward } from '../kernels/batchnorm.js';
 import * as pool from '../kernels/pool.js';
 import { squeezeExciteBackward, squeezeExciteForward } from '../kernels/se.js';
 import { defineOp, type OpDefinition } from './autograd.js';
-import type { Tensor } from './tensor.js';
+import type { Tensor } from '../core/tensor.js';
 
 export type { Pair } from '../kernels/pool.js';
 

@@ -5,8 +5,8 @@ import { matmul2d } from '../kernels/matmul.js';
 import { reduceSum } from '../kernels/reduce.js';
 import * as copy from '../kernels/copy.js';
 import type { Engine } from '../gpu/runtime.js';
-import { backwardHooks, defineOp } from './autograd.js';
-import { Tensor, shapeStr, type Shape } from './tensor.js';
+import { defineOp } from './autograd.js';
+import { Tensor, shapeStr, type Shape } from '../core/tensor.js';
 
 // ---- creation -------------------------------------------------------------------------------
 
@@ -334,5 +334,3 @@ export function mseLoss(a: Tensor, b: Tensor): Tensor {
   return first(mseDef([a, b], undefined));
 }
 
-backwardHooks.ones = (like) => full(like.engine, like.shape, 1);
-backwardHooks.add = (a, b) => binary('add', a, b);

@@ -2,7 +2,7 @@
 import { parseSafetensors, serializeSafetensors, toFloat32, type NamedSerializableTensor, type ParsedSafetensors } from '../io/safetensors.js';
 import { BatchNorm2d } from './layers.js';
 import type { Module } from './module.js';
-import { shapeStr } from './tensor.js';
+import { shapeStr } from '../core/tensor.js';
 
 /** Prefixes of training state that loaders skip (checkpoints carry Adam moments and counters). */
 export const STATE_PREFIXES = ['optim.', 'state.'];

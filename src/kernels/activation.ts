@@ -1,6 +1,6 @@
 // PReLU kernels (per-channel or shared slope), forward and backward with the slope gradient.
 import code from '../../shaders/activation.wgsl';
-import { Tensor, shapeStr } from '../graph/tensor.js';
+import { Tensor, shapeStr } from '../core/tensor.js';
 import { channelPlan, rowGrid } from './batchnorm.js';
 import { fill } from './elementwise.js';
 import { reduceSum } from './reduce.js';

@@ -1,7 +1,7 @@
 // BatchNorm2d (optionally fused with PReLU) kernels over NCHW, and the per-channel work plan they share with PReLU and SE.
 import code from '../../shaders/batchnorm.wgsl';
 import { f32, type Engine } from '../gpu/runtime.js';
-import { Tensor, shapeStr } from '../graph/tensor.js';
+import { Tensor, shapeStr } from '../core/tensor.js';
 import { reduceSum } from './reduce.js';
 
 /**

@@ -21,7 +21,7 @@
 import code from '../../shaders/conv2d.wgsl';
 import wgradCode from '../../shaders/conv2d_wgrad.wgsl';
 import { f32, type BufferBinding, type Engine } from '../gpu/runtime.js';
-import { Tensor, shapeStr, type Shape } from '../graph/tensor.js';
+import { Tensor, shapeStr, type Shape } from '../core/tensor.js';
 import { grid } from './util.js';
 
 export type Pair = number | readonly [number, number];

@@ -1,6 +1,6 @@
 // Concatenation and splitting along an axis as strided block copies (no autograd).
 import code from '../../shaders/copy.wgsl';
-import { Tensor, shapeStr, type Shape } from '../graph/tensor.js';
+import { Tensor, shapeStr, type Shape } from '../core/tensor.js';
 import { grid } from './util.js';
 
 const WG = 256;

@@ -1,7 +1,7 @@
 // Elementwise kernels (no autograd): broadcasting binary ops, unary maps and their gradients.
 import code from '../../shaders/elementwise.wgsl';
 import { f32 } from '../gpu/runtime.js';
-import { Tensor } from '../graph/tensor.js';
+import { Tensor } from '../core/tensor.js';
 import { broadcastShapes, broadcastStrides, grid, pad4 } from './util.js';
 
 const WG = 256;

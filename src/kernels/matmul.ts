@@ -1,7 +1,7 @@
 // Matrix multiply kernels (no autograd): C (+)= op(A) op(B), optional transposes, three tilings.
 import code from '../../shaders/matmul.wgsl';
 import type { BufferBinding, Engine } from '../gpu/runtime.js';
-import { Tensor, shapeStr } from '../graph/tensor.js';
+import { Tensor, shapeStr } from '../core/tensor.js';
 import { grid } from './util.js';
 
 /**

@@ -1,7 +1,7 @@
 // Optimizer update kernels (in place on the parameter buffers).
 import code from '../../shaders/optim.wgsl';
 import { f32 } from '../gpu/runtime.js';
-import type { Tensor } from '../graph/tensor.js';
+import type { Tensor } from '../core/tensor.js';
 import { grid } from './util.js';
 
 const WG = 256;

@@ -1,7 +1,7 @@
 // Max/average 2-D pooling and global average pooling kernels over NCHW, forward and backward (one dispatch each).
 import code from '../../shaders/pool.wgsl';
 import { f32, type Engine, type UniformValue } from '../gpu/runtime.js';
-import { Tensor, shapeStr, type Shape } from '../graph/tensor.js';
+import { Tensor, shapeStr, type Shape } from '../core/tensor.js';
 import { reduceSum } from './reduce.js';
 
 const WG = 64;

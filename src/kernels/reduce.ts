@@ -1,7 +1,7 @@
 // Sum/mean reduction kernels (no autograd) over any axes, split across workgroups when long.
 import code from '../../shaders/reduce.wgsl';
 import { f32 } from '../gpu/runtime.js';
-import { Tensor, type Shape } from '../graph/tensor.js';
+import { Tensor, type Shape } from '../core/tensor.js';
 import { grid, pad4 } from './util.js';
 
 const WG = 64;

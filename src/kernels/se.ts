@@ -1,6 +1,6 @@
 // Squeeze-and-excitation kernels: pool -> C->hidden->C MLP gate -> channel scale, forward and backward in two dispatches each.
 import code from '../../shaders/se.wgsl';
-import { Tensor, shapeStr } from '../graph/tensor.js';
+import { Tensor, shapeStr } from '../core/tensor.js';
 import { channelPlan, rowGrid } from './batchnorm.js';
 
 function dims(x: Tensor, w1: Tensor, w2: Tensor): [number, number, number, number] {

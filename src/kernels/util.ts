@@ -1,6 +1,6 @@
 // Shared helpers for kernel modules: dispatch grids and broadcasting shapes.
 import type { Engine } from '../gpu/runtime.js';
-import { type Shape, shapeStr } from '../graph/tensor.js';
+import { type Shape, shapeStr } from '../core/tensor.js';
 
 /** Folds a 1-D workgroup count into x*y <= maxComputeWorkgroupsPerDimension^2 (kernels use num_workgroups). */
 export function grid(engine: Engine, workgroups: number): [number, number] {

@@ -1,7 +1,7 @@
 // Inference on images of any size: tiles carry the full receptive field as context, so the tiled
 // result equals the untiled one and there are no seams to hide.
 import { noGrad } from '../graph/autograd.js';
-import { Tensor, tidy } from '../graph/tensor.js';
+import { Tensor, tidy } from '../core/tensor.js';
 import type { Image } from '../io/image.js';
 import { receptiveRadius } from './config.js';
 import type { DrdNet } from './drdnet.js';

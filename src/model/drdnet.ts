@@ -5,7 +5,7 @@ import type { Engine } from '../gpu/runtime.js';
 import { BatchNorm2d, Conv2d, DilatedContextBlock, Indexed, PReLU, SqueezeExcite } from '../graph/layers.js';
 import { Module } from '../graph/module.js';
 import { add, sub } from '../graph/ops.js';
-import { type Tensor, shapeStr } from '../graph/tensor.js';
+import { type Tensor, shapeStr } from '../core/tensor.js';
 import { Rng } from '../util/rng.js';
 import { type DrdConfig, validateConfig } from './config.js';
 

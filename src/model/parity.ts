@@ -3,7 +3,7 @@ import type { Engine } from '../gpu/runtime.js';
 import { backward } from '../graph/autograd.js';
 import { noGrad } from '../graph/autograd.js';
 import { add, l1Loss, mulScalar } from '../graph/ops.js';
-import { Tensor, tidy } from '../graph/tensor.js';
+import { Tensor, tidy } from '../core/tensor.js';
 import type { Image } from '../io/image.js';
 import type { NamedSerializableTensor } from '../io/safetensors.js';
 import type { DrdNet } from './drdnet.js';

@@ -19,7 +19,7 @@ import { conv2d } from '../graph/conv.js';
 import { Module } from '../graph/module.js';
 import { maxPool2d } from '../graph/norm.js';
 import { mul, sub } from '../graph/ops.js';
-import { Tensor, shapeStr } from '../graph/tensor.js';
+import { Tensor, shapeStr } from '../core/tensor.js';
 import { parseSafetensors, toFloat32 } from '../io/safetensors.js';
 import { Rng } from '../util/rng.js';
 

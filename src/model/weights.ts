@@ -2,7 +2,7 @@
 // from the "semi_drdnet.config" metadata, strict validation that names the offending tensor.
 import type { Engine } from '../gpu/runtime.js';
 import { loadModule, saveModule } from '../graph/state.js';
-import { shapeStr } from '../graph/tensor.js';
+import { shapeStr } from '../core/tensor.js';
 import { parseSafetensors, type NamedSerializableTensor, type ParsedSafetensors } from '../io/safetensors.js';
 import { type DrdConfig, makeConfig, validateConfig } from './config.js';
 import { DrdNet } from './drdnet.js';

@@ -40,7 +40,7 @@
 //    Every choice (sample sets, map, weights, layer weights, eps) is an option.
 import { noGrad } from '../graph/autograd.js';
 import { add, addScalar, affine, concat, div, l1Loss, matmul, mulScalar, reshape, split, sub, zeros } from '../graph/ops.js';
-import { Tensor, shapeStr, tidy } from '../graph/tensor.js';
+import { Tensor, shapeStr, tidy } from '../core/tensor.js';
 import type { FeatureExtractor } from '../model/vgg.js';
 
 export type { FeatureExtractor } from '../model/vgg.js';

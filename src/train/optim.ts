@@ -1,7 +1,7 @@
 // Optimizers (SGD with momentum, Adam) over GPU parameters, and the multi-step learning-rate decay.
 import { adamUpdate, sgdUpdate } from '../kernels/optim.js';
 import { zeros } from '../graph/ops.js';
-import { Tensor } from '../graph/tensor.js';
+import { Tensor } from '../core/tensor.js';
 import { zeroGrad } from '../graph/autograd.js';
 
 export interface Optimizer {

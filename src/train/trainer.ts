@@ -3,7 +3,7 @@
 import type { Engine } from '../gpu/runtime.js';
 import { backward, noGrad } from '../graph/autograd.js';
 import { add, concat, mul, reshape, split, sub, sum } from '../graph/ops.js';
-import { Tensor, tidy } from '../graph/tensor.js';
+import { Tensor, tidy } from '../core/tensor.js';
 import type { Module } from '../graph/module.js';
 import { supervisedLoss } from '../model/parity.js';
 import { Adam, multiStepLr } from './optim.js';

@@ -2,7 +2,7 @@
 // included) on the Semi-DRDNet shapes, and the fused detail block (multiDilationConv).
 import type { BenchCase } from '../case.js';
 import type { Engine } from '../../gpu/runtime.js';
-import { Tensor } from '../../graph/tensor.js';
+import { Tensor } from '../../core/tensor.js';
 import {
   composeFusedBias,
   conv2dBackwardData,

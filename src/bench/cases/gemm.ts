@@ -1,6 +1,6 @@
 // GEMM cases: the tuned matmul kernels at the contract shape, the backward-pass transposes, and
 // each variant forced. Shapes read MxNxK (C[M,N] = A[M,K] B[K,N]); FLOPs = 2*M*N*K.
-import { Tensor } from '../../graph/tensor.js';
+import { Tensor } from '../../core/tensor.js';
 import { matmul2d, type MatmulOptions } from '../../kernels/matmul.js';
 import type { BenchCase } from '../case.js';
 

@@ -2,7 +2,7 @@
 import type { BenchCase } from '../case.js';
 import type { Engine } from '../../gpu/runtime.js';
 import { backward, noGrad } from '../../graph/autograd.js';
-import { Tensor, tidy } from '../../graph/tensor.js';
+import { Tensor, tidy } from '../../core/tensor.js';
 import { macsPerPixel, preset, type PresetName } from '../../model/config.js';
 import { DrdNet } from '../../model/drdnet.js';
 import { supervisedLoss } from '../../model/parity.js';

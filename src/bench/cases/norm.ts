@@ -1,7 +1,7 @@
 // Bench cases for the normalisation/gating/pooling kernels: SE, fused BN+PReLU (training) and max pooling, forward and backward.
 import type { BenchCase } from '../case.js';
 import type { Engine } from '../../gpu/runtime.js';
-import { Tensor } from '../../graph/tensor.js';
+import { Tensor } from '../../core/tensor.js';
 import { batchNormBackward, batchNormForward } from '../../kernels/batchnorm.js';
 import { maxPoolBackward, maxPoolForward } from '../../kernels/pool.js';
 import { squeezeExciteBackward, squeezeExciteForward } from '../../kernels/se.js';
