@@ -217,6 +217,10 @@ for (const [name, conv, wg] of tilings) {
     await kernelCheck(e, `${name} 3x3 d3`, t([2, 19, 10, 13]), t([21, 19, 3, 3]), { padding: 3, dilation: 3 }, conv, wg);
     await kernelCheck(e, `${name} 3x3 s2`, t([1, 5, 11, 9]), t([3, 5, 3, 3]), { stride: 2, padding: 1 }, conv, wg);
     await kernelCheck(e, `${name} 1x1`, t([2, 17, 7, 9]), t([6, 17, 1, 1]), {}, conv, wg);
+    // Every per-axis parameter different (a swapped h/w anywhere shows): kernel 3x2, stride 1x2,
+    // padding 2x0, dilation 2x3; and its transpose.
+    await kernelCheck(e, `${name} per-axis`, t([2, 9, 11, 14]), t([10, 9, 3, 2]), { stride: [1, 2], padding: [2, 0], dilation: [2, 3] }, conv, wg);
+    await kernelCheck(e, `${name} per-axis transposed`, t([1, 9, 14, 11]), t([10, 9, 2, 3]), { stride: [2, 1], padding: [0, 2], dilation: [3, 2] }, conv, wg);
   });
 }
 

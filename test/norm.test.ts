@@ -247,4 +247,39 @@ test('batchNorm2d errors name the shapes', async () => {
   });
 });
 
+
+// Training mode with eps != 1e-5 and a near-constant channel (variance 1e-8, far below eps): where
+// eps enters (inside the square root, on the biased variance) decides every value of that channel.
+for (const [name, wrap] of [['', plain], ...PLANS.map((p) => [` [${p.name}]`, (f: () => Promise<void>) => withPlan(p, f)] as const)] as const) {
+  for (const [eps, prelu] of [[1e-2, false], [3e-4, true]] as const) {
+    test(`batchNorm2d${prelu ? 'Prelu' : ''} train, eps ${eps}, a near-constant channel${name}`, () =>
+      wrap(async () => {
+        const e = await engine();
+        const shape = [2, 4, 5, 7];
+        const x = f32r(t(shape));
+        const P = shape[2] * shape[3];
+        for (let n = 0; n < shape[0]; n++) for (let j = 0; j < P; j++) x.data[n * 4 * P + j] = Math.fround(5 + 1e-4 * x.data[n * 4 * P + j]);
+        const [w, b, rm, rv, slope] = [vec(4), t([4]), t([4]), pos([4]), uniform([4], 0.05, 0.4, rng)].map(f32r);
+        const dy = f32r(t(shape));
+        const momentum = 0.3;
+        const ref = R.batchNorm2dTrain(x, d(w), d(b), { eps, momentum, runningMean: d(rm), runningVar: d(rv) });
+        const refY = prelu ? R.prelu(ref.y, d(slope)) : ref.y;
+        const gy = prelu ? R.preluBackward(ref.y, d(slope), dy).dx : dy;
+        const refB = R.batchNorm2dTrainBackward(x, d(w), gy, eps);
+        const [gx, gw, gb, grm, grv, gs] = [x, w, b, rm, rv, slope].map((r, i) => gpu(e, r, i < 3));
+        const opts = { training: true, eps, momentum };
+        const y = prelu ? N.batchNormPrelu(gx, gw, gb, grm, grv, gs, opts) : N.batchNorm2d(gx, gw, gb, grm, grv, opts);
+        await assertClose(y, d(refY), FWD, 'y');
+        await assertClose(grm, ref.runningMean, FWD, 'running mean');
+        await assertClose(grv, ref.runningVar, FWD, 'running var');
+        backward(tidy(() => sum(mul(y, gpu(e, dy)))));
+        await assertClose(gx.grad!, d(refB.dx), BWD, 'dx');
+        await assertClose(gw.grad!, refB.dgamma, BWD, 'dweight');
+        await assertClose(gb.grad!, refB.dbeta, BWD, 'dbias');
+        for (const v of [gx, gw, gb, grm, grv, gs, y]) v.dispose();
+      }),
+    );
+  }
+}
+
 test.run();
