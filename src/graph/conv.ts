@@ -21,6 +21,7 @@ import {
 import { defineOp } from './autograd.js';
 import { Tensor, shapeStr } from '../core/tensor.js';
 
+/** Stride, padding and dilation (one number or [h, w]) and a fused activation of `conv2d`. */
 export interface Conv2dOptions {
   stride?: Pair;
   padding?: Pair;
@@ -92,6 +93,7 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
 
 // ---- multiDilationConv ------------------------------------------------------------------------
 
+/** One dilated 3x3 branch of `multiDilationConv`: weight, bias and dilation. */
 export interface DilationBranch {
   /** OIHW [C_k, Cin, KH, KW]; every branch has the same Cin and kernel size. */
   weight: Tensor;

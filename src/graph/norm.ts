@@ -8,6 +8,7 @@ import type { Tensor } from '../core/tensor.js';
 
 export type { Pair } from '../kernels/pool.js';
 
+/** Training or eval statistics, eps and momentum of `batchNorm2d`. */
 export interface BatchNormOptions {
   /** Batch statistics (and an in-place running-stat update) when true; running statistics when false. */
   training: boolean;

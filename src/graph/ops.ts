@@ -10,17 +10,21 @@ import { Tensor, shapeStr, type Shape } from '../core/tensor.js';
 
 // ---- creation -------------------------------------------------------------------------------
 
+/** A tensor with the given values (alias of Tensor.fromData). */
 export function tensor(engine: Engine, data: ArrayLike<number>, shape: Shape): Tensor {
   return Tensor.fromData(engine, data, shape);
 }
 
+/** A tensor filled with one value. */
 export function full(engine: Engine, shape: Shape, value: number): Tensor {
   const t = Tensor.empty(engine, shape);
   fill(t, value);
   return t;
 }
 
+/** A tensor of zeros. */
 export const zeros = (engine: Engine, shape: Shape): Tensor => full(engine, shape, 0);
+/** A tensor of ones. */
 export const ones = (engine: Engine, shape: Shape): Tensor => full(engine, shape, 1);
 
 // ---- broadcasting helpers -------------------------------------------------------------------
@@ -95,8 +99,11 @@ const binaryDefs = {
 
 /** a + b with NumPy broadcasting (e.g. a per-channel [1,C,1,1] bias onto [N,C,H,W]). */
 export const add = (a: Tensor, b: Tensor): Tensor => first(binaryDefs.add([a, b], undefined));
+/** a - b with broadcasting. */
 export const sub = (a: Tensor, b: Tensor): Tensor => first(binaryDefs.sub([a, b], undefined));
+/** a * b (elementwise) with broadcasting. */
 export const mul = (a: Tensor, b: Tensor): Tensor => first(binaryDefs.mul([a, b], undefined));
+/** a / b (elementwise) with broadcasting. */
 export const div = (a: Tensor, b: Tensor): Tensor => first(binaryDefs.div([a, b], undefined));
 
 const affineDef = defineOp<{ scale: number; shift: number }>({
@@ -107,8 +114,11 @@ const affineDef = defineOp<{ scale: number; shift: number }>({
 
 /** scale * x + shift. */
 export const affine = (x: Tensor, scale: number, shift = 0): Tensor => first(affineDef([x], { scale, shift }));
+/** x + c. */
 export const addScalar = (x: Tensor, c: number): Tensor => affine(x, 1, c);
+/** c * x. */
 export const mulScalar = (x: Tensor, c: number): Tensor => affine(x, c, 0);
+/** -x. */
 export const neg = (x: Tensor): Tensor => affine(x, -1, 0);
 
 // ---- activations and maps -------------------------------------------------------------------
@@ -135,11 +145,17 @@ const unaryDefs = {
   log: unaryOp('log', 'x', (g, x) => binary('div', g, x)),
 };
 
+/** max(x, 0). */
 export const relu = (x: Tensor): Tensor => first(unaryDefs.relu([x], 1));
+/** x where x > 0, slope * x elsewhere. */
 export const leakyRelu = (x: Tensor, slope = 0.01): Tensor => first(unaryDefs.leakyRelu([x], slope));
+/** 1 / (1 + exp(-x)). */
 export const sigmoid = (x: Tensor): Tensor => first(unaryDefs.sigmoid([x], 1));
+/** |x| (gradient 0 at 0). */
 export const abs = (x: Tensor): Tensor => first(unaryDefs.abs([x], 1));
+/** e^x. */
 export const exp = (x: Tensor): Tensor => first(unaryDefs.exp([x], 1));
+/** Natural logarithm. */
 export const log = (x: Tensor): Tensor => first(unaryDefs.log([x], 1));
 
 // ---- reductions -----------------------------------------------------------------------------
@@ -252,6 +268,7 @@ const reshapeDef = defineOp<Shape>({
   backward: (ctx, [g]) => [g!.view(ctx.inputShapes[0])],
 });
 
+/** The same data under another shape with as many elements (a view; no copy). */
 export function reshape(x: Tensor, shape: Shape): Tensor {
   const known = shape.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
   const resolved = shape.map((d) => (d === -1 ? x.size / known : d));

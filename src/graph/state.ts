@@ -16,6 +16,7 @@ export const MAX_ABS_VALUE = 1e6;
 /** Weights (or training state) with NaN, Inf, absurd or impossible values. */
 export class NonFiniteWeightsError extends Error {}
 
+/** What `checkFinite` accepts. */
 export interface FiniteCheck {
   /** Default MAX_ABS_VALUE; Infinity allows any finite value (Adam's second moments can be large). */
   maxAbs?: number;
@@ -44,6 +45,7 @@ export interface LoadModuleOptions {
   what?: string;
 }
 
+/** Options of `saveModule`. */
 export interface SaveModuleOptions {
   /** String metadata stored in the file's `__metadata__` (with format 'pt'). */
   metadata?: Record<string, string>;

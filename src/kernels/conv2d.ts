@@ -721,11 +721,7 @@ async function timeIt(e: Engine, run: () => Tensor, reps: number): Promise<numbe
   return times[Math.floor(times.length / 2)];
 }
 
-/**
- * Times candidate tile configurations for each shape and pass, and records the fastest in
- * `convTuning` (used by every later call of that shape class on this adapter). Optional: the
- * defaults are used for untuned shapes. Returns the choices made, keyed like `convTuning`.
- */
+/** Options of `autotuneConv`. */
 export interface AutotuneOptions {
   /** Timed runs per candidate (median taken; default 3). */
   reps?: number;
@@ -735,6 +731,11 @@ export interface AutotuneOptions {
   candidates?: { conv?: ConvTileConfig[]; wgrad?: WgradTileConfig[] };
 }
 
+/**
+ * Times candidate tile configurations for each shape and pass, and records the fastest in
+ * `convTuning` (used by every later call of that shape class on this adapter). Optional: the
+ * defaults are used for untuned shapes. Returns the choices made, keyed like `convTuning`.
+ */
 export async function autotuneConv(engine: Engine, shapes: ConvShape[], opts: AutotuneOptions = {}): Promise<Map<string, ConvTileConfig | WgradTileConfig>> {
   const reps = opts.reps ?? 3;
   const chosen = new Map<string, ConvTileConfig | WgradTileConfig>();

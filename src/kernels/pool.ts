@@ -6,6 +6,7 @@ import { reduceSum } from './reduce.js';
 
 const WG = 64;
 
+/** One number for both axes, or [height, width]. */
 export type Pair = number | readonly [number, number];
 
 export interface PoolGeometry {

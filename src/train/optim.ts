@@ -4,6 +4,7 @@ import { zeros } from '../graph/ops.js';
 import { Tensor } from '../core/tensor.js';
 import { zeroGrad } from '../graph/autograd.js';
 
+/** What the trainer needs of an optimizer: a step, zeroGrad, a learning rate, dispose. */
 export interface Optimizer {
   lr: number;
   readonly params: readonly Tensor[];
@@ -22,6 +23,7 @@ export interface SgdOptions {
   weightDecay?: number;
 }
 
+/** Stochastic gradient descent with momentum, dampening and weight decay as in torch.optim.SGD. */
 export class SGD implements Optimizer {
   lr: number;
   readonly momentum: number;
@@ -69,6 +71,7 @@ export interface AdamOptions {
   weightDecay?: number;
 }
 
+/** Adam as in torch.optim.Adam (bias correction, eps outside the square root, optional L2 weight decay). */
 export class Adam implements Optimizer {
   lr: number;
   readonly betas: [number, number];
