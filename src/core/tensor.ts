@@ -75,6 +75,7 @@ export class Tensor {
     return new Tensor(engine, shape, new Storage(engine, buf, 0, false));
   }
 
+  /** A tensor holding `data` (copied to the GPU) with the given shape. */
   static fromData(engine: Engine, data: ArrayLike<number>, shape: Shape): Tensor {
     checkShape(shape);
     if (data.length !== numel(shape)) {
@@ -117,6 +118,7 @@ export class Tensor {
     return { buffer: s.buffer, offset: s.byteOffset, size: this.size * 4 };
   }
 
+  /** Copies the values back to the CPU (waits for the GPU). */
   async read(): Promise<Float32Array> {
     const s = this.#live();
     if (this.size === 0) return new Float32Array(0);
@@ -173,6 +175,7 @@ export class Tensor {
     for (const s of scopes.current()) s.delete(this);
   }
 
+  /** 'Tensor[shape]' and the name, for messages. */
   toString(): string {
     return `Tensor${shapeStr(this.shape)}${this.name ? ` '${this.name}'` : ''}`;
   }

@@ -86,10 +86,12 @@ export class PatchSampler {
     this.rng = opts.rng instanceof Rng ? opts.rng : new Rng(opts.rng ?? 1);
   }
 
+  /** A sampler of crops of unlabelled images. */
   static fromImages(images: readonly { name: string; image: Image }[], opts?: PatchSamplerOptions): PatchSampler {
     return new PatchSampler(images.map((x) => ({ name: x.name, images: [x.image] })), opts);
   }
 
+  /** A sampler of aligned crops of rainy/clean pairs. */
   static fromPairs(pairs: readonly { name: string; rainy: Image; clean: Image }[], opts?: PatchSamplerOptions): PatchSampler {
     return new PatchSampler(pairs.map((x) => ({ name: x.name, images: [x.rainy, x.clean] })), opts);
   }
@@ -102,6 +104,7 @@ export class PatchSampler {
     return { epoch: this.#epoch, cursor: this.#cursor, order: [...this.#order], rng: Array.from(this.rng.state) };
   }
 
+  /** Continues from a saved state. */
   restore(s: SamplerState): void {
     const n = this.items.length;
     const bad = (why: string): never => {
@@ -125,6 +128,7 @@ export class PatchSampler {
     return [s.epoch, s.cursor, s.order.length, ...s.order, ...s.rng];
   }
 
+  /** Continues from a state flattened to integers (checkpoints). */
   loadState(flat: readonly number[]): void {
     const len = flat[2];
     if (flat.length < 3 || !Number.isInteger(len) || flat.length !== 3 + len + 4) {

@@ -299,6 +299,7 @@ export class Engine {
     return p;
   }
 
+  /** Live, pooled and peak bytes of this engine's buffers, and createBuffer calls so far. */
   memory(): MemoryStats {
     return this.pool.stats();
   }

@@ -25,6 +25,7 @@ export class Conv2d extends Module {
     this.weight = this.param('weight', uniformInit(engine, [outCh, inCh, kernel, kernel], bound, rng));
     this.bias = opts.bias === false ? null : this.param('bias', uniformInit(engine, [outCh], bound, rng));
   }
+  /** Applies the layer. */
   forward(x: Tensor): Tensor {
     return conv2d(x, this.weight, this.bias, this.opts);
   }
@@ -40,6 +41,7 @@ export class Linear extends Module {
     this.weight = this.param('weight', uniformInit(engine, [outF, inF], bound, rng));
     this.bias = withBias ? this.param('bias', uniformInit(engine, [outF], bound, rng)) : null;
   }
+  /** Applies the layer. */
   forward(x: Tensor): Tensor {
     return linear(x, this.weight, this.bias ?? undefined);
   }
@@ -52,6 +54,7 @@ export class PReLU extends Module {
     super();
     this.weight = this.param('weight', full(engine, [channels], init));
   }
+  /** Applies the layer. */
   forward(x: Tensor): Tensor {
     return prelu(x, this.weight);
   }
@@ -72,6 +75,7 @@ export class BatchNorm2d extends Module {
     this.runningMean = this.buffer('running_mean', zeros(engine, [channels]));
     this.runningVar = this.buffer('running_var', ones(engine, [channels]));
   }
+  /** Applies the layer. */
   forward(x: Tensor): Tensor {
     if (this.training) this.numBatchesTracked++;
     return batchNorm2d(x, this.weight, this.bias, this.runningMean, this.runningVar, { training: this.training, eps: this.eps, momentum: this.momentum });
@@ -85,6 +89,7 @@ export class BatchNorm2d extends Module {
 
 /** A module that maps one tensor to one tensor. */
 export interface Layer extends Module {
+  /** Maps one tensor to one tensor. */
   forward(x: Tensor): Tensor;
 }
 
@@ -111,6 +116,7 @@ export class Sequential extends Indexed<Layer> implements Layer {
     if (bad >= 0) throw new Error(`Sequential: item ${bad} (${layers[bad].constructor.name}) has no forward(x)`);
     super(layers as Layer[]);
   }
+  /** Applies the layer. */
   forward(x: Tensor): Tensor {
     let h = x;
     for (const layer of this.items) {
@@ -141,6 +147,7 @@ export class SqueezeExcite extends Indexed implements Layer {
     this.fc1 = fc1;
     this.fc2 = fc2;
   }
+  /** Applies the layer. */
   forward(x: Tensor): Tensor {
     return squeezeExcite(x, this.fc1.weight, this.fc2.weight);
   }
@@ -161,6 +168,7 @@ export class DilatedContextBlock extends Module implements Layer {
     this.branches = dilations.map((d, i) => wrap(`conv${i + 1}`, new Conv2d(engine, rng, channels, channels, 3, { padding: d, dilation: d })));
     this.fuse = wrap(`conv${dilations.length + 1}`, new Conv2d(engine, rng, channels * dilations.length, channels, 1));
   }
+  /** Applies the layer. */
   forward(x: Tensor): Tensor {
     return multiDilationConv(
       x,

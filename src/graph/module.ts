@@ -24,6 +24,7 @@ export class Module {
     return t;
   }
 
+  /** Registers a child module under `name` (its tensors get the `name.` prefix). */
   protected child<M extends Module>(name: string, m: M): M {
     this.#children.push([name, m]);
     return m;
@@ -36,6 +37,7 @@ export class Module {
     return out;
   }
 
+  /** Trainable parameters in state_dict order. */
   parameters(): Tensor[] {
     return this.namedParameters().map(([, t]) => t);
   }
@@ -57,11 +59,13 @@ export class Module {
     return out;
   }
 
+  /** Sets training mode (true) or eval mode (false) on this module and every descendant. */
   train(mode = true): this {
     for (const [, m] of this.namedModules()) m.training = mode;
     return this;
   }
 
+  /** Eval mode: BatchNorm uses its running statistics. */
   eval(): this {
     return this.train(false);
   }

@@ -12,6 +12,7 @@ export interface DerainOptions {
   tile?: number;
   /** Bytes one activation tensor may take (default 256 MiB, capped by maxStorageBufferBindingSize). */
   activationBudget?: number;
+  /** Called after each tile with the tiles done and the total. */
   onTile?: (done: number, total: number) => void;
 }
 

@@ -2,7 +2,7 @@
 // and a detail repair network of dilated context-aggregation blocks, named as in the authors'
 // PyTorch module tree so weights map one-to-one onto their state_dict.
 import type { Engine } from '../gpu/runtime.js';
-import { BatchNorm2d, Conv2d, DilatedContextBlock, Indexed, PReLU, SqueezeExcite } from '../graph/layers.js';
+import { BatchNorm2d, Conv2d, DilatedContextBlock, Indexed, PReLU, SqueezeExcite, type Layer } from '../graph/layers.js';
 import { Module } from '../graph/module.js';
 import { add, sub } from '../graph/ops.js';
 import { type Tensor, shapeStr } from '../core/tensor.js';
@@ -10,6 +10,33 @@ import { Rng } from '../util/rng.js';
 import { type DrdConfig, validateConfig } from './config.js';
 
 type Ctx = { engine: Engine; rng: Rng; c: DrdConfig };
+
+/** What a block factory of `DrdNetOptions` gets to build one block. */
+export interface BlockContext {
+  engine: Engine;
+  /** The network's generator: draw initial weights from it so they follow the network's seed. */
+  rng: Rng;
+  /** Feature channels of the block's input and output. */
+  channels: number;
+  /** The network's configuration (dilations, SE width, ...). */
+  config: DrdConfig;
+  /** The block's position in its branch (0 first). */
+  index: number;
+}
+
+/**
+ * Replacements for DrdNet's blocks, for research variants: each factory is called once per block
+ * and returns a layer mapping [N,C,H,W] to [N,C,H,W]; its parameters join the network's under the
+ * replaced block's name.
+ */
+export interface DrdNetOptions {
+  /** Replaces the SE gate of each rain residual block (the block still adds its skip); used even when `config.se` is false. */
+  rainGate?: (ctx: BlockContext) => Layer;
+  /** Replaces each rain residual block whole, skip connection included. */
+  rainBlock?: (ctx: BlockContext) => Layer;
+  /** Replaces each detail block whole, skip connection included. */
+  detailBlock?: (ctx: BlockContext) => Layer;
+}
 
 /**
  * Sees a PReLU output (named by its PReLU module's state_dict prefix) before it is freed; for
@@ -23,13 +50,15 @@ const conv3 = ({ engine, rng }: Ctx, cin: number, cout: number, dilation = 1) =>
 /** Conv, BN, PReLU, conv, BN, then an SE gate; added to the block input. */
 class RainBlock extends Module {
   readonly head: Indexed;
-  readonly body: SqueezeExcite | null;
+  readonly body: Layer | null;
   tap: ((t: Tensor) => void) | null = null;
-  constructor(k: Ctx) {
+  constructor(k: Ctx, gate?: () => Layer) {
     super();
     const C = k.c.channels;
     this.head = this.child('rain_residual_block_head', new Indexed([conv3(k, C, C), new BatchNorm2d(k.engine, C), new PReLU(k.engine, C), conv3(k, C, C), new BatchNorm2d(k.engine, C)]));
-    this.body = k.c.se ? this.child('rain_residual_block_body', new SqueezeExcite(k.engine, k.rng, C, k.c.seHidden)) : null;
+    // The gate is built after the head, so the head's initialisation is the same whatever the gate.
+    const body = gate ? gate() : k.c.se ? new SqueezeExcite(k.engine, k.rng, C, k.c.seHidden) : null;
+    this.body = body && this.child('rain_residual_block_body', body);
   }
   forward(x: Tensor): Tensor {
     const [c1, bn1, act, c2, bn2] = this.head.items as [Conv2d, BatchNorm2d, PReLU, Conv2d, BatchNorm2d];
@@ -75,11 +104,11 @@ class DetailBlock extends Module {
 /** Head conv + PReLU, residual blocks, body conv + BN with a long skip, tail conv to 3 channels. */
 class Branch extends Module {
   readonly head: Indexed;
-  readonly blocks: Indexed<RainBlock | DetailBlock>;
+  readonly blocks: Indexed<Layer>;
   readonly body: Indexed;
   readonly tail: Indexed;
   tap: ((t: Tensor) => void) | null = null;
-  constructor(k: Ctx, names: { head: string; blocks: string; body: string }, blocks: Array<RainBlock | DetailBlock>) {
+  constructor(k: Ctx, names: { head: string; blocks: string; body: string }, blocks: Layer[]) {
     super();
     const C = k.c.channels;
     this.head = this.child(names.head, new Indexed([conv3(k, 3, C), new PReLU(k.engine, C)]));
@@ -130,15 +159,17 @@ export class DrdNet extends Module {
   /** Called with every PReLU output during forward while set (see ActivationTap). */
   tap: ActivationTap | null = null;
 
-  constructor(engine: Engine, config: DrdConfig, seed = 0) {
+  constructor(engine: Engine, config: DrdConfig, seed = 0, options: DrdNetOptions = {}) {
     super();
     validateConfig(config);
     this.config = { ...config, dilations: [...config.dilations] };
     const k: Ctx = { engine, rng: new Rng(seed), c: this.config };
-    const rain = Array.from({ length: config.rainBlocks }, () => new RainBlock(k));
+    const at = (index: number): BlockContext => ({ engine, rng: k.rng, channels: this.config.channels, config: this.config, index });
+    const { rainGate, rainBlock, detailBlock } = options;
+    const rain = Array.from({ length: config.rainBlocks }, (_, i) => (rainBlock ? rainBlock(at(i)) : new RainBlock(k, rainGate && (() => rainGate(at(i))))));
     this.rainNet = this.child('rain_net', new Indexed([new Branch(k, { head: 'rain_net_head', blocks: 'rain_residual_blocks', body: 'rain_net_body' }, rain)])).items[0];
     if (config.detail) {
-      const detail = Array.from({ length: config.detailBlocks }, () => new DetailBlock(k));
+      const detail = Array.from({ length: config.detailBlocks }, (_, i) => (detailBlock ? detailBlock(at(i)) : new DetailBlock(k)));
       this.backNet = this.child('back_net', new Indexed([new Branch(k, { head: 'back_net_head', blocks: 'back_residual_blocks', body: 'back_net_body' }, detail)])).items[0];
     } else {
       this.backNet = null;
@@ -166,6 +197,7 @@ export class DrdNet extends Module {
     return { rain, derained, detail, final };
   }
 
+  /** Number of trainable values. */
   parameterCount(): number {
     return this.parameters().reduce((a, p) => a + p.size, 0);
   }

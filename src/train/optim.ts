@@ -10,9 +10,11 @@ export interface Optimizer {
   readonly params: readonly Tensor[];
   /** Applies the accumulated `.grad` of every parameter (parameters without one are skipped). */
   step(): void;
+  /** Frees the parameters' gradients (the next backward starts from zero). */
   zeroGrad(): void;
   /** Named state tensors (for checkpoints), keyed by parameter index. */
   state(): Array<[string, Tensor]>;
+  /** Frees the optimizer's state (momentum or moment buffers). */
   dispose(): void;
 }
 
@@ -51,6 +53,7 @@ export class SGD implements Optimizer {
     this.params[0]?.engine.flush();
   }
 
+  /** Frees the parameters' gradients (the next backward starts from zero). */
   zeroGrad(): void {
     zeroGrad(this.params);
   }
@@ -59,6 +62,7 @@ export class SGD implements Optimizer {
     return this.#buf.flatMap((b, i): Array<[string, Tensor]> => (b ? [[`${i}.momentum`, b]] : []));
   }
 
+  /** Frees the optimizer's state (momentum or moment buffers). */
   dispose(): void {
     for (const b of this.#buf) b?.dispose();
   }
@@ -100,6 +104,7 @@ export class Adam implements Optimizer {
     this.params[0]?.engine.flush(); // see SGD.step
   }
 
+  /** Frees the parameters' gradients (the next backward starts from zero). */
   zeroGrad(): void {
     zeroGrad(this.params);
   }
@@ -108,6 +113,7 @@ export class Adam implements Optimizer {
     return this.params.flatMap((_, i): Array<[string, Tensor]> => [[`${i}.m`, this.m[i]], [`${i}.v`, this.v[i]]]);
   }
 
+  /** Frees the optimizer's state (momentum or moment buffers). */
   dispose(): void {
     for (const t of [...this.m, ...this.v]) t.dispose();
   }

@@ -10,8 +10,11 @@ import { Adam, multiStepLr } from './optim.js';
 
 /** A source of batches in NCHW float32 with a saveable position (for bit-for-bit resume). */
 export interface BatchSource<T> {
+  /** The next `batch` samples. */
   next(batch: number): T;
+  /** Where the source is, for checkpoints. */
   saveState(): SourceState;
+  /** Continues from a saved position. */
   loadState(s: SourceState): void;
 }
 
@@ -74,6 +77,7 @@ export class NonFiniteLossError extends Error {}
  * is used). `DrdNet` is one; a researcher's own network is another.
  */
 export interface DerainModule extends Module {
+  /** Derains a batch. */
   forward(rainy: Tensor): { derained: Tensor; final: Tensor; rain?: Tensor | null };
 }
 

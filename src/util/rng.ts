@@ -42,6 +42,7 @@ export class Rng {
     return this.nextU32() / 4294967296;
   }
 
+  /** A float drawn uniformly from [lo, hi). */
   uniform(lo: number, hi: number): number {
     return lo + (hi - lo) * this.next();
   }
