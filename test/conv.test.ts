@@ -8,7 +8,7 @@ import { BWD, FWD, allclose, mulberry32, randn, type RefTensor } from './ref/ten
 import { conv2d, multiDilationConv, type DilationBranch } from '../src/graph/conv.js';
 import * as ops from '../src/graph/ops.js';
 import { backward } from '../src/graph/autograd.js';
-import { Tensor, tidy } from '../src/graph/tensor.js';
+import { Tensor, tidy } from '../src/core/tensor.js';
 import {
   autotuneConv,
   conv2dBackwardBias,

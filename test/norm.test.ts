@@ -6,7 +6,7 @@ import { BWD, FWD, mulberry32, randn, refTensor, uniform, type RefTensor, randnA
 import { backward } from '../src/graph/autograd.js';
 import { mul, sum } from '../src/graph/ops.js';
 import * as N from '../src/graph/norm.js';
-import { Tensor, tidy } from '../src/graph/tensor.js';
+import { Tensor, tidy } from '../src/core/tensor.js';
 import { channelPlan, channelTuning } from '../src/kernels/batchnorm.js';
 import { poolTuning } from '../src/kernels/pool.js';
 import type { Engine } from '../src/gpu/runtime.js';

@@ -11,7 +11,7 @@ import { engine } from './helpers.js';
 import { allclose } from './ref/tensor.js';
 import { runCli } from './run-cli.js';
 import { parseSafetensors, toFloat32 } from '../src/io/safetensors.js';
-import { Tensor } from '../src/graph/tensor.js';
+import { Tensor } from '../src/core/tensor.js';
 import { Adam, SGD, multiStepLr, type Optimizer } from '../src/train/optim.js';
 
 const PATH = 'test/fixtures/optim/optim.safetensors';
