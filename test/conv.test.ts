@@ -284,7 +284,7 @@ test('convolutions over the binding limit split over the batch, or refuse naming
 
 test('autotuneConv records a choice per shape class and later calls use it', async () => {
   const e = await engine();
-  const before = convTuning.size;
+  const before = convTuning(e).size;
   const candidates: { conv: ConvTileConfig[]; wgrad: WgradTileConfig[] } = {
     conv: [
       { smem: false, wgX: 32, wgY: 1, tm: 4, tn: 2, bk: 16 },
@@ -297,10 +297,10 @@ test('autotuneConv records a choice per shape class and later calls use it', asy
   };
   const chosen = await autotuneConv(e, [{ x: [1, 4, 9, 10], w: [6, 4, 3, 3], padding: 1 }], { reps: 1, candidates });
   assert.is(chosen.size, 3);
-  assert.is(convTuning.size, before + 3);
+  assert.is(convTuning(e).size, before + 3);
   for (const k of chosen.keys()) assert.ok(k.includes('4->6:k3x3'), k);
   await kernelCheck(e, 'tuned', t([1, 4, 9, 10]), t([6, 4, 3, 3]), { padding: 1 });
-  for (const k of chosen.keys()) convTuning.delete(k);
+  for (const k of chosen.keys()) convTuning(e).delete(k);
 });
 
 test('conv2d refuses mismatched shapes with a clear message', async () => {

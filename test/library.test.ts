@@ -8,6 +8,8 @@ import { defineOp } from '../src/graph/autograd.js';
 import { BatchNorm2d, Conv2d, DilatedContextBlock, PReLU, Sequential, SqueezeExcite } from '../src/graph/layers.js';
 import { Module } from '../src/graph/module.js';
 import { checkpointBytes } from '../src/train/checkpoint.js';
+import { channelPlan, channelTuning } from '../src/kernels/batchnorm.js';
+import { convTuning } from '../src/kernels/conv2d.js';
 import { Trainer, type BatchSource, type DerainModule, type PairBatch } from '../src/train/trainer.js';
 import { add, l1Loss, sub } from '../src/graph/ops.js';
 import { backward } from '../src/graph/autograd.js';
@@ -185,6 +187,22 @@ test('Trainer trains any module that maps a rainy batch to { derained, final }, 
   assert.ok(file.tensors.has('optim.body.0.weight.m') && file.tensors.has('body.2.bias'));
   trainer.opt.dispose();
   model.dispose();
+});
+
+test('kernel tuning state belongs to its engine (tuned configs, plan overrides)', async () => {
+  const a = await engine();
+  const b = await engineWith({});
+  channelTuning(a).chunk = 7;
+  try {
+    assert.is(channelPlan(a, 1, 100).chunk, 7);
+    assert.is(channelPlan(b, 1, 100).chunk, channelPlan(b, 1, 100, Infinity).chunk);
+    assert.is.not(channelPlan(b, 1, 100).chunk, 7);
+  } finally {
+    channelTuning(a).chunk = 0;
+  }
+  assert.is.not(convTuning(a), convTuning(b));
+  assert.is(convTuning(a), convTuning(a));
+  b.destroy();
 });
 
 test('tensors of two engines in one op are refused naming the op', async () => {

@@ -114,13 +114,14 @@ const PLANS: Plan[] = [
 ];
 
 async function withPlan<T>(plan: Plan, fn: () => Promise<T>): Promise<T> {
-  Object.assign(channelTuning, { chunk: plan.chunk, wg: plan.wg, serial: plan.serial });
-  poolTuning.lines = plan.lines;
+  const e = await engine();
+  Object.assign(channelTuning(e), { chunk: plan.chunk, wg: plan.wg, serial: plan.serial });
+  poolTuning(e).lines = plan.lines;
   try {
     return await fn();
   } finally {
-    Object.assign(channelTuning, { chunk: 0, wg: 0, serial: undefined });
-    poolTuning.lines = 0;
+    Object.assign(channelTuning(e), { chunk: 0, wg: 0, serial: undefined });
+    poolTuning(e).lines = 0;
   }
 }
 

@@ -109,6 +109,7 @@ export class Engine {
   #lost: string | null = null;
   #errors: string[] = [];
   #destroyed = false;
+  #local = new Map<symbol, unknown>();
 
   private constructor(device: GPUDevice, owned: boolean, adapter: AdapterSummary, opts: EngineOptions) {
     this.device = device;
@@ -300,6 +301,15 @@ export class Engine {
   }
 
   /** Live, pooled and peak bytes of this engine's buffers, and createBuffer calls so far. */
+  /**
+   * Per-engine state of a kernel family (tuned configurations, test overrides), created on first
+   * use: two engines in one process never share it.
+   */
+  local<T>(key: symbol, init: () => T): T {
+    if (!this.#local.has(key)) this.#local.set(key, init());
+    return this.#local.get(key) as T;
+  }
+
   memory(): MemoryStats {
     return this.pool.stats();
   }

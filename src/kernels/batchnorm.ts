@@ -9,7 +9,18 @@ import { reduceSum } from './reduce.js';
  * paths run on any adapter), `wg` the workgroup size, `serial` the merge style; 0/undefined let
  * the adapter decide.
  */
-export const channelTuning: { chunk: number; wg: number; serial: boolean | undefined } = { chunk: 0, wg: 0, serial: undefined };
+export interface ChannelOverrides {
+  chunk: number;
+  wg: number;
+  serial: boolean | undefined;
+}
+
+const OVERRIDES = Symbol('channel plan overrides');
+
+/** This engine's channel-plan overrides (see above). */
+export function channelTuning(engine: Engine): ChannelOverrides {
+  return engine.local(OVERRIDES, (): ChannelOverrides => ({ chunk: 0, wg: 0, serial: undefined }));
+}
 
 export interface ChannelPlan {
   /** Invocations per workgroup (a power of two). */
@@ -29,13 +40,14 @@ export interface ChannelPlan {
  */
 export function channelPlan(engine: Engine, rows: number, count: number, maxSplits = Infinity): ChannelPlan {
   const soft = engine.adapter.software;
-  const wg = channelTuning.wg || Math.min(soft ? 64 : 256, engine.limits.maxComputeInvocationsPerWorkgroup);
+  const over = channelTuning(engine);
+  const wg = over.wg || Math.min(soft ? 64 : 256, engine.limits.maxComputeInvocationsPerWorkgroup);
   let splits: number;
-  if (channelTuning.chunk > 0) splits = Math.ceil(count / channelTuning.chunk);
+  if (over.chunk > 0) splits = Math.ceil(count / over.chunk);
   else if (soft) splits = Math.ceil(count / 65536);
   else splits = Math.min(Math.ceil(2048 / Math.max(1, rows)), Math.ceil(count / 1024));
   splits = Math.max(1, Math.min(wg, maxSplits, engine.limits.maxComputeWorkgroupsPerDimension, splits));
-  return { wg, splits, chunk: Math.ceil(count / splits), serial: channelTuning.serial ?? soft };
+  return { wg, splits, chunk: Math.ceil(count / splits), serial: over.serial ?? soft };
 }
 
 /** Workgroups for (split, row) kernels: rows fold over y and z; shaders read row = z * ny + y. */

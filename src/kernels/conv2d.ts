@@ -13,7 +13,7 @@
 //    per lane ('nhwc'); 1x1 and narrow layers use 8 lanes over output pixels instead ('pixels').
 //  * real GPUs: workgroup-memory tiles, 16x16 invocations of 4x4 outputs (64x64 per workgroup),
 //    16-deep reduction slices; wgrad is the same GEMM with pixels as the reduction.
-// `autotuneConv` times a few candidates per shape class and caches the winner in `convTuning`.
+// `autotuneConv` times a few candidates per shape class and caches the winner in the engine's `convTuning`.
 //
 // Binding limits: a convolution whose activations exceed maxStorageBufferBindingSize is run over
 // groups of images, each bound as an aligned window of the batch; when one image alone does not
@@ -138,8 +138,12 @@ function geometry(op: string, xShape: Shape, wShape: Shape, p: Conv2dParams): Ge
 
 export type ConvKind = 'fwd' | 'dgrad' | 'wgrad';
 
-/** The tuned choices, keyed by `${adapter}|${kind}|${shape class}`; persist it with JSON.stringify([...map]). */
-export const convTuning = new Map<string, ConvTileConfig | WgradTileConfig>();
+const TUNING = Symbol('conv2d tuning');
+
+/** This engine's tuned choices, keyed by `${adapter}|${kind}|${shape class}`; persist with JSON.stringify([...map]). */
+export function convTuning(e: Engine): Map<string, ConvTileConfig | WgradTileConfig> {
+  return e.local(TUNING, () => new Map<string, ConvTileConfig | WgradTileConfig>());
+}
 
 function adapterKey(e: Engine): string {
   const a = e.adapter;
@@ -193,7 +197,7 @@ export function defaultWgradConfig(e: Engine, g: Geometry): WgradTileConfig {
 }
 
 function convConfig(e: Engine, kind: 'fwd' | 'dgrad', g: Geometry, given?: ConvTileConfig): ConvTileConfig {
-  const c = given ?? (convTuning.get(tuningKey(e, kind, g)) as ConvTileConfig | undefined) ?? (kind === 'fwd' ? defaultConvConfig(e, g.Co, g.Ho * g.Wo, g.Ci * g.KH * g.KW) : defaultConvConfig(e, g.Ci, g.H * g.W, g.Co * g.KH * g.KW));
+  const c = given ?? (convTuning(e).get(tuningKey(e, kind, g)) as ConvTileConfig | undefined) ?? (kind === 'fwd' ? defaultConvConfig(e, g.Co, g.Ho * g.Wo, g.Ci * g.KH * g.KW) : defaultConvConfig(e, g.Ci, g.H * g.W, g.Co * g.KH * g.KW));
   if (c.tm % 4 !== 0 || c.tm < 4 || c.tm > 16 || c.tn < 1 || c.tn > 32 || c.tm * c.tn > 256 || (!c.smem && c.wgY !== 1)) {
     throw new Error(`conv2d: invalid tile config ${JSON.stringify(c)} (tm a multiple of 4 up to 16, tn <= 32, tm*tn <= 256, wgY = 1 without smem)`);
   }
@@ -202,7 +206,7 @@ function convConfig(e: Engine, kind: 'fwd' | 'dgrad', g: Geometry, given?: ConvT
 }
 
 function wgradConfig(e: Engine, g: Geometry, given?: WgradTileConfig): WgradTileConfig {
-  const c = given ?? (convTuning.get(tuningKey(e, 'wgrad', g)) as WgradTileConfig | undefined) ?? defaultWgradConfig(e, g);
+  const c = given ?? (convTuning(e).get(tuningKey(e, 'wgrad', g)) as WgradTileConfig | undefined) ?? defaultWgradConfig(e, g);
   const bad = c.kernel === 'tiled'
     ? c.tm < 1 || c.tm > 8 || c.tn < 1 || c.tn > 8
     : c.tu % 4 !== 0 || c.tu < 4 || c.tu > 16 || c.tv < 1 || c.tv > 16 || c.wgY !== 1;
@@ -766,7 +770,7 @@ export async function autotuneConv(engine: Engine, shapes: ConvShape[], opts: Au
           if (!best || t < best.t) best = { t, c };
         }
         if (best) {
-          convTuning.set(key, best.c);
+          convTuning(engine).set(key, best.c);
           chosen.set(key, best.c);
         }
       }

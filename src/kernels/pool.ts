@@ -27,8 +27,12 @@ export function poolGeometry(shape: Shape, kernel: Pair, stride: Pair, what: str
   return { n, c, h, w, kh, kw, sh, sw, ho: Math.floor((h - kh) / sh) + 1, wo: Math.floor((w - kw) / sw) + 1 };
 }
 
-/** Tuning override: lines (rows of a plane) per workgroup; 0 = chosen from the adapter. */
-export const poolTuning = { lines: 0 };
+const OVERRIDES = Symbol('pool plan overrides');
+
+/** This engine's tuning override: lines (rows of a plane) per workgroup; 0 = chosen from the adapter. */
+export function poolTuning(engine: Engine): { lines: number } {
+  return engine.local(OVERRIDES, () => ({ lines: 0 }));
+}
 
 interface Launch {
   uniforms: UniformValue[];
@@ -44,7 +48,7 @@ function launch(engine: Engine, g: PoolGeometry, scale: number, cols: number, ro
   const lines = planes * rows;
   const xBlocks = Math.ceil(cols / WG);
   const max = engine.limits.maxComputeWorkgroupsPerDimension;
-  const wanted = poolTuning.lines || (engine.adapter.software ? Math.ceil((lines * xBlocks) / 256) : 1);
+  const wanted = poolTuning(engine).lines || (engine.adapter.software ? Math.ceil((lines * xBlocks) / 256) : 1);
   const per = Math.max(1, wanted, Math.ceil(lines / (max * max)));
   const blocks = Math.ceil(lines / per);
   const y = Math.min(blocks, max);
