@@ -4,7 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { bundledWeightsPath, loadDerainer } from '../src/api/node.js';
-import { defineOp } from '../src/graph/autograd.js';
+import { defineOp, isGradEnabled, noGrad } from '../src/graph/autograd.js';
 import { BatchNorm2d, Conv2d, DilatedContextBlock, PReLU, Sequential, SqueezeExcite } from '../src/graph/layers.js';
 import { Module } from '../src/graph/module.js';
 import { checkpointBytes } from '../src/train/checkpoint.js';
@@ -187,6 +187,26 @@ test('Trainer trains any module that maps a rainy batch to { derained, final }, 
   assert.ok(file.tensors.has('optim.body.0.weight.m') && file.tensors.has('body.2.bias'));
   trainer.opt.dispose();
   model.dispose();
+});
+
+test('noGrad covers an async function to its end, and only its own async context', async () => {
+  const e = await engine();
+  const w = Tensor.fromData(e, [1, 2], [2]);
+  w.requiresGrad = true;
+  const tick = () => new Promise((r) => setTimeout(r, 1));
+  const inside = noGrad(async () => {
+    await tick();
+    return add(w, w);
+  });
+  const outside = (async () => {
+    await tick();
+    return add(w, w);
+  })();
+  const [a, b] = await Promise.all([inside, outside]);
+  assert.is(a.requiresGrad, false, 'recorded after an await inside noGrad');
+  assert.is(b.requiresGrad, true, 'a concurrent context lost grad mode');
+  assert.ok(isGradEnabled());
+  for (const t of [a, b, w]) t.dispose();
 });
 
 test('kernel tuning state belongs to its engine (tuned configs, plan overrides)', async () => {

@@ -6,6 +6,7 @@
 // buffer copies and per-channel work (bias, BN statistics, PReLU, SE pooling) reads contiguous
 // memory; and convolution kernels tile over W, the innermost axis, for coalesced loads.
 import type { BufferBinding, Engine } from '../gpu/runtime.js';
+import { asyncLocal, type AsyncLocal } from '../util/async-local.js';
 
 /** A tensor shape (NCHW for images). */
 export type Shape = readonly number[];
@@ -217,11 +218,6 @@ function globalStore(): ScopeStore {
   };
 }
 
-interface AsyncLocal<T> {
-  getStore(): T | undefined;
-  run<R>(store: T, fn: () => R): R;
-}
-
 /**
  * Stacks that follow async contexts (Node's AsyncLocalStorage), so two engines' training steps,
  * or any two `tidy(async ...)` scopes, can interleave without freeing each other's tensors.
@@ -234,9 +230,8 @@ function asyncStore(als: AsyncLocal<readonly Scope[]>): ScopeStore {
   };
 }
 
-type NodeProcess = { getBuiltinModule?: (id: string) => { AsyncLocalStorage?: new () => AsyncLocal<readonly Scope[]> } | undefined };
-const Als = (globalThis as { process?: NodeProcess }).process?.getBuiltinModule?.('node:async_hooks')?.AsyncLocalStorage;
-const scopes: ScopeStore = Als ? asyncStore(new Als()) : globalStore();
+const local = asyncLocal<readonly Scope[]>();
+const scopes: ScopeStore = local ? asyncStore(local) : globalStore();
 
 function collect(result: unknown, into: Set<Tensor>): void {
   if (result instanceof Tensor) into.add(result);

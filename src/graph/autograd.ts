@@ -1,22 +1,33 @@
 // Reverse-mode autograd: the op-definition API, the recorded graph, and `backward`.
 import { Tensor, capture, shapeStr, tidy, type GradNode, type Shape } from '../core/tensor.js';
 import { binary, fill } from '../kernels/elementwise.js';
+import { asyncLocal } from '../util/async-local.js';
 
+// Grad mode follows async contexts where the platform can (Node), so `noGrad(async ...)` in one
+// engine's step does not switch recording off for another's; elsewhere a counter held until an
+// async `fn` settles (do not interleave async noGrad scopes with recording code there).
+const gradOff = asyncLocal<boolean>();
 let gradDisabled = 0;
 
-/** Runs `fn` without recording ops for autograd. */
+/** Runs `fn` (sync or async) without recording ops for autograd. */
 export function noGrad<T>(fn: () => T): T {
+  if (gradOff) return gradOff.run(true, fn);
   gradDisabled++;
+  let result: T;
   try {
-    return fn();
-  } finally {
+    result = fn();
+  } catch (e) {
     gradDisabled--;
+    throw e;
   }
+  if (result instanceof Promise) return result.finally(() => gradDisabled--) as T;
+  gradDisabled--;
+  return result;
 }
 
 /** Whether ops are being recorded for autograd (false inside `noGrad`). */
 export function isGradEnabled(): boolean {
-  return gradDisabled === 0;
+  return gradOff ? gradOff.getStore() !== true : gradDisabled === 0;
 }
 
 /** What `forward` sees: which inputs need a gradient, and where to save tensors for backward. */
@@ -114,7 +125,7 @@ function applyOp<A>(def: OpDefinition<A>, inputs: Tensor[], attrs: A): Tensor[] 
     if (t.engine !== inputs[0].engine) throw new Error(`${def.name}: inputs come from two different engines (each Engine has its own GPU device; copy with tensor.read() and Tensor.fromData)`);
   }
   const needsGrad = inputs.map((t) => t.requiresGrad);
-  const recording = gradDisabled === 0 && needsGrad.some(Boolean);
+  const recording = isGradEnabled() && needsGrad.some(Boolean);
   const ctx = new Ctx(needsGrad, recording, inputs.map((t) => t.shape));
   const out = noGrad(() => def.forward(ctx, inputs, attrs));
   const outputs = Array.isArray(out) ? out : [out];
