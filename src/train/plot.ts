@@ -1,9 +1,11 @@
-// A dependency-free SVG line plot for loss curves (log-scale y), one colour per series.
+// A dependency-free SVG line plot for loss curves (log-scale y), one colour per series, with an optional shaded band.
 
 export interface Series {
   name: string;
   /** [x, y] points; y must be > 0 for the log scale (others are skipped). */
   points: Array<[number, number]>;
+  /** [x, low, high] points shaded around the line (e.g. the range over seeds). */
+  band?: Array<[number, number, number]>;
 }
 
 const COLOURS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
@@ -18,11 +20,27 @@ export function smooth(points: Array<[number, number]>, window: number): Array<[
   });
 }
 
+/**
+ * Several runs of one curve (e.g. one per seed) as their pointwise mean with a min-max band, over
+ * the x values every run reached (runs stopped by a time budget differ in length).
+ */
+export function meanBand(runs: ReadonlyArray<ReadonlyArray<[number, number]>>): Pick<Series, 'points' | 'band'> {
+  const n = Math.min(...runs.map((r) => r.length));
+  const points: Array<[number, number]> = [];
+  const band: Array<[number, number, number]> = [];
+  for (let i = 0; i < n; i++) {
+    const ys = runs.map((r) => r[i][1]);
+    points.push([runs[0][i][0], ys.reduce((a, b) => a + b, 0) / ys.length]);
+    band.push([runs[0][i][0], Math.min(...ys), Math.max(...ys)]);
+  }
+  return { points, band };
+}
+
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
 
 export function lossPlotSvg(series: Series[], title: string, width = 720, height = 420): string {
   const m = { l: 64, r: 170, t: 36, b: 44 };
-  const pts = series.flatMap((s) => s.points.filter(([, y]) => y > 0 && Number.isFinite(y)));
+  const pts = series.flatMap((s) => [...s.points, ...(s.band ?? []).flatMap(([x, lo, hi]): Array<[number, number]> => [[x, lo], [x, hi]])].filter(([, y]) => y > 0 && Number.isFinite(y)));
   const xs = pts.map(([x]) => x);
   const ys = pts.map(([, y]) => Math.log10(y));
   const [x0, x1] = [Math.min(...xs, 0), Math.max(...xs, 1)];
@@ -46,6 +64,14 @@ export function lossPlotSvg(series: Series[], title: string, width = 720, height
   }
   out.push(`<text x="${(m.l + width - m.r) / 2}" y="${height - 8}" text-anchor="middle">step</text>`);
   out.push(`<rect x="${m.l}" y="${m.t}" width="${width - m.l - m.r}" height="${height - m.t - m.b}" fill="none" stroke="#444"/>`);
+  // Bands first, so every line is drawn over every band.
+  series.forEach((s, i) => {
+    const band = (s.band ?? []).filter(([, lo, hi]) => lo > 0 && Number.isFinite(lo) && Number.isFinite(hi));
+    if (band.length < 2) return;
+    const edge = [...band.map(([x, , hi]) => [x, hi]), ...band.reverse().map(([x, lo]) => [x, lo])];
+    const path = edge.map(([x, y]) => `${px(x).toFixed(1)},${py(Math.log10(y)).toFixed(1)}`).join(' ');
+    out.push(`<polygon fill="${COLOURS[i % COLOURS.length]}" fill-opacity="0.15" stroke="none" points="${path}"/>`);
+  });
   series.forEach((s, i) => {
     const c = COLOURS[i % COLOURS.length];
     const path = s.points

@@ -1,21 +1,30 @@
-// `experiment <file.json> -o <dir>`: train layer variants under one budget, compare on held-out photos.
-import { join } from 'node:path';
-import { loadImages } from '../../data/dataset.js';
-import { photosDir } from '../../data/photos.js';
+// `experiment <file.json> -o <dir>`: train layer variants (several seeds) under one budget, compare on held-out photos under two rain recipes.
+import { dirname, join, resolve } from 'node:path';
 import { checkWritableDir, makeDir, readFileBytes, writeFileAtomic } from '../../io/fs-node.js';
-import { lossPlotSvg, smooth } from '../../train/plot.js';
-import { DEFAULT_BASE, ExperimentSpecError, makeData, parseSpec, resultsTable, runVariant, type VariantResult } from '../../train/experiment.js';
+import { lossPlotSvg, meanBand, smooth } from '../../train/plot.js';
+import { ExperimentSpecError, parseSpec, resolveBase, resultsTable, type ExperimentResults } from '../../train/experiment.js';
+import { runExperiment } from '../../train/experiment-node.js';
 import { parseArgs, required, UsageError } from '../args.js';
 import { getEngine, progress } from '../common.js';
 
 export const help = `usage: semi-drdnet experiment <file.json> -o <dir>
 
-Trains every variant of the file under the same budget (steps, batch, patch, seed, data: rain
-synthesized from the shipped photos) and evaluates each on the held-out photos. Writes
-<dir>/results.md (PSNR, SSIM, params, ms/step), <dir>/results.json, <dir>/loss.svg (loss curves)
-and <dir>/<variant>.jsonl (per-step logs). See experiments/variants.json for the format.`;
+Trains every variant of the file once per seed under the same budget (steps, or minutes of
+training) and data (rain synthesized from the shipped photos), and evaluates each on the held-out
+photos under the labelled rain recipe and under a second one never labelled. A variant may name a
+"module": a .ts or .js file next to the experiment file whose exported factories build the whole
+network or replace the rain gate, the rain residual block or the detail block. Writes
+<dir>/results.md (mean ± std per variant, the paired test against the first variant),
+<dir>/results.json, <dir>/loss.svg (mean loss per variant with its range over the seeds) and
+<dir>/<variant>.seed<k>.jsonl (per-step logs). See experiments/variants.json for the format.`;
 
 const enc = new TextEncoder();
+
+/** results.json: the results without the per-step logs (those go to their own files). */
+export function resultsJson(res: ExperimentResults): string {
+  const variants = res.variants.map((v) => ({ ...v, seeds: v.seeds.map(({ log, ...s }) => s) }));
+  return JSON.stringify({ ...res, variants }, null, 2) + '\n';
+}
 
 export async function run(argv: string[]): Promise<number> {
   const a = parseArgs(argv, ['out'], [], { o: 'out' });
@@ -30,28 +39,28 @@ export async function run(argv: string[]): Promise<number> {
   } catch (e) {
     throw e instanceof ExperimentSpecError ? new UsageError(e.message) : e;
   }
-  const base = { ...DEFAULT_BASE, ...spec.base };
+  const base = resolveBase(spec);
   // The output folder is made before hours of training, not after.
   checkWritableDir(out);
   makeDir(out);
-  const engine = await getEngine();
-  const [train, heldout] = [await loadImages(photosDir('train')), await loadImages(photosDir('heldout'))];
-  const data = makeData(train, heldout, base);
-  const results: VariantResult[] = [];
-  for (const [i, v] of spec.variants.entries()) {
-    const r = await runVariant(engine, v, base, data, (s) =>
-      progress(`experiment ${i + 1}/${spec.variants.length} ${v.name}: step ${s.step}/${base.steps} loss ${s.loss.toFixed(4)}`),
-    );
-    progress(`experiment ${v.name}: PSNR ${r.psnr.toFixed(2)} dB, SSIM ${r.ssim.toFixed(4)}, ${r.ms_per_step.toFixed(0)} ms/step`, true);
-    await writeFileAtomic(join(out, `${v.name}.jsonl`), enc.encode(r.log.map((l) => JSON.stringify(l)).join('\n') + '\n'));
-    results.push(r);
-  }
-  const table = resultsTable(results, base);
+  const budget = base.minutes === null ? `/${base.steps}` : ` (${base.minutes} min)`;
+  const res = await runExperiment(spec, {
+    engine: await getEngine(),
+    dir: dirname(resolve(file)),
+    onStep: (s, r) => progress(`experiment ${r.run}/${r.runs} ${r.variant} seed ${r.seed}: step ${s.step}${budget} loss ${s.loss.toFixed(4)}`),
+    onSeed: async (s, r) => {
+      progress(`experiment ${r.run}/${r.runs} ${r.variant} seed ${r.seed}: PSNR ${s.psnr.toFixed(2)} / ${s.psnr_shift.toFixed(2)} dB, SSIM ${s.ssim.toFixed(4)} / ${s.ssim_shift.toFixed(4)}, ${s.steps} steps, ${s.ms_per_step.toFixed(0)} ms/step`, true);
+      await writeFileAtomic(join(out, `${r.variant}.seed${r.seed}.jsonl`), enc.encode(s.log.map((l) => JSON.stringify(l)).join('\n') + '\n'));
+    },
+  });
+  const table = resultsTable(res);
   await writeFileAtomic(join(out, 'results.md'), enc.encode(table + '\n'));
-  await writeFileAtomic(join(out, 'results.json'), enc.encode(JSON.stringify({ base, results: results.map(({ log, ...r }) => r) }, null, 2) + '\n'));
-  const window = Math.max(1, Math.round(base.steps / 30));
-  const series = results.map((r) => ({ name: r.name, points: smooth(r.log.map((l): [number, number] => [l.step, l.loss_sup]), window) }));
-  await writeFileAtomic(join(out, 'loss.svg'), enc.encode(lossPlotSvg(series, `supervised loss (moving average over ${window} steps)`)));
+  await writeFileAtomic(join(out, 'results.json'), enc.encode(resultsJson(res)));
+  const steps = Math.min(...res.variants.flatMap((v) => v.seeds.map((s) => s.steps)));
+  const window = Math.max(1, Math.round(steps / 30));
+  const series = res.variants.map((v) => ({ name: v.name, ...meanBand(v.seeds.map((s) => smooth(s.log.map((l): [number, number] => [l.step, l.loss_sup]), window))) }));
+  const seeds = base.seeds.length;
+  await writeFileAtomic(join(out, 'loss.svg'), enc.encode(lossPlotSvg(series, `supervised loss: mean over ${seeds} seed${seeds === 1 ? '' : 's'}, band min-max (moving average over ${window} steps)`)));
   console.log(table);
   return 0;
 }
