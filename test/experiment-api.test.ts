@@ -6,6 +6,7 @@ import { Module } from '../src/graph/module.js';
 import { sub } from '../src/graph/ops.js';
 import type { Tensor } from '../src/core/tensor.js';
 import type { NetworkContext } from '../src/train/experiment.js';
+import { resultsTable } from '../src/train/experiment.js';
 import { runExperiment } from '../src/train/experiment-node.js';
 import { engine } from './helpers.js';
 
@@ -51,6 +52,26 @@ test('runExperiment: a network factory in code, 2 seeds, onStep/onSeed/onVariant
   assert.is(res.heldout.images, 8);
   assert.ok(res.heldout.psnr > res.heldout.psnr_shift, 'the real recipe is harder than light rain');
   assert.is(e.memory().liveBytes, live, 'tensors left alive by the runs');
+});
+
+test('runExperiment with a time budget: steps until the minutes pass (warm-up steps free), lr milestones by elapsed time, the table says so', async () => {
+  const e = await engine();
+  const res = await runExperiment({ base: { preset: 'micro', minutes: 0.002, batch: 2, patch: 32, seeds: [1], contrastive: false }, variants: [{ name: 'only' }] }, { engine: e });
+  assert.is(res.budget, 'minutes');
+  assert.is(res.base.steps, null);
+  const [run] = res.variants[0].seeds;
+  assert.ok(run.steps > 3, `${run.steps} steps`);
+  const timed = run.log.slice(3).reduce((a, r) => a + r.ms, 0);
+  assert.ok(timed >= 0.002 * 60000 && timed - run.log[run.log.length - 1].ms < 0.002 * 60000, `timed ${timed} ms`);
+  // Each step's lr is 1e-3 x 0.2 per budget fraction (50, 75, 90%) that the timed steps before it had used up.
+  let before = 0;
+  run.log.forEach((r, i) => {
+    const passed = [0.5, 0.75, 0.9].filter((f) => before >= f * 0.002 * 60000).length;
+    assert.ok(Math.abs(r.lr - 1e-3 * 0.2 ** passed) < 1e-12, `step ${r.step}: lr ${r.lr}, ${passed} milestones passed`);
+    if (i >= 3) before += r.ms;
+  });
+  const md = resultsTable(res);
+  assert.ok(md.includes('0.002 min of training per variant and seed (time budget') && md.includes('| steps |'), md);
 });
 
 test.run();
