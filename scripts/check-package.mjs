@@ -78,6 +78,17 @@ await step('the installed CLI answers --version and derains quietly (nothing on 
   if (/Warning|Error|at /.test(r)) throw new Error(`stderr: ${r}`);
 });
 
+// ---- experiments (issue 15): a variant whose factory is a .ts file next to the experiment file ----
+await step('the installed CLI runs an experiment with a variant from a .ts module next to the file (esbuild from the install)', () => {
+  mkdirSync(join(scratch, 'exp'), { recursive: true });
+  cpSync(join(repo, 'experiments/cbam-gate.ts'), join(scratch, 'exp/gate.ts'));
+  const base = { preset: 'micro', steps: 1, batch: 2, patch: 32, seeds: [1], contrastive: false };
+  writeFileSync(join(scratch, 'exp/e.json'), JSON.stringify({ base, variants: [{ name: 'baseline' }, { name: 'gate', module: './gate.ts' }] }));
+  sh('npx', ['--no-install', 'semi-drdnet', 'experiment', 'exp/e.json', '-o', 'exp-out']);
+  const [a, b] = JSON.parse(readFileSync(join(scratch, 'exp-out/results.json'), 'utf8')).variants;
+  if (!(b.name === 'gate' && b.params > a.params && Number.isFinite(b.psnr_mean))) throw new Error(`unexpected results: ${JSON.stringify([a, b])}`);
+});
+
 if (!process.argv.includes('--keep')) rmSync(scratch, { recursive: true, force: true });
 else console.log(`kept ${scratch}`);
 const failed = results.filter(([, ok]) => !ok).length;

@@ -402,7 +402,8 @@ export function resultsTable(res: ExperimentResults): string {
   const { base, heldout: h } = res;
   const n = base.seeds.length;
   const cell = (v: VariantSummary, m: Metric, digits: number) => {
-    const value = `${v[`${m}_mean`].toFixed(digits)} ± ${v[`${m}_std`].toFixed(digits)}`;
+    // One seed has no spread to show.
+    const value = n < 2 ? v[`${m}_mean`].toFixed(digits) : `${v[`${m}_mean`].toFixed(digits)} ± ${v[`${m}_std`].toFixed(digits)}`;
     const t = v.vs_baseline?.[m];
     if (!t) return value;
     if (!Number.isFinite(t.p)) return `${value} (${t.meanDiff >= 0 ? '+' : ''}${t.meanDiff.toFixed(digits)})`;
