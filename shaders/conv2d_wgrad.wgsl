@@ -236,25 +236,28 @@ fn wgrad_tiled(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) l
 
 // Bias gradient partials: Part[split][co] = sum of dy[n, co, row, :] over the split's rows.
 // One lane per (split, channel); the loop stays within one split (split-K again).
+struct BiasParams { Co: u32, Ho: u32, Wo: u32, rows: u32, rowsPerSplit: u32, dyOff: u32, partOff: u32 }
+
+@group(0) @binding(0) var<uniform> bp: BiasParams;
 @group(0) @binding(1) var<storage, read> DYb: array<f32>;
 @group(0) @binding(2) var<storage, read_write> PartB: array<f32>;
 
 @compute @workgroup_size(64)
 fn bias_grad(@builtin(global_invocation_id) gid: vec3u) {
   let i = gid.x;
-  let splits = (p.rows + p.rowsPerSplit - 1u) / p.rowsPerSplit;
-  if (i >= splits * p.Co) { return; }
-  let split = i / p.Co;
-  let co = i % p.Co;
-  let HWo = p.Ho * p.Wo;
-  let r0 = split * p.rowsPerSplit;
-  let r1 = min(r0 + p.rowsPerSplit, p.rows);
+  let splits = (bp.rows + bp.rowsPerSplit - 1u) / bp.rowsPerSplit;
+  if (i >= splits * bp.Co) { return; }
+  let split = i / bp.Co;
+  let co = i % bp.Co;
+  let HWo = bp.Ho * bp.Wo;
+  let r0 = split * bp.rowsPerSplit;
+  let r1 = min(r0 + bp.rowsPerSplit, bp.rows);
   var s = 0.0;
   for (var r = r0; r < r1; r++) {
-    let row = p.dyOff + ((r / p.Ho) * p.Co + co) * HWo + (r % p.Ho) * p.Wo;
-    for (var ox = 0u; ox < p.Wo; ox++) { s += DYb[row + ox]; }
+    let row = bp.dyOff + ((r / bp.Ho) * bp.Co + co) * HWo + (r % bp.Ho) * bp.Wo;
+    for (var ox = 0u; ox < bp.Wo; ox++) { s += DYb[row + ox]; }
   }
-  PartB[p.partOff + split * p.Co + co] = s;
+  PartB[bp.partOff + split * bp.Co + co] = s;
 }
 
 // The second pass: out[i] = sum over r < rows of Part[r * len + i] (splits, and lanes per split).

@@ -5,7 +5,6 @@ import { backward, defineOp, noGrad, zeroGrad } from '../src/graph/autograd.js';
 import * as ops from '../src/graph/ops.js';
 import { Tensor, tidy } from '../src/core/tensor.js';
 import { Adam, SGD } from '../src/train/optim.js';
-import { f32 as fc } from '../src/gpu/runtime.js';
 import { engine, engineWith } from './helpers.js';
 import { checkOp } from './gradcheck-gpu.js';
 import { mulberry32, randn } from './ref/tensor.js';
@@ -142,14 +141,14 @@ const cube = defineOp<number>({
   name: 'cube',
   forward(ctx, [x], c) {
     const y = Tensor.empty(x.engine, x.shape);
-    x.engine.dispatch({ label: 'cube', code: cubeWgsl, entry: 'forward', uniforms: [x.size, fc(c)], bindings: [x.binding(), y.binding()], workgroups: [Math.ceil(x.size / 64)] });
+    x.engine.dispatch({ label: 'cube', code: cubeWgsl, entry: 'forward', uniforms: { n: x.size, c }, bindings: [x.binding(), y.binding()], workgroups: [Math.ceil(x.size / 64)] });
     ctx.save(x);
     return y;
   },
   backward(ctx, [dy], c) {
     const [x] = ctx.saved;
     const dx = Tensor.empty(x.engine, x.shape);
-    x.engine.dispatch({ label: 'cube.backward', code: cubeWgsl, entry: 'backward', uniforms: [x.size, fc(c)], bindings: [x.binding(), dy!.binding(), dx.binding()], workgroups: [Math.ceil(x.size / 64)] });
+    x.engine.dispatch({ label: 'cube.backward', code: cubeWgsl, entry: 'backward', uniforms: { n: x.size, c }, bindings: [x.binding(), dy!.binding(), dx.binding()], workgroups: [Math.ceil(x.size / 64)] });
     return [dx];
   },
 });

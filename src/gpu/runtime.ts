@@ -1,15 +1,9 @@
 // The GPU runtime: device acquisition or adoption, pipeline cache, batched dispatch, readback.
 import { BufferPool, type MemoryStats } from './pool.js';
+import { matchStruct, packUniforms, type Uniforms } from './uniforms.js';
 import { yieldingAwait } from './wait.js';
 
-/** A float uniform; plain numbers in `uniforms` are packed as u32 (or i32 when negative). */
-export class F32 {
-  constructor(readonly value: number) {}
-}
-/** Marks a uniform value as f32 (plain numbers pack as integers). */
-export const f32 = (v: number): F32 => new F32(v);
-/** A uniform scalar: a number packs as u32 (i32 when negative), `f32(x)` as f32. */
-export type UniformValue = number | F32;
+export type { UniformValue, Uniforms } from './uniforms.js';
 
 /** A storage buffer (or a window of one) bound to a kernel. */
 export interface BufferBinding {
@@ -27,8 +21,11 @@ export interface DispatchSpec {
   entry?: string;
   /** WGSL `override` constants; part of the pipeline cache key. */
   constants?: Record<string, number>;
-  /** Packed in order as 4-byte scalars into the uniform struct at @binding(0). */
-  uniforms?: UniformValue[];
+  /**
+   * The fields of the shader's `var<uniform>` struct at @binding(0), by name (all of them, no
+   * others); packed by WGSL's layout with each field's declared type (`src/gpu/uniforms.ts`).
+   */
+  uniforms?: Uniforms;
   /** Storage buffers at @binding(1), @binding(2), ... in this order. */
   bindings: BufferBinding[];
   workgroups: [number, number?, number?];
@@ -181,17 +178,14 @@ export class Engine {
         throw new Error(`${spec.label}: a binding of ${b.size} bytes exceeds the device's maxStorageBufferBindingSize (${this.limits.maxStorageBufferBindingSize})`);
       }
     }
+    const struct = spec.uniforms ? matchStruct(spec.code, spec.uniforms, spec.label) : null;
+    if (struct && struct.size > UNIFORM_SLOT) throw new Error(`${spec.label}: uniform struct ${struct.name} is larger than ${UNIFORM_SLOT} bytes`);
     const pipeline = this.pipeline(spec.code, spec.entry ?? 'main', spec.constants, spec.label);
     const entries: GPUBindGroupEntry[] = [];
-    if (spec.uniforms && spec.uniforms.length > 0) {
+    if (struct) {
       if (this.#arenaUsed + UNIFORM_SLOT > this.#arena.byteLength) this.flush();
       const off = this.#arenaUsed;
-      if (spec.uniforms.length * 4 > UNIFORM_SLOT) throw new Error(`${spec.label}: more than ${UNIFORM_SLOT / 4} uniforms`);
-      spec.uniforms.forEach((v, i) => {
-        if (v instanceof F32) this.#arenaView.setFloat32(off + 4 * i, v.value, true);
-        else if (v < 0) this.#arenaView.setInt32(off + 4 * i, v, true);
-        else this.#arenaView.setUint32(off + 4 * i, v, true);
-      });
+      packUniforms(this.#arenaView, off, struct, spec.uniforms!, spec.label);
       this.#arenaUsed += UNIFORM_SLOT;
       entries.push({ binding: 0, resource: { buffer: this.#arenaBuf, offset: off, size: UNIFORM_SLOT } });
     }

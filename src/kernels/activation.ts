@@ -27,7 +27,7 @@ export function preluForward(x: Tensor, slope: Tensor): Tensor {
     code,
     entry: 'forward',
     constants: { WG: plan.wg, SERIAL: plan.serial ? 1 : 0 },
-    uniforms: [n, c, p, plan.chunk, plan.splits, slope.shape[0] === 1 ? 1 : 0, 0],
+    uniforms: { n, c, p, chunk: plan.chunk, splits: plan.splits, shared_slope: slope.shape[0] === 1 ? 1 : 0, slope_grad: 0 },
     bindings: [x.binding(), slope.binding(), y.binding()],
     workgroups: rowGrid(x.engine, plan.splits, c),
   });
@@ -52,7 +52,7 @@ export function preluBackward(x: Tensor, slope: Tensor, dy: Tensor, slopeGrad: b
       code,
       entry: 'backward',
       constants: { WG: plan.wg, SERIAL: plan.serial ? 1 : 0 },
-      uniforms: [n, c, p, plan.chunk, plan.splits, shared && c > 1 ? 1 : 0, slopeGrad ? 1 : 0],
+      uniforms: { n, c, p, chunk: plan.chunk, splits: plan.splits, shared_slope: shared && c > 1 ? 1 : 0, slope_grad: slopeGrad ? 1 : 0 },
       bindings: [x.binding(), slope.binding(), dy.binding(), dx.binding(), part.binding()],
       workgroups: rowGrid(engine, plan.splits, c),
     });

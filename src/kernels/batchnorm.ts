@@ -1,6 +1,6 @@
 // BatchNorm2d (optionally fused with PReLU) kernels over NCHW, and the per-channel work plan they share with PReLU and SE.
 import code from '../../shaders/batchnorm.wgsl';
-import { f32, type Engine } from '../gpu/runtime.js';
+import type { Engine } from '../gpu/runtime.js';
 import { Tensor, shapeStr } from '../core/tensor.js';
 import { reduceSum } from './reduce.js';
 
@@ -100,7 +100,7 @@ export function batchNormForward(x: Tensor, weight: Tensor, bias: Tensor, runnin
   const y = Tensor.empty(engine, x.shape);
   if (x.size === 0) return { y, stats };
   const constants = { WG: plan.wg, ACT: slope ? 1 : 0, TRAIN: opts.training ? 1 : 0, SERIAL: plan.serial ? 1 : 0 };
-  const uniforms = [n, c, p, plan.chunk, plan.splits, slope?.shape[0] === 1 && c > 1 ? 1 : 0, f32(opts.momentum), f32(opts.eps), pow2(plan.splits)];
+  const uniforms = { n, c, p, chunk: plan.chunk, splits: plan.splits, shared_slope: slope?.shape[0] === 1 && c > 1 ? 1 : 0, momentum: opts.momentum, eps: opts.eps, width: pow2(plan.splits) };
   const workgroups = rowGrid(engine, plan.splits, c);
   const label = slope ? 'batchNormPrelu' : 'batchNorm2d';
   if (split) {
@@ -141,7 +141,7 @@ export function batchNormBackward(x: Tensor, dy: Tensor, stats: Tensor, opts: { 
   const dbias = Tensor.empty(engine, [c]);
   const dslopeC = Tensor.empty(engine, [c]);
   const constants = { WG: plan.wg, ACT: opts.act ? 1 : 0, TRAIN: opts.training ? 1 : 0, SERIAL: plan.serial ? 1 : 0 };
-  const uniforms = [n, c, p, plan.chunk, plan.splits, 0, f32(0), f32(0), pow2(plan.splits)];
+  const uniforms = { n, c, p, chunk: plan.chunk, splits: plan.splits, shared_slope: 0, momentum: 0, eps: 0, width: pow2(plan.splits) };
   const outs = [dx.binding(), dweight.binding(), dbias.binding(), dslopeC.binding()];
   if (plan.splits === 1) {
     engine.dispatch({ label: 'batchNorm2d.backward', code, entry: 'bwd_single', constants, uniforms, bindings: [x.binding(), dy.binding(), stats.binding(), ...outs], workgroups: rowGrid(engine, 1, c) });

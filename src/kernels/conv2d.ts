@@ -20,7 +20,7 @@
 // fit, the call is refused with an error naming the tensor and the limit.
 import code from '../../shaders/conv2d.wgsl';
 import wgradCode from '../../shaders/conv2d_wgrad.wgsl';
-import { f32, type BufferBinding, type Engine } from '../gpu/runtime.js';
+import type { BufferBinding, Engine } from '../gpu/runtime.js';
 import { Tensor, shapeStr, type Shape } from '../core/tensor.js';
 import { grid } from './util.js';
 
@@ -294,7 +294,7 @@ function packWeights(weights: Tensor[], transposed: boolean, MP: number, op: str
       label: `${op}.pack`,
       code,
       entry: 'pack',
-      uniforms: [Co, Ci, KK, MP, b * per, transposed ? 1 : 0, per, fuse ? 1 : 0, w.shape[0], fStride, fOff],
+      uniforms: { Co, Ci, KK, MP, dst: b * per, transposed: transposed ? 1 : 0, total: per, compose: fuse ? 1 : 0, C: w.shape[0], fStride, fOff },
       bindings: [w.binding(), (fuse ?? w).binding(), out.binding()],
       workgroups: grid(e, Math.ceil(per / 64)),
     });
@@ -319,7 +319,7 @@ export function composeFusedBias(fuse: Tensor, branchChannels: number[], biases:
       label: 'multiDilationConv.bias',
       code,
       entry: 'fuse_bias',
-      uniforms: [Co, C, fStride, fOff, first ? 0 : 1, identity ? 1 : 0],
+      uniforms: { Co, C, fStride, fOff, accumulate: first ? 0 : 1, identity: identity ? 1 : 0 },
       bindings: [fuse.binding(), b.binding(), out.binding()],
       workgroups: [Math.ceil(Co / 64)],
     });
@@ -386,13 +386,13 @@ function runConv(r: ConvRun): Tensor {
       code,
       entry: 'conv',
       constants,
-      uniforms: [
-        r.Cin, r.Hi, r.Wi, r.M, r.Hq, r.Wq, r.KH, r.KW,
-        MP, r.branches.length, xin.off, yout.off,
-        r.transposed ? 1 : r.sh, r.transposed ? 1 : r.sw, r.transposed ? r.sh : 1, r.transposed ? r.sw : 1,
-        ...vec((b) => sgn * b.ph), ...vec((b) => sgn * b.pw), ...vec((b) => sgn * b.dh), ...vec((b) => sgn * b.dw),
-        f32(r.alpha), ACT[r.act], r.bias ? 1 : 0,
-      ],
+      uniforms: {
+        Ci: r.Cin, Hi: r.Hi, Wi: r.Wi, Co: r.M, Hq: r.Hq, Wq: r.Wq, KH: r.KH, KW: r.KW,
+        CoP: MP, NB: r.branches.length, xOff: xin.off, yOff: yout.off,
+        sh: r.transposed ? 1 : r.sh, sw: r.transposed ? 1 : r.sw, divh: r.transposed ? r.sh : 1, divw: r.transposed ? r.sw : 1,
+        ph: vec((b) => sgn * b.ph), pw: vec((b) => sgn * b.pw), dh: vec((b) => sgn * b.dh), dw: vec((b) => sgn * b.dw),
+        alpha: r.alpha, act: ACT[r.act], hasBias: r.bias ? 1 : 0,
+      },
       bindings: [xin.binding, packed.binding(), (r.bias ?? packed).binding(), yout.binding],
       workgroups: [Math.ceil(r.M / tileM), Math.ceil((r.Hq * r.Wq) / bn), n1 - n0],
     });
@@ -527,7 +527,7 @@ function sumSplits(part: Tensor, rows: number, shape: Shape): Tensor {
     label: 'conv2d.sum_splits',
     code: wgradCode,
     entry: 'sum_parts',
-    uniforms: [len, rows],
+    uniforms: { len, rows },
     bindings: [part.binding(), out.binding()],
     workgroups: grid(e, Math.ceil(len / 64)),
   });
@@ -598,11 +598,11 @@ export function conv2dBackwardFilterMulti(x: Tensor, dy: Tensor, wShape: Shape, 
         code: wgradCode,
         entry: tiled ? 'wgrad_tiled' : nhwc ? 'wgrad_nhwc' : 'wgrad',
         constants,
-        uniforms: [
-          b.Ci, b.H, b.W, b.Co, b.Ho, b.Wo, b.KH, b.KW,
-          b.sh, b.sw, b.ph, b.pw, b.dh, b.dw, pl.rows, pl.rowsPerSplit,
-          xw.off, dw.off, pl.first * perSplit * len, ciTiles, CoP,
-        ],
+        uniforms: {
+          Ci: b.Ci, H: b.H, W: b.W, Co: b.Co, Ho: b.Ho, Wo: b.Wo, KH: b.KH, KW: b.KW,
+          sh: b.sh, sw: b.sw, ph: b.ph, pw: b.pw, dh: b.dh, dw: b.dw, rows: pl.rows, rowsPerSplit: pl.rowsPerSplit,
+          xOff: xw.off, dyOff: dw.off, partOff: pl.first * perSplit * len, ciTiles, CoP,
+        },
         bindings: [xw.binding, dw.binding, parts[k].binding()],
         workgroups: [gx, gy, pl.splits],
       });
@@ -622,7 +622,7 @@ function toNhwc(src: Tensor, w: { binding: BufferBinding; off: number }, C: numb
     label: `${op}.nhwc`,
     code: wgradCode,
     entry: 'to_nhwc',
-    uniforms: [C, HW, CP, w.off],
+    uniforms: { C, HW, CP, inOff: w.off },
     bindings: [w.binding, out.binding()],
     workgroups: [gx, gy, imgs],
   });
@@ -647,7 +647,7 @@ export function conv2dBackwardBias(dy: Tensor): Tensor {
       label: op,
       code: wgradCode,
       entry: 'bias_grad',
-      uniforms: [0, 0, 0, C, Ho, Wo, 0, 0, 0, 0, 0, 0, 0, 0, pl.rows, pl.rowsPerSplit, 0, dw.off, pl.first * C, 0],
+      uniforms: { Co: C, Ho, Wo, rows: pl.rows, rowsPerSplit: pl.rowsPerSplit, dyOff: dw.off, partOff: pl.first * C },
       bindings: [dw.binding, part.binding()],
       workgroups: [Math.ceil((pl.splits * C) / 64)],
     });

@@ -11,7 +11,7 @@ function blockCopy(src: Tensor, dst: Tensor, outer: number, len: number, sOff: n
     label: 'copy',
     code,
     constants: { WG },
-    uniforms: [outer, len, sOff, sStride, dOff, dStride],
+    uniforms: { outer, len, s_off: sOff, s_stride: sStride, d_off: dOff, d_stride: dStride },
     bindings: [src.binding(), dst.binding()],
     workgroups: grid(src.engine, Math.ceil((outer * len) / WG)),
   });

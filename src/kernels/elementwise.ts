@@ -1,6 +1,5 @@
 // Elementwise kernels (no autograd): broadcasting binary ops, unary maps and their gradients.
 import code from '../../shaders/elementwise.wgsl';
-import { f32 } from '../gpu/runtime.js';
 import { Tensor } from '../core/tensor.js';
 import { broadcastShapes, broadcastStrides, grid, pad4 } from './util.js';
 
@@ -22,7 +21,7 @@ export function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
     code,
     entry: 'binary',
     constants: { OP: BINARY[op], WG },
-    uniforms: [out.size, s[1], s[2], s[3], ...sa, ...sb],
+    uniforms: { n: out.size, s1: s[1], s2: s[2], s3: s[3], a0: sa[0], a1: sa[1], a2: sa[2], a3: sa[3], b0: sb[0], b1: sb[1], b2: sb[2], b3: sb[3] },
     bindings: [a.binding(), b.binding(), out.binding()],
     workgroups: grid(a.engine, Math.ceil(out.size / WG)),
   });
@@ -38,7 +37,7 @@ export function unary(op: UnaryOp, x: Tensor, alpha = 1, beta = 0): Tensor {
     code,
     entry: 'unary',
     constants: { OP: UNARY[op], WG },
-    uniforms: [out.size, f32(alpha), f32(beta)],
+    uniforms: { n: out.size, alpha, beta },
     bindings: [x.binding(), out.binding()],
     workgroups: grid(x.engine, Math.ceil(out.size / WG)),
   });
@@ -54,7 +53,7 @@ export function unaryGrad(op: 'relu' | 'sigmoid' | 'abs' | 'leakyRelu', v: Tenso
     code,
     entry: 'unary_grad',
     constants: { OP: UNARY[op], WG },
-    uniforms: [out.size, f32(alpha), f32(0)],
+    uniforms: { n: out.size, alpha, beta: 0 },
     bindings: [v.binding(), dy.binding(), out.binding()],
     workgroups: grid(v.engine, Math.ceil(out.size / WG)),
   });
@@ -68,7 +67,7 @@ export function fill(x: Tensor, value: number): void {
     code,
     entry: 'fill',
     constants: { WG },
-    uniforms: [x.size, f32(0), f32(value)],
+    uniforms: { n: x.size, alpha: 0, beta: value },
     bindings: [x.binding()],
     workgroups: grid(x.engine, Math.ceil(x.size / WG)),
   });

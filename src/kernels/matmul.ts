@@ -82,6 +82,11 @@ interface Job {
 }
 
 const cdiv = (x: number, y: number) => Math.ceil(x / y);
+/** The Params struct of shaders/matmul.wgsl; fields an entry point does not read are 0. */
+function params(M: number, N: number, K: number, fields: { acc?: number; lda?: number; k4?: number; kc4?: number; n0?: number; ws?: number }) {
+  return { M, N, K, acc: 0, lda: 0, k4: 0, kc4: 0, n0: 0, ws: 0, ...fields };
+}
+
 const WG_REGISTER = 32;
 const WG_PANEL = 16;
 
@@ -95,7 +100,7 @@ function register(j: Job): void {
       code,
       entry: 'mm_register',
       constants: { TA: +ta, TB: +tb, VA: +((ta ? M : K) % 4 === 0), VB: +((tb ? K : N) % 4 === 0), WG: wg },
-      uniforms: [M, N, K, j.acc, 0, 0, 0, 0, 0],
+      uniforms: params(M, N, K, { acc: j.acc }),
       bindings: [a, b, j.out.binding()],
       workgroups: [cdiv(cdiv(N, 8), wg), cdiv(M, 4)],
     });
@@ -110,7 +115,7 @@ function shared(j: Job): void {
       code,
       entry: 'mm_shared',
       constants: { TA: +ta, TB: +tb },
-      uniforms: [M, N, K, j.acc, 0, 0, 0, 0, 0],
+      uniforms: params(M, N, K, { acc: j.acc }),
       bindings: [a, b, j.out.binding()],
       workgroups: [cdiv(N, 64), cdiv(M, 64)],
     });
@@ -145,7 +150,7 @@ function panel(j: Job): void {
       code,
       entry: 'pack_b',
       constants: { TB: +tb },
-      uniforms: [M, N, K, 0, 0, kp, chunks, 0, stride],
+      uniforms: params(M, N, K, { k4: kp, kc4: chunks, ws: stride }),
       bindings: [a, b, { buffer: win, offset: 0, size: bytes }],
       workgroups: grid(e, cdiv(blocks * kp * 16, 64)),
     });
@@ -159,7 +164,7 @@ function panel(j: Job): void {
         code,
         entry: 'pack_a',
         constants: { TA: +ta },
-        uniforms: [M, N, K, 0, 0, kp, 0, 0, 0],
+        uniforms: params(M, N, K, { k4: kp }),
         bindings: [a, b, packed.binding()],
         workgroups: grid(e, cdiv(M * kp, 64)),
       });
@@ -175,7 +180,7 @@ function panel(j: Job): void {
           code,
           entry: 'mm_panel',
           constants: { WG: wg },
-          uniforms: [M, N, K, c > 0 ? 1 : j.acc, kp / 4, (c * WK) / 4, depth / 4, blk * 16, 0],
+          uniforms: params(M, N, K, { acc: c > 0 ? 1 : j.acc, lda: kp / 4, k4: (c * WK) / 4, kc4: depth / 4, n0: blk * 16 }),
           bindings: [left, b, j.out.binding(), { buffer: win, offset: (blk * chunks + c) * stride * 4, size: WINDOW }],
           workgroups: [groups],
         });

@@ -1,6 +1,5 @@
 // Optimizer update kernels (in place on the parameter buffers).
 import code from '../../shaders/optim.wgsl';
-import { f32 } from '../gpu/runtime.js';
 import type { Tensor } from '../core/tensor.js';
 import { grid } from './util.js';
 
@@ -12,7 +11,7 @@ export function sgdUpdate(p: Tensor, g: Tensor, buf: Tensor, lr: number, momentu
     code,
     entry: 'sgd',
     constants: { WG },
-    uniforms: [p.size, f32(lr), f32(momentum), f32(weightDecay), f32(dampening), first ? 1 : 0],
+    uniforms: { n: p.size, lr, momentum, weight_decay: weightDecay, dampening, first: first ? 1 : 0 },
     bindings: [p.binding(), g.binding(), buf.binding()],
     workgroups: grid(p.engine, Math.ceil(p.size / WG)),
   });
@@ -26,7 +25,7 @@ export function adamUpdate(p: Tensor, g: Tensor, m: Tensor, v: Tensor, step: num
     code,
     entry: 'adam',
     constants: { WG },
-    uniforms: [p.size, f32((lr * bc2s) / bc1), f32(beta1), f32(beta2), f32(eps * bc2s), f32(weightDecay)],
+    uniforms: { n: p.size, step_size: (lr * bc2s) / bc1, beta1, beta2, eps_hat: eps * bc2s, weight_decay: weightDecay },
     bindings: [p.binding(), g.binding(), m.binding(), v.binding()],
     workgroups: grid(p.engine, Math.ceil(p.size / WG)),
   });

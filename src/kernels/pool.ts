@@ -1,6 +1,6 @@
 // Max/average 2-D pooling and global average pooling kernels over NCHW, forward and backward (one dispatch each).
 import code from '../../shaders/pool.wgsl';
-import { f32, type Engine, type UniformValue } from '../gpu/runtime.js';
+import type { Engine, Uniforms } from '../gpu/runtime.js';
 import { Tensor, shapeStr, type Shape } from '../core/tensor.js';
 import { reduceSum } from './reduce.js';
 
@@ -35,7 +35,7 @@ export function poolTuning(engine: Engine): { lines: number } {
 }
 
 interface Launch {
-  uniforms: UniformValue[];
+  uniforms: Uniforms;
   workgroups: [number, number, number];
 }
 
@@ -52,7 +52,7 @@ function launch(engine: Engine, g: PoolGeometry, scale: number, cols: number, ro
   const per = Math.max(1, wanted, Math.ceil(lines / (max * max)));
   const blocks = Math.ceil(lines / per);
   const y = Math.min(blocks, max);
-  return { uniforms: [planes, g.h, g.w, g.ho, g.wo, f32(scale), per], workgroups: [xBlocks, y, Math.ceil(blocks / y)] };
+  return { uniforms: { planes, h: g.h, w: g.w, ho: g.ho, wo: g.wo, scale, lines: per }, workgroups: [xBlocks, y, Math.ceil(blocks / y)] };
 }
 
 function constants(g: PoolGeometry) {

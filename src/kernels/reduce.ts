@@ -1,6 +1,5 @@
 // Sum/mean reduction kernels (no autograd) over any axes, split across workgroups when long.
 import code from '../../shaders/reduce.wgsl';
-import { f32 } from '../gpu/runtime.js';
 import { Tensor, type Shape } from '../core/tensor.js';
 import { grid, pad4 } from './util.js';
 
@@ -37,7 +36,12 @@ export function reduceSum(x: Tensor, axes?: readonly number[], scale = 1): Tenso
     code,
     entry: 'sum',
     constants: { WG },
-    uniforms: [nOut, nRed, chunk, nChunks, ks[1], ks[2], ks[3], ...kt, rs[1], rs[2], rs[3], ...rt, f32(nChunks > 1 ? 1 : scale)],
+    uniforms: {
+      n_out: nOut, n_red: nRed, chunk, n_chunks: nChunks,
+      k1: ks[1], k2: ks[2], k3: ks[3], ks0: kt[0], ks1: kt[1], ks2: kt[2], ks3: kt[3],
+      r1: rs[1], r2: rs[2], r3: rs[3], rs0: rt[0], rs1: rt[1], rs2: rt[2], rs3: rt[3],
+      scale: nChunks > 1 ? 1 : scale,
+    },
     bindings: [x.binding(), out.binding()],
     workgroups: grid(x.engine, nOut * nChunks),
   });

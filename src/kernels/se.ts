@@ -34,7 +34,7 @@ export function squeezeExciteForward(x: Tensor, w1: Tensor, w2: Tensor, save: bo
   if (x.size === 0) return { y, saved };
   const pl = plan(x, n * c, p, hd);
   const constants = { WG: pl.wg, SERIAL: pl.serial ? 1 : 0 };
-  const uniforms = [n, c, p, hd, pl.chunk, pl.splits, save ? 1 : 0, 0];
+  const uniforms = { n, c, p, hidden: hd, chunk: pl.chunk, splits: pl.splits, save: save ? 1 : 0, wgrad: 0 };
   const workgroups = rowGrid(engine, pl.splits, n * c);
   const part = Tensor.empty(engine, [n * c * pl.splits]);
   engine.dispatch({ label: 'squeezeExcite.pool', code, entry: 'pool', constants, uniforms, bindings: [x.binding(), part.binding()], workgroups });
@@ -62,7 +62,7 @@ export function squeezeExciteBackward(x: Tensor, w1: Tensor, w2: Tensor, saved: 
   if (x.size === 0) return { dx, dw1, dw2 };
   const pl = plan(x, n * c, p, hd);
   const constants = { WG: pl.wg, SERIAL: pl.serial ? 1 : 0 };
-  const uniforms = [n, c, p, hd, pl.chunk, pl.splits, 0, weightGrads ? 1 : 0];
+  const uniforms = { n, c, p, hidden: hd, chunk: pl.chunk, splits: pl.splits, save: 0, wgrad: weightGrads ? 1 : 0 };
   const workgroups = rowGrid(engine, pl.splits, n * c);
   const part = Tensor.empty(engine, [n * c * pl.splits]);
   engine.dispatch({ label: 'squeezeExcite.backward.sums', code, entry: 'sums', constants, uniforms, bindings: [x.binding(), dy.binding(), part.binding()], workgroups });
