@@ -2,13 +2,14 @@
 // a dispatch whose uniforms miss, misspell or mistype a field is refused naming it.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
+import { resolveWgsl } from '../scripts/wgsl-include.mjs';
 import { matchStruct, packUniforms, uniformStructs } from '../src/gpu/uniforms.js';
 import { assertMessage, errorOf } from './errors.js';
 
 test('every uniform struct in shaders/ parses; offsets follow WGSL alignment (vec4 on 16 bytes)', () => {
   for (const f of readdirSync('shaders').filter((n) => n.endsWith('.wgsl'))) {
-    const code = readFileSync(`shaders/${f}`, 'utf8');
+    const { code } = resolveWgsl(`shaders/${f}`); // as bundled, includes inlined
     const declared = [...code.matchAll(/@binding\(0\)\s*var<uniform>\s*\w+\s*:\s*(\w+)/g)].map((m) => m[1]);
     const structs = uniformStructs(code);
     assert.equal(structs.map((s) => s.name).sort(), [...new Set(declared)].sort(), f);
@@ -17,7 +18,7 @@ test('every uniform struct in shaders/ parses; offsets follow WGSL alignment (ve
       for (const fl of s.fields) assert.is(fl.offset % (fl.lanes === 1 ? 4 : fl.lanes === 2 ? 8 : 16), 0, `${f} ${s.name}.${fl.name}`);
     }
   }
-  const conv = uniformStructs(readFileSync('shaders/conv2d.wgsl', 'utf8')).find((s) => s.name === 'Params')!;
+  const conv = uniformStructs(resolveWgsl('shaders/conv2d.wgsl').code).find((s) => s.name === 'Params')!;
   const at = Object.fromEntries(conv.fields.map((fl) => [fl.name, fl.offset]));
   assert.equal([at.sh, at.ph, at.pw, at.dw, at.alpha, at.hasBias], [48, 64, 80, 112, 128, 136]);
 });
