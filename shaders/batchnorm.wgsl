@@ -53,14 +53,8 @@ struct Params {
 
 var<workgroup> wv: array<vec3f, WG>;
 
-fn channel(wid: vec3u, nwg: vec3u) -> u32 {
-  return wid.z * nwg.y + wid.y;
-}
-
-// Element j = n*P + p of channel c lives at seg_base(n, c) + j.
-fn seg_base(n: u32, c: u32) -> u32 {
-  return n * (u.c - 1u) * u.p + c * u.p;
-}
+#include "lib/grid.wgsl"
+#include "lib/segments.wgsl"
 
 fn range_end(s: u32) -> u32 {
   return min(s * u.chunk + u.chunk, u.n * u.p);
@@ -109,12 +103,10 @@ fn local_stats(c: u32, K: f32, j0: u32, j1: u32, lid: u32) -> vec3f {
   var s1 = 0.0;
   var s2 = 0.0;
   for (var n = j0 / u.p; ; n++) {
-    let lo = max(j0, n * u.p);
-    let hi = min(j1, n * u.p + u.p);
-    if (lo >= hi) { break; }
-    let base = seg_base(n, c);
-    for (var j = lo + lid; j < hi; j += WG) {
-      let v = x[base + j] - K;
+    let seg = segment(n, c, j0, j1, u.c, u.p);
+    if (seg.lo >= seg.hi) { break; }
+    for (var j = seg.lo + lid; j < seg.hi; j += WG) {
+      let v = x[seg.base + j] - K;
       k = select(k, v, cnt == 0.0);
       let t = v - k;
       s1 += t;
@@ -151,14 +143,12 @@ fn normalize(c: u32, K: f32, d: f32, inv: f32, tot: vec3f, j0: u32, j1: u32, lid
   }
   let scale = g * inv;
   for (var n = j0 / u.p; ; n++) {
-    let lo = max(j0, n * u.p);
-    let hi = min(j1, n * u.p + u.p);
-    if (lo >= hi) { break; }
-    let base = seg_base(n, c);
-    for (var j = lo + lid; j < hi; j += WG) {
-      var z = ((x[base + j] - K) - d) * scale + b;
+    let seg = segment(n, c, j0, j1, u.c, u.p);
+    if (seg.lo >= seg.hi) { break; }
+    for (var j = seg.lo + lid; j < seg.hi; j += WG) {
+      var z = ((x[seg.base + j] - K) - d) * scale + b;
       if (ACT == 1u) { z = select(a * z, z, z > 0.0); }
-      y[base + j] = z;
+      y[seg.base + j] = z;
     }
   }
 }
@@ -170,7 +160,7 @@ fn inv_std(v: f32) -> f32 {
 // Training, one workgroup per channel: statistics, then normalisation (one dispatch).
 @compute @workgroup_size(WG)
 fn fwd_single(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let c = channel(wid, nwg);
+  let c = folded_yz(wid, nwg);
   if (c >= u.c) { return; }
   let K = x[c * u.p];
   let m = u.n * u.p;
@@ -181,23 +171,19 @@ fn fwd_single(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) l
 // Training, split: one (count, mean - K, M2) partial per workgroup.
 @compute @workgroup_size(WG)
 fn stats_partial(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let c = channel(wid, nwg);
+  let c = folded_yz(wid, nwg);
   if (c >= u.c) { return; }
   let K = x[c * u.p];
   let s = wid.x;
   let tot = reduce_wg(local_stats(c, K, s * u.chunk, range_end(s), lid.x), lid.x, true, WG);
-  if (lid.x == 0u) {
-    let o = 6u * u.c + 3u * (c * u.splits + s);
-    st_out[o] = tot.x;
-    st_out[o + 1u] = tot.y;
-    st_out[o + 2u] = tot.z;
-  }
+  let o = 6u * u.c + 3u * (c * u.splits + s);
+  if (lid.x == 0u) { for (var i = 0u; i < 3u; i++) { st_out[o + i] = tot[i]; } }
 }
 
 // Training after stats_partial (merges the channel's partials first), or eval mode.
 @compute @workgroup_size(WG)
 fn fwd_apply(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let c = channel(wid, nwg);
+  let c = folded_yz(wid, nwg);
   if (c >= u.c) { return; }
   let s = wid.x;
   var K: f32;
@@ -249,12 +235,10 @@ fn grad_z(k: Coef, xv: f32, g: f32) -> vec3f {
 fn local_grads(c: u32, k: Coef, j0: u32, j1: u32, lid: u32) -> vec3f {
   var acc = vec3f(0.0);
   for (var n = j0 / u.p; ; n++) {
-    let lo = max(j0, n * u.p);
-    let hi = min(j1, n * u.p + u.p);
-    if (lo >= hi) { break; }
-    let base = seg_base(n, c);
-    for (var j = lo + lid; j < hi; j += WG) {
-      let r = grad_z(k, x[base + j], dy[base + j]);
+    let seg = segment(n, c, j0, j1, u.c, u.p);
+    if (seg.lo >= seg.hi) { break; }
+    for (var j = seg.lo + lid; j < seg.hi; j += WG) {
+      let r = grad_z(k, x[seg.base + j], dy[seg.base + j]);
       acc += vec3f(r.x, r.x * r.y, r.z);
     }
   }
@@ -272,21 +256,19 @@ fn apply_grads(c: u32, k: Coef, tot: vec3f, j0: u32, j1: u32, lid: u32, first: b
   let ma = tot.x / m;
   let mb = tot.y / m;
   for (var n = j0 / u.p; ; n++) {
-    let lo = max(j0, n * u.p);
-    let hi = min(j1, n * u.p + u.p);
-    if (lo >= hi) { break; }
-    let base = seg_base(n, c);
-    for (var j = lo + lid; j < hi; j += WG) {
-      let r = grad_z(k, x[base + j], dy[base + j]);
+    let seg = segment(n, c, j0, j1, u.c, u.p);
+    if (seg.lo >= seg.hi) { break; }
+    for (var j = seg.lo + lid; j < seg.hi; j += WG) {
+      let r = grad_z(k, x[seg.base + j], dy[seg.base + j]);
       // Training: dx = gamma*invstd * (dz - mean(dz) - xhat * mean(dz*xhat)).
-      if (TRAIN) { dx[base + j] = scale * (r.x - ma - r.y * mb); } else { dx[base + j] = scale * r.x; }
+      if (TRAIN) { dx[seg.base + j] = scale * (r.x - ma - r.y * mb); } else { dx[seg.base + j] = scale * r.x; }
     }
   }
 }
 
 @compute @workgroup_size(WG)
 fn bwd_single(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let c = channel(wid, nwg);
+  let c = folded_yz(wid, nwg);
   if (c >= u.c) { return; }
   let k = coef(c);
   let m = u.n * u.p;
@@ -296,21 +278,17 @@ fn bwd_single(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) l
 
 @compute @workgroup_size(WG)
 fn bwd_partial(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let c = channel(wid, nwg);
+  let c = folded_yz(wid, nwg);
   if (c >= u.c) { return; }
   let s = wid.x;
   let tot = reduce_wg(local_grads(c, coef(c), s * u.chunk, range_end(s), lid.x), lid.x, false, WG);
-  if (lid.x == 0u) {
-    let o = 3u * (c * u.splits + s);
-    bpart_out[o] = tot.x;
-    bpart_out[o + 1u] = tot.y;
-    bpart_out[o + 2u] = tot.z;
-  }
+  let o = 3u * (c * u.splits + s);
+  if (lid.x == 0u) { for (var i = 0u; i < 3u; i++) { bpart_out[o + i] = tot[i]; } }
 }
 
 @compute @workgroup_size(WG)
 fn bwd_apply(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let c = channel(wid, nwg);
+  let c = folded_yz(wid, nwg);
   if (c >= u.c) { return; }
   let s = wid.x;
   var v = vec3f(0.0);

@@ -50,6 +50,13 @@ struct Params {
 var<workgroup> As: array<f32, SA>;
 var<workgroup> Bs: array<f32, SB>;
 
+const WG = 64u; // the 1-D entries' workgroup size (pack; lib/grid.wgsl)
+#include "lib/grid.wgsl"
+
+const TILE_M = 16u; // register tile capacity: TM <= 16, TN <= 32
+const TILE_N = 32u;
+#include "lib/gemm_tile.wgsl"
+
 // Input coordinate along one axis for output coordinate q*step: raw = q*step - pad + k*dil,
 // then (dgrad with stride > 1: DIV, div = stride) raw must be a multiple of div. Returns -1 when
 // outside the input. Without DIV there is no integer division (lavapipe emulates it per lane).
@@ -68,6 +75,21 @@ fn epilogue(v0: f32, m: u32) -> f32 {
   if (p.act == 1u) { v = max(v, 0.0); }
   if (p.act == 2u) { v = select(v * p.alpha, v, v > 0.0); }
   return v;
+}
+
+// Output pixels q0 + j*WG_X (j < TN) of channels co0 + i (i < TM) of image n from the tile.
+fn store(acc: ptr<function, Tile>, n: u32, q0: u32, co0: u32) {
+  let HWq = p.Hq * p.Wq;
+  let yb = p.yOff + n * p.Co * HWq;
+  for (var j = 0u; j < TN; j++) {
+    let q = q0 + j * WG_X;
+    if (q >= HWq) { break; }
+    for (var i = 0u; i < TM; i++) {
+      let m = co0 + i;
+      if (m >= p.Co) { break; }
+      Y[yb + m * HWq + q] = epilogue((*acc)[i][j], m);
+    }
+  }
 }
 
 @compute @workgroup_size(WG_X, WG_Y)
@@ -90,7 +112,7 @@ fn convRegisters(wg: vec3u, lane: u32) {
     qy[j] = i32(q / p.Wq) * p.sh;
     qx[j] = i32(q % p.Wq) * p.sw;
   }
-  var acc: array<array<f32, 32>, 16>;
+  var acc: Tile;
   let xb = p.xOff + n * p.Ci * HWi;
   for (var b = 0u; b < p.NB; b++) {
     let wb = b * p.Ci * KK * p.CoP + co0;
@@ -128,16 +150,7 @@ fn convRegisters(wg: vec3u, lane: u32) {
       }
     }
   }
-  let yb = p.yOff + n * p.Co * HWq;
-  for (var j = 0u; j < TN; j++) {
-    let q = q0 + j * WG_X;
-    if (q >= HWq) { break; }
-    for (var i = 0u; i < TM; i++) {
-      let m = co0 + i;
-      if (m >= p.Co) { break; }
-      Y[yb + m * HWq + q] = epilogue(acc[i][j], m);
-    }
-  }
+  store(&acc, n, q0, co0);
 }
 
 fn packed(i: u32) -> f32 {
@@ -149,15 +162,12 @@ fn convTiled(wg: vec3u, lid: vec3u) {
   let HWi = p.Hi * p.Wi;
   let KK = p.KH * p.KW;
   let K = p.Ci * KK;
-  let BM = WG_Y * TM;
-  let BN = WG_X * TN;
-  let NT = WG_X * WG_Y;
-  let t = lid.y * WG_X + lid.x;
+  let t = stage_lane(lid);
   let co0 = wg.x * BM;
   let q0 = wg.y * BN;
   let n = wg.z;
   let xb = p.xOff + n * p.Ci * HWi;
-  var acc: array<array<f32, 32>, 16>;
+  var acc: Tile;
   for (var b = 0u; b < p.NB; b++) {
     let wb = b * K * p.CoP;
     for (var k0 = 0u; k0 < K; k0 += BK) {
@@ -179,29 +189,10 @@ fn convTiled(wg: vec3u, lid: vec3u) {
         }
         Bs[e] = v;
       }
-      workgroupBarrier();
-      for (var kk = 0u; kk < BK; kk++) {
-        var a: array<f32, 16>;
-        var bv: array<f32, 32>;
-        for (var i = 0u; i < TM; i++) { a[i] = As[kk * BM + lid.y * TM + i]; }
-        for (var j = 0u; j < TN; j++) { bv[j] = Bs[kk * BN + lid.x + j * WG_X]; }
-        for (var i = 0u; i < TM; i++) {
-          for (var j = 0u; j < TN; j++) { acc[i][j] = fma(a[i], bv[j], acc[i][j]); }
-        }
-      }
-      workgroupBarrier();
+      mma_staged(&acc, lid);
     }
   }
-  let yb = p.yOff + n * p.Co * HWq;
-  for (var j = 0u; j < TN; j++) {
-    let q = q0 + lid.x + j * WG_X;
-    if (q >= HWq) { break; }
-    for (var i = 0u; i < TM; i++) {
-      let m = co0 + lid.y * TM + i;
-      if (m >= p.Co) { break; }
-      Y[yb + m * HWq + q] = epilogue(acc[i][j], m);
-    }
-  }
+  store(&acc, n, q0 + lid.x, co0 + lid.y * TM);
 }
 
 // ---- weight packing -------------------------------------------------------------------------
@@ -230,9 +221,9 @@ fn weightAt(o: u32, ci: u32, tap: u32) -> f32 {
   return s;
 }
 
-@compute @workgroup_size(64)
-fn pack(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 64u;
+@compute @workgroup_size(WG)
+fn pack(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = flat_index(wid, lid, nwg);
   if (i >= pk.total) { return; }
   let k = i / pk.MP;
   let m = i % pk.MP;

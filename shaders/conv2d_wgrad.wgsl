@@ -48,6 +48,38 @@ struct Params {
 var<workgroup> As: array<f32, SA>;
 var<workgroup> Bs: array<f32, SB>;
 
+const WG = 64u; // the 1-D entries' workgroup size (sum_parts, to_nhwc; lib/grid.wgsl)
+#include "lib/grid.wgsl"
+
+const TILE_M = 8u; // wgrad_tiled's register tile capacity: TM, TN <= 8
+const TILE_N = 8u;
+#include "lib/gemm_tile.wgsl"
+
+// The register paths' tile (output x input channels) and its update.
+alias RegTile = array<array<f32, 16>, 16>;
+
+// Rows 4*u4 .. 4*u4+3 of acc += d[row] * xv: four rows per step, as lavapipe's NIR only unrolls
+// loops this size when the body is wide.
+fn fma_rows4(acc: ptr<function, RegTile>, u4: u32, d: vec4f, xv: ptr<function, array<f32, 16>>) {
+  for (var v = 0u; v < TV; v++) {
+    (*acc)[4u * u4][v] = fma(d.x, (*xv)[v], (*acc)[4u * u4][v]);
+    (*acc)[4u * u4 + 1u][v] = fma(d.y, (*xv)[v], (*acc)[4u * u4 + 1u][v]);
+    (*acc)[4u * u4 + 2u][v] = fma(d.z, (*xv)[v], (*acc)[4u * u4 + 2u][v]);
+    (*acc)[4u * u4 + 3u][v] = fma(d.w, (*xv)[v], (*acc)[4u * u4 + 3u][v]);
+  }
+}
+
+// Tap `tap`'s input offsets (y, x) for output (0, 0), and the output columns [lo, hi) whose input
+// column ox*sw + xShift lies in [0, W).
+struct TapWindow { yShift: i32, xShift: i32, lo: u32, hi: u32 }
+
+fn tap_window(tap: u32) -> TapWindow {
+  let xShift = i32(tap % p.KW) * p.dw - p.pw;
+  let last = i32(p.W) - 1 - xShift;
+  let hi = select(0u, min(u32(last / p.sw) + 1u, p.Wo), last >= 0);
+  return TapWindow(i32(tap / p.KW) * p.dh - p.ph, xShift, u32(max(0, (-xShift + p.sw - 1) / p.sw)), hi);
+}
+
 @compute @workgroup_size(WG_X)
 fn wgrad(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let lane = lid.x;
@@ -57,46 +89,31 @@ fn wgrad(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: ve
   let tap = wg.x / p.ciTiles;
   let ci0 = (wg.x % p.ciTiles) * TV;
   let co0 = wg.y * TU;
-  let ky = tap / p.KW;
-  let kx = tap % p.KW;
-  let yShift = i32(ky) * p.dh - p.ph;
-  let xShift = i32(kx) * p.dw - p.pw;
-  // Output columns whose input column ox*sw + xShift lies in [0, W).
-  let lo = u32(max(0, (-xShift + p.sw - 1) / p.sw));
-  let last = i32(p.W) - 1 - xShift;
-  let hi = select(0u, min(u32(last / p.sw) + 1u, p.Wo), last >= 0);
+  let tw = tap_window(tap);
   var cu: array<u32, 16>;
   for (var u = 0u; u < TU; u++) { cu[u] = min(co0 + u, p.Co - 1u) * HWo; }
   var cv: array<u32, 16>;
   for (var v = 0u; v < TV; v++) { cv[v] = min(ci0 + v, p.Ci - 1u) * HW; }
-  var acc: array<array<f32, 16>, 16>;
-  let r0 = wg.z * p.rowsPerSplit;
-  let r1 = min(r0 + p.rowsPerSplit, p.rows);
-  for (var r = r0; r < r1; r++) {
+  var acc: RegTile;
+  for (var r = wg.z * p.rowsPerSplit; r < min((wg.z + 1u) * p.rowsPerSplit, p.rows); r++) {
     let n = r / p.Ho;
     let oy = r % p.Ho;
-    let iy = i32(oy) * p.sh + yShift;
+    let iy = i32(oy) * p.sh + tw.yShift;
     if (iy < 0 || iy >= i32(p.H)) { continue; }
     let dyRow = p.dyOff + n * p.Co * HWo + oy * p.Wo;
-    let xRow = i32(p.xOff + n * p.Ci * HW + u32(iy) * p.W) + xShift;
-    for (var ox0 = lo; ox0 < hi; ox0 += WG_X) {
+    let xRow = i32(p.xOff + n * p.Ci * HW + u32(iy) * p.W) + tw.xShift;
+    for (var ox0 = tw.lo; ox0 < tw.hi; ox0 += WG_X) {
       // Lanes past the end reread the last column and add zero: a masked branch here would make
       // every accumulator update a blend on lavapipe.
-      let ox = min(ox0 + lane, hi - 1u);
-      let live = ox0 + lane < hi;
+      let ox = min(ox0 + lane, tw.hi - 1u);
+      let live = ox0 + lane < tw.hi;
       let xi = u32(xRow + i32(ox) * p.sw);
       var dv: array<f32, 16>;
       var xv: array<f32, 16>;
       for (var u = 0u; u < TU; u++) { dv[u] = select(0.0, DY[dyRow + cu[u] + ox], live); }
       for (var v = 0u; v < TV; v++) { xv[v] = X[xi + cv[v]]; }
-      // Four rows per step: lavapipe's NIR only unrolls loops this size when the body is wide.
       for (var u4 = 0u; u4 < TU / 4u; u4++) {
-        for (var v = 0u; v < TV; v++) {
-          acc[4u * u4][v] = fma(dv[4u * u4], xv[v], acc[4u * u4][v]);
-          acc[4u * u4 + 1u][v] = fma(dv[4u * u4 + 1u], xv[v], acc[4u * u4 + 1u][v]);
-          acc[4u * u4 + 2u][v] = fma(dv[4u * u4 + 2u], xv[v], acc[4u * u4 + 2u][v]);
-          acc[4u * u4 + 3u][v] = fma(dv[4u * u4 + 3u], xv[v], acc[4u * u4 + 3u][v]);
-        }
+        fma_rows4(&acc, u4, vec4f(dv[4u * u4], dv[4u * u4 + 1u], dv[4u * u4 + 2u], dv[4u * u4 + 3u]), &xv);
       }
     }
   }
@@ -124,36 +141,24 @@ fn wgrad_nhwc(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) li
   let tap = wg.x / p.ciTiles;
   let ci0 = (wg.x % p.ciTiles) * WG_X * TV + lane;
   let co0 = wg.y * TU;
-  let yShift = i32(tap / p.KW) * p.dh - p.ph;
-  let xShift = i32(tap % p.KW) * p.dw - p.pw;
-  let lo = u32(max(0, (-xShift + p.sw - 1) / p.sw));
-  let last = i32(p.W) - 1 - xShift;
-  let hi = select(0u, min(u32(last / p.sw) + 1u, p.Wo), last >= 0);
+  let tw = tap_window(tap);
   var cv: array<u32, 16>;
   for (var v = 0u; v < TV; v++) { cv[v] = min(ci0 + v * WG_X, p.Ci - 1u); }
-  var acc: array<array<f32, 16>, 16>;
-  let r0 = wg.z * p.rowsPerSplit;
-  let r1 = min(r0 + p.rowsPerSplit, p.rows);
-  for (var r = r0; r < r1; r++) {
+  var acc: RegTile;
+  for (var r = wg.z * p.rowsPerSplit; r < min((wg.z + 1u) * p.rowsPerSplit, p.rows); r++) {
     let n = r / p.Ho;
     let oy = r % p.Ho;
-    let iy = i32(oy) * p.sh + yShift;
+    let iy = i32(oy) * p.sh + tw.yShift;
     if (iy < 0 || iy >= i32(p.H)) { continue; }
-    let xRow = i32(p.xOff + (n * p.H + u32(iy)) * p.W * p.Ci) + xShift * i32(p.Ci);
+    let xRow = i32(p.xOff + (n * p.H + u32(iy)) * p.W * p.Ci) + tw.xShift * i32(p.Ci);
     let dyRow = p.dyOff + (n * p.Ho + oy) * p.Wo * p.CoP + co0;
-    for (var ox = lo; ox < hi; ox++) {
+    for (var ox = tw.lo; ox < tw.hi; ox++) {
       let xb = u32(xRow + i32(ox * p.Ci) * p.sw);
       var xv: array<f32, 16>;
       for (var v = 0u; v < TV; v++) { xv[v] = X[xb + cv[v]]; }
       let d0 = (dyRow + ox * p.CoP) / 4u;
       for (var u4 = 0u; u4 < TU / 4u; u4++) {
-        let d = DYT[d0 + u4];
-        for (var v = 0u; v < TV; v++) {
-          acc[4u * u4][v] = fma(d.x, xv[v], acc[4u * u4][v]);
-          acc[4u * u4 + 1u][v] = fma(d.y, xv[v], acc[4u * u4 + 1u][v]);
-          acc[4u * u4 + 2u][v] = fma(d.z, xv[v], acc[4u * u4 + 2u][v]);
-          acc[4u * u4 + 3u][v] = fma(d.w, xv[v], acc[4u * u4 + 3u][v]);
-        }
+        fma_rows4(&acc, u4, DYT[d0 + u4], &xv);
       }
     }
   }
@@ -173,16 +178,13 @@ fn wgrad_tiled(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) l
   let HWo = p.Ho * p.Wo;
   let KK = p.KH * p.KW;
   let NC = p.Ci * KK;
-  let BM = WG_Y * TM;
-  let BN = WG_X * TN;
-  let NT = WG_X * WG_Y;
-  let t = lid.y * WG_X + lid.x;
+  let t = stage_lane(lid);
   let co0 = wg.y * BM;
   let c0 = wg.x * BN;
   // This split's pixels: rows [r0, r1) of the group, flattened with the columns.
   let k0 = wg.z * p.rowsPerSplit * p.Wo;
   let k1 = min(p.rows, (wg.z + 1u) * p.rowsPerSplit) * p.Wo;
-  var acc: array<array<f32, 8>, 8>;
+  var acc: Tile;
   for (var kb = k0; kb < k1; kb += BK) {
     for (var e = t; e < BK * BM; e += NT) {
       let k = kb + e % BK;
@@ -210,17 +212,7 @@ fn wgrad_tiled(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) l
       }
       Bs[(e % BK) * BN + e / BK] = v;
     }
-    workgroupBarrier();
-    for (var kk = 0u; kk < BK; kk++) {
-      var a: array<f32, 8>;
-      var b: array<f32, 8>;
-      for (var i = 0u; i < TM; i++) { a[i] = As[kk * BM + lid.y * TM + i]; }
-      for (var j = 0u; j < TN; j++) { b[j] = Bs[kk * BN + lid.x + j * WG_X]; }
-      for (var i = 0u; i < TM; i++) {
-        for (var j = 0u; j < TN; j++) { acc[i][j] = fma(a[i], b[j], acc[i][j]); }
-      }
-    }
-    workgroupBarrier();
+    mma_staged(&acc, lid);
   }
   let base = p.partOff + wg.z * p.Co * NC;
   for (var i = 0u; i < TM; i++) {
@@ -267,15 +259,14 @@ struct SumParams { len: u32, rows: u32 }
 @group(0) @binding(1) var<storage, read> Parts: array<f32>;
 @group(0) @binding(2) var<storage, read_write> Total: array<f32>;
 
-@compute @workgroup_size(64)
-fn sum_parts(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 64u;
+@compute @workgroup_size(WG)
+fn sum_parts(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = flat_index(wid, lid, nwg);
   if (i >= sp.len) { return; }
   var s = 0.0;
   for (var r = 0u; r < sp.rows; r++) { s += Parts[r * sp.len + i]; }
   Total[i] = s;
 }
-
 
 // NCHW -> NHWC copy of a batch group (channel stride CP >= C; the padding is zero-filled).
 struct NhwcParams { C: u32, HW: u32, CP: u32, inOff: u32 }
@@ -284,11 +275,11 @@ struct NhwcParams { C: u32, HW: u32, CP: u32, inOff: u32 }
 @group(0) @binding(1) var<storage, read> Tin: array<f32>;
 @group(0) @binding(2) var<storage, read_write> Tout: array<f32>;
 
-@compute @workgroup_size(64)
-fn to_nhwc(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let pix = gid.x + gid.y * nwg.x * 64u;
+@compute @workgroup_size(WG)
+fn to_nhwc(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let pix = flat_index(wid, lid, nwg);
   if (pix >= tp.HW) { return; }
-  let n = gid.z;
+  let n = wid.z;
   let src = tp.inOff + n * tp.C * tp.HW + pix;
   let dst = (n * tp.HW + pix) * tp.CP;
   for (var c = 0u; c < tp.C; c++) { Tout[dst + c] = Tin[src + c * tp.HW]; }

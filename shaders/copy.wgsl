@@ -9,9 +9,11 @@ struct Params { outer: u32, len: u32, s_off: u32, s_stride: u32, d_off: u32, d_s
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
 
+#include "lib/grid.wgsl"
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let t = (wid.y * nwg.x + wid.x) * WG + lid.x;
+  let t = flat_index(wid, lid, nwg);
   if (t >= p.outer * p.len) { return; }
   let o = t / p.len;
   let i = t % p.len;

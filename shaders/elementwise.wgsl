@@ -16,13 +16,11 @@ struct BinaryParams {
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
-fn index(wid: vec3u, lid: vec3u, nwg: vec3u) -> u32 {
-  return (wid.y * nwg.x + wid.x) * WG + lid.x;
-}
+#include "lib/grid.wgsl"
 
 @compute @workgroup_size(WG)
 fn binary(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = index(wid, lid, nwg);
+  let i = flat_index(wid, lid, nwg);
   if (i >= bp.n) { return; }
   let c3 = i % bp.s3;
   let r2 = i / bp.s3;
@@ -55,7 +53,7 @@ struct UnaryParams { n: u32, alpha: f32, beta: f32 }
 // 8 square, 9 sqrt
 @compute @workgroup_size(WG)
 fn unary(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = index(wid, lid, nwg);
+  let i = flat_index(wid, lid, nwg);
   if (i >= up.n) { return; }
   var r: f32;
   let x = ux[i];
@@ -83,7 +81,7 @@ fn unary(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: v
 
 @compute @workgroup_size(WG)
 fn unary_grad(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = index(wid, lid, nwg);
+  let i = flat_index(wid, lid, nwg);
   if (i >= up.n) { return; }
   let v = gv[i];
   let dy = gdy[i];
@@ -102,7 +100,7 @@ fn unary_grad(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) l
 
 @compute @workgroup_size(WG)
 fn fill(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = index(wid, lid, nwg);
+  let i = flat_index(wid, lid, nwg);
   if (i >= up.n) { return; }
   fout[i] = up.beta;
 }

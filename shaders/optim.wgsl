@@ -10,13 +10,11 @@ struct SgdParams { n: u32, lr: f32, momentum: f32, weight_decay: f32, dampening:
 @group(0) @binding(2) var<storage, read> sgrad: array<f32>;
 @group(0) @binding(3) var<storage, read_write> sbuf: array<f32>;
 
-fn linear_id(wid: vec3u, lid: vec3u, nwg: vec3u) -> u32 {
-  return (wid.y * nwg.x + wid.x) * WG + lid.x;
-}
+#include "lib/grid.wgsl"
 
 @compute @workgroup_size(WG)
 fn sgd(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = linear_id(wid, lid, nwg);
+  let i = flat_index(wid, lid, nwg);
   if (i >= sp.n) { return; }
   var g = sgrad[i] + sp.weight_decay * sparam[i];
   if (sp.momentum != 0.0) {
@@ -40,7 +38,7 @@ struct AdamParams { n: u32, step_size: f32, beta1: f32, beta2: f32, eps_hat: f32
 // with step_size = lr*sqrt(bc2)/bc1 and eps_hat = eps*sqrt(bc2): the same value, one division.
 @compute @workgroup_size(WG)
 fn adam(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = linear_id(wid, lid, nwg);
+  let i = flat_index(wid, lid, nwg);
   if (i >= ap.n) { return; }
   let g = agrad[i] + ap.weight_decay * aparam[i];
   let m = ap.beta1 * am[i] + (1.0 - ap.beta1) * g;

@@ -52,55 +52,42 @@ fn window_avg(base: u32) -> f32 {
   return acc * u.scale;
 }
 
-// Lines [first, last) of this workgroup out of `rows` rows per plane.
-fn line_range(wid: vec3u, nwg: vec3u, rows: u32) -> vec2u {
-  let first = (wid.z * nwg.y + wid.y) * u.lines;
-  return vec2u(first, min(first + u.lines, u.planes * rows));
+#include "lib/grid.wgsl"
+
+// This invocation's column (x) and its workgroup's lines [y, z) of planes of `rows` rows; the
+// range is empty for a column past `cols`.
+fn lines(wid: vec3u, lid: vec3u, nwg: vec3u, rows: u32, cols: u32) -> vec3u {
+  let col = wid.x * WG + lid.x;
+  let first = folded_yz(wid, nwg) * u.lines;
+  return vec3u(col, first, select(first, min(first + u.lines, u.planes * rows), col < cols));
 }
 
-// Input offset of the window of output (plane, oy, ox).
-fn window_base(plane: u32, oy: u32, ox: u32) -> u32 {
-  return (plane * u.h + oy * SH) * u.w + ox * SW;
+// Input offset of the window of output (line = plane * ho + oy, ox).
+fn window_base(line: u32, ox: u32) -> u32 {
+  return ((line / u.ho) * u.h + (line % u.ho) * SH) * u.w + ox * SW;
 }
 
 @compute @workgroup_size(WG)
 fn max_fwd(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let ox = wid.x * WG + lid.x;
-  if (ox >= u.wo) { return; }
-  let lr = line_range(wid, nwg, u.ho);
-  for (var line = lr.x; line < lr.y; line++) {
-    let plane = line / u.ho;
-    let oy = line % u.ho;
-    dst[(plane * u.ho + oy) * u.wo + ox] = window_max(window_base(plane, oy, ox)).x;
-  }
+  let g = lines(wid, lid, nwg, u.ho, u.wo);
+  for (var line = g.y; line < g.z; line++) { dst[line * u.wo + g.x] = window_max(window_base(line, g.x)).x; }
 }
 
 // As max_fwd, also saving the window offset of each maximum for the backward.
 @compute @workgroup_size(WG)
 fn max_fwd_arg(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let ox = wid.x * WG + lid.x;
-  if (ox >= u.wo) { return; }
-  let lr = line_range(wid, nwg, u.ho);
-  for (var line = lr.x; line < lr.y; line++) {
-    let plane = line / u.ho;
-    let oy = line % u.ho;
-    let r = window_max(window_base(plane, oy, ox));
-    let o = (plane * u.ho + oy) * u.wo + ox;
-    dst[o] = r.x;
-    arg_out[o] = r.y;
+  let g = lines(wid, lid, nwg, u.ho, u.wo);
+  for (var line = g.y; line < g.z; line++) {
+    let r = window_max(window_base(line, g.x));
+    dst[line * u.wo + g.x] = r.x;
+    arg_out[line * u.wo + g.x] = r.y;
   }
 }
 
 @compute @workgroup_size(WG)
 fn avg_fwd(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let ox = wid.x * WG + lid.x;
-  if (ox >= u.wo) { return; }
-  let lr = line_range(wid, nwg, u.ho);
-  for (var line = lr.x; line < lr.y; line++) {
-    let plane = line / u.ho;
-    let oy = line % u.ho;
-    dst[(plane * u.ho + oy) * u.wo + ox] = window_avg(window_base(plane, oy, ox));
-  }
+  let g = lines(wid, lid, nwg, u.ho, u.wo);
+  for (var line = g.y; line < g.z; line++) { dst[line * u.wo + g.x] = window_avg(window_base(line, g.x)); }
 }
 
 // Output rows (or columns) whose windows cover input coordinate v: [lo, hi).
@@ -152,36 +139,21 @@ fn avg_grad(plane: u32, iy: u32, ix: u32) -> f32 {
   return acc * u.scale;
 }
 
+// The backward entries walk input lines (line = plane * h + iy).
 @compute @workgroup_size(WG)
 fn max_bwd(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let ix = wid.x * WG + lid.x;
-  if (ix >= u.w) { return; }
-  let lr = line_range(wid, nwg, u.h);
-  for (var line = lr.x; line < lr.y; line++) {
-    let plane = line / u.h;
-    let iy = line % u.h;
-    dx[(plane * u.h + iy) * u.w + ix] = max_grad(plane, iy, ix);
-  }
+  let g = lines(wid, lid, nwg, u.h, u.w);
+  for (var line = g.y; line < g.z; line++) { dx[line * u.w + g.x] = max_grad(line / u.h, line % u.h, g.x); }
 }
 
 @compute @workgroup_size(WG)
 fn avg_bwd(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let ix = wid.x * WG + lid.x;
-  if (ix >= u.w) { return; }
-  let lr = line_range(wid, nwg, u.h);
-  for (var line = lr.x; line < lr.y; line++) {
-    let plane = line / u.h;
-    let iy = line % u.h;
-    dst[(plane * u.h + iy) * u.w + ix] = avg_grad(plane, iy, ix);
-  }
+  let g = lines(wid, lid, nwg, u.h, u.w);
+  for (var line = g.y; line < g.z; line++) { dst[line * u.w + g.x] = avg_grad(line / u.h, line % u.h, g.x); }
 }
 
 @compute @workgroup_size(WG)
 fn gap_bwd(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let ix = wid.x * WG + lid.x;
-  if (ix >= u.w) { return; }
-  let lr = line_range(wid, nwg, u.h);
-  for (var line = lr.x; line < lr.y; line++) {
-    dst[line * u.w + ix] = src[line / u.h] * u.scale;
-  }
+  let g = lines(wid, lid, nwg, u.h, u.w);
+  for (var line = g.y; line < g.z; line++) { dst[line * u.w + g.x] = src[line / u.h] * u.scale; }
 }

@@ -3,6 +3,7 @@
 // pass adds the partial sums); the host pads shapes to rank 4 and passes kept/reduced axes apart.
 
 override WG: u32 = 64u;
+override SERIAL: bool = false; // lib/sum_wg.wgsl's tree sum: this family has no serial plan
 
 struct Params {
   n_out: u32, n_red: u32, chunk: u32, n_chunks: u32,
@@ -17,7 +18,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
-var<workgroup> partial: array<f32, WG>;
+#include "lib/sum_wg.wgsl"
 
 fn offset4(i: u32, s1: u32, s2: u32, s3: u32, t0: u32, t1: u32, t2: u32, t3: u32) -> u32 {
   let c3 = i % s3;
@@ -42,11 +43,6 @@ fn sum(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec
   for (var r = start + lid.x; r < end; r += WG) {
     acc += x[base + offset4(r, p.r1, p.r2, p.r3, p.rs0, p.rs1, p.rs2, p.rs3)];
   }
-  partial[lid.x] = acc;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid.x < s) { partial[lid.x] += partial[lid.x + s]; }
-    workgroupBarrier();
-  }
-  if (lid.x == 0u) { out[g] = partial[0] * p.scale; }
+  let t = sum_wg(acc, lid.x);
+  if (lid.x == 0u) { out[g] = t * p.scale; }
 }

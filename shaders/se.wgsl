@@ -40,46 +40,58 @@ struct Params {
 @group(0) @binding(7) var<storage, read_write> dw1: array<f32>;
 @group(0) @binding(8) var<storage, read_write> dw2: array<f32>;
 
+#include "lib/grid.wgsl"
+#include "lib/sum_wg.wgsl"
+
 var<workgroup> wa: array<f32, WG>;
 var<workgroup> wb: array<f32, WG>;
 
-fn plane_of(wid: vec3u, nwg: vec3u) -> u32 {
-  return wid.z * nwg.y + wid.y;
+// The workgroup's plane = n*C + c, folded over y and z.
+struct Site { plane: u32, n: u32, c: u32 }
+
+fn site(wid: vec3u, nwg: vec3u) -> Site {
+  let plane = folded_yz(wid, nwg);
+  return Site(plane, plane / u.c, plane % u.c);
 }
 
 fn chunk_end(s: u32) -> u32 {
   return min(s * u.chunk + u.chunk, u.p);
 }
 
-// Sum of `v` over the workgroup, valid in invocation 0; call in uniform control flow.
-fn sum_wg(v: f32, lid: u32) -> f32 {
-  wa[lid] = v;
+// The hidden layer's matrix-vector products spread over the workgroup: invocation t holds the
+// share (terms j = t/hd mod groups) of hidden unit t % hd; this adds the shares of unit t < hd
+// (0 for other invocations). Call in uniform control flow.
+fn hidden_total(share: f32, t: u32) -> f32 {
+  wa[t] = share;
   workgroupBarrier();
-  if (SERIAL) {
-    if (lid == 0u) {
-      var t = 0.0;
-      for (var i = 0u; i < WG; i++) { t += wa[i]; }
-      wa[0] = t;
-    }
-  } else {
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-      if (lid < s) { wa[lid] += wa[lid + s]; }
-      workgroupBarrier();
-    }
+  var z = 0.0;
+  if (t < u.hidden) {
+    for (var g = 0u; g < WG / u.hidden; g++) { z += wa[g * u.hidden + t]; }
   }
-  return wa[0];
+  return z;
 }
 
 // Forward pass 1: partial plane sums.
 @compute @workgroup_size(WG)
 fn pool(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let plane = plane_of(wid, nwg);
+  let plane = folded_yz(wid, nwg);
+  if (plane >= u.n * u.c) { return; }
+  var acc = 0.0;
+  for (var j = wid.x * u.chunk + lid.x; j < chunk_end(wid.x); j += WG) { acc += x[plane * u.p + j]; }
+  let t = sum_wg(acc, lid.x);
+  if (lid.x == 0u) { pool_out[plane * u.splits + wid.x] = t; }
+}
+
+// Backward pass 1: partial plane sums of dy * x (the gate's gradient).
+@compute @workgroup_size(WG)
+fn sums(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let plane = folded_yz(wid, nwg);
   if (plane >= u.n * u.c) { return; }
   let base = plane * u.p;
   var acc = 0.0;
-  for (var j = wid.x * u.chunk + lid.x; j < chunk_end(wid.x); j += WG) { acc += x[base + j]; }
+  for (var j = wid.x * u.chunk + lid.x; j < chunk_end(wid.x); j += WG) { acc += x[base + j] * sdy[base + j]; }
   let t = sum_wg(acc, lid.x);
-  if (lid.x == 0u) { pool_out[plane * u.splits + wid.x] = t; }
+  if (lid.x == 0u) { sums_out[plane * u.splits + wid.x] = t; }
 }
 
 fn mean_of(m: u32, j: u32) -> f32 {
@@ -92,49 +104,31 @@ fn mean_of(m: u32, j: u32) -> f32 {
 // Forward pass 2: the gate of this (n, c) from the pooled partials, then y = x * gate.
 @compute @workgroup_size(WG)
 fn apply(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let plane = plane_of(wid, nwg);
-  if (plane >= u.n * u.c) { return; }
-  let n = plane / u.c;
-  let c = plane % u.c;
+  let at = site(wid, nwg);
+  if (at.plane >= u.n * u.c) { return; }
   let hd = u.hidden;
   let groups = WG / hd;
   let t = lid.x;
-  // z1[k] = sum_j W1[k, j] s[j], invocation t summing j = t/hd (mod groups) for k = t % hd.
+  // z1[k] = sum_j W1[k, j] s[j].
   var acc = 0.0;
   if (t < groups * hd) {
-    let k = t % hd;
-    for (var j = t / hd; j < u.c; j += groups) { acc += w1[k * u.c + j] * mean_of(n, j); }
+    for (var j = t / hd; j < u.c; j += groups) { acc += w1[(t % hd) * u.c + j] * mean_of(at.n, j); }
   }
-  wa[t] = acc;
-  workgroupBarrier();
+  let z1 = hidden_total(acc, t);
   if (t < hd) {
-    var z1 = 0.0;
-    for (var g = 0u; g < groups; g++) { z1 += wa[g * hd + t]; }
-    wb[t] = max(z1, 0.0) * w2[c * hd + t];
-    if (u.save == 1u && c == 0u && wid.x == 0u) { saved[u.n * u.c + n * hd + t] = z1; }
+    wb[t] = max(z1, 0.0) * w2[at.c * hd + t];
+    if (u.save == 1u && at.c == 0u && wid.x == 0u) { saved[u.n * u.c + at.n * hd + t] = z1; }
   }
   workgroupBarrier();
   var z2 = 0.0;
   for (var k = 0u; k < hd; k++) { z2 += wb[k]; }
   let gate = 1.0 / (1.0 + exp(-z2));
   if (u.save == 1u && wid.x == 0u && t == 0u) {
-    saved[plane] = mean_of(n, c);
-    saved[u.n * (u.c + hd) + plane] = gate;
+    saved[at.plane] = mean_of(at.n, at.c);
+    saved[u.n * (u.c + hd) + at.plane] = gate;
   }
-  let base = plane * u.p;
+  let base = at.plane * u.p;
   for (var j = wid.x * u.chunk + t; j < chunk_end(wid.x); j += WG) { y[base + j] = x[base + j] * gate; }
-}
-
-// Backward pass 1: partial plane sums of dy * x (the gate's gradient).
-@compute @workgroup_size(WG)
-fn sums(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let plane = plane_of(wid, nwg);
-  if (plane >= u.n * u.c) { return; }
-  let base = plane * u.p;
-  var acc = 0.0;
-  for (var j = wid.x * u.chunk + lid.x; j < chunk_end(wid.x); j += WG) { acc += x[base + j] * sdy[base + j]; }
-  let t = sum_wg(acc, lid.x);
-  if (lid.x == 0u) { sums_out[plane * u.splits + wid.x] = t; }
 }
 
 // d loss / d z2 for sample m, channel j.
@@ -150,48 +144,43 @@ fn dz2_of(m: u32, j: u32) -> f32 {
 // dx = dy * gate + (W1^T dz1)[c] / P over the chunk.
 @compute @workgroup_size(WG)
 fn backward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let plane = plane_of(wid, nwg);
-  if (plane >= u.n * u.c) { return; }
-  let n = plane / u.c;
-  let c = plane % u.c;
+  let at = site(wid, nwg);
+  if (at.plane >= u.n * u.c) { return; }
   let hd = u.hidden;
   let groups = WG / hd;
   let t = lid.x;
-  let designated = u.wgrad == 1u && wid.x == 0u && n == 0u;
-  let m1 = select(n + 1u, u.n, designated);
+  let designated = u.wgrad == 1u && wid.x == 0u && at.n == 0u;
+  let m1 = select(at.n + 1u, u.n, designated);
   var acc1 = 0.0; // dW1[t, c]
   var acc2 = 0.0; // dW2[c, t]
   var ds = 0.0;
-  for (var m = select(n, 0u, designated); m < m1; m++) {
+  for (var m = select(at.n, 0u, designated); m < m1; m++) {
+    // dh[k] = sum_j W2[j, k] dz2[j].
     var acc = 0.0;
     if (t < groups * hd) {
-      let k = t % hd;
-      for (var j = t / hd; j < u.c; j += groups) { acc += w2[j * hd + k] * dz2_of(m, j); }
+      for (var j = t / hd; j < u.c; j += groups) { acc += w2[j * hd + t % hd] * dz2_of(m, j); }
     }
-    wa[t] = acc;
-    workgroupBarrier();
+    let dh = hidden_total(acc, t);
     if (t < hd) {
-      var dh = 0.0;
-      for (var g = 0u; g < groups; g++) { dh += wa[g * hd + t]; }
       let z1 = bsaved[u.n * u.c + m * hd + t];
       let dz1 = select(0.0, dh, z1 > 0.0);
       wb[t] = dz1;
       if (designated) {
-        acc1 += dz1 * bsaved[m * u.c + c];
-        acc2 += dz2_of(m, c) * max(z1, 0.0);
+        acc1 += dz1 * bsaved[m * u.c + at.c];
+        acc2 += dz2_of(m, at.c) * max(z1, 0.0);
       }
     }
     workgroupBarrier();
-    if (m == n) {
-      for (var k = 0u; k < hd; k++) { ds += w1[k * u.c + c] * wb[k]; }
+    if (m == at.n) {
+      for (var k = 0u; k < hd; k++) { ds += w1[k * u.c + at.c] * wb[k]; }
     }
   }
   if (designated && t < hd) {
-    dw1[t * u.c + c] = acc1;
-    dw2[c * hd + t] = acc2;
+    dw1[t * u.c + at.c] = acc1;
+    dw2[at.c * hd + t] = acc2;
   }
-  let gate = bsaved[u.n * (u.c + hd) + plane];
+  let gate = bsaved[u.n * (u.c + hd) + at.plane];
   let dsp = ds / f32(u.p);
-  let base = plane * u.p;
+  let base = at.plane * u.p;
   for (var j = wid.x * u.chunk + t; j < chunk_end(wid.x); j += WG) { dx[base + j] = dy[base + j] * gate + dsp; }
 }

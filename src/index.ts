@@ -11,6 +11,8 @@ export { Adam, SGD, multiStepLr, type Optimizer } from './train/optim.js';
 export * from './graph/conv.js';
 export { autotuneConv } from './kernels/conv2d.js';
 export * from './graph/norm.js';
+export * from './graph/pool.js';
+export * from './graph/se.js';
 export { BatchNorm2d, Conv2d, DilatedContextBlock, Linear, PReLU, Sequential, SqueezeExcite, type Layer } from './graph/layers.js';
 export { saveModule, loadModule, checkFinite, NonFiniteWeightsError, type LoadModuleOptions, type SaveModuleOptions, type FiniteCheck } from './graph/state.js';
 export { DrdNet, type DrdOutputs } from './model/drdnet.js';

@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { backward, zeroGrad } from '../src/graph/autograd.js';
 import { conv2d } from '../src/graph/conv.js';
-import { maxPool2d } from '../src/graph/norm.js';
+import { maxPool2d } from '../src/graph/pool.js';
 import { add, mul, sum } from '../src/graph/ops.js';
 import { Tensor, tidy } from '../src/core/tensor.js';
 import type { Engine } from '../src/gpu/runtime.js';

@@ -5,13 +5,18 @@ import * as R from './ref/ops.js';
 import { BWD, FWD, mulberry32, randn, refTensor, uniform, type RefTensor, randnAwayFromZero } from './ref/tensor.js';
 import { backward } from '../src/graph/autograd.js';
 import { mul, sum } from '../src/graph/ops.js';
-import * as N from '../src/graph/norm.js';
+import * as norm from '../src/graph/norm.js';
+import * as pool from '../src/graph/pool.js';
+import * as se from '../src/graph/se.js';
 import { Tensor, tidy } from '../src/core/tensor.js';
 import { channelPlan, channelTuning } from '../src/kernels/batchnorm.js';
 import { poolTuning } from '../src/kernels/pool.js';
 import type { Engine } from '../src/gpu/runtime.js';
 import { assertClose, engine, engineWith, gpu } from './helpers.js';
 import { checkOp, type OpCase } from './gradcheck-gpu.js';
+
+// The ops under test, from their three modules.
+const N = { ...norm, ...pool, ...se };
 
 const rng = mulberry32(7);
 const t = (shape: number[]) => randn(shape, rng);

@@ -16,16 +16,16 @@ import {
   pair,
   type Activation,
   type ConvBranch,
-  type Pair,
+  type PerAxis,
 } from '../kernels/conv2d.js';
 import { defineOp } from './autograd.js';
 import { Tensor, shapeStr } from '../core/tensor.js';
 
 /** Stride, padding and dilation (one number or [h, w]) and a fused activation of `conv2d`. */
 export interface Conv2dOptions {
-  stride?: Pair;
-  padding?: Pair;
-  dilation?: Pair;
+  stride?: PerAxis;
+  padding?: PerAxis;
+  dilation?: PerAxis;
   /** Fused epilogue after the bias (default 'none'). */
   activation?: Activation;
   /** leakyRelu slope for negative inputs (default 0.01; must be > 0 for the gradient). */
@@ -98,9 +98,9 @@ export interface DilationBranch {
   /** OIHW [C_k, Cin, KH, KW]; every branch has the same Cin and kernel size. */
   weight: Tensor;
   bias?: Tensor | null;
-  dilation: Pair;
+  dilation: PerAxis;
   /** Default dilation * (k - 1) / 2 per axis (same-size output for odd kernels). */
-  padding?: Pair;
+  padding?: PerAxis;
 }
 
 interface MdcAttrs {

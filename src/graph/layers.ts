@@ -3,7 +3,8 @@ import type { Engine } from '../gpu/runtime.js';
 import type { Rng } from '../util/rng.js';
 import { conv2d, multiDilationConv, type Conv2dOptions } from './conv.js';
 import { Module } from './module.js';
-import { batchNorm2d, batchNormPrelu, prelu, squeezeExcite } from './norm.js';
+import { batchNorm2d, batchNormPrelu, prelu } from './norm.js';
+import { squeezeExcite } from './se.js';
 import { full, linear, ones, zeros } from './ops.js';
 import { Tensor } from '../core/tensor.js';
 

@@ -1,12 +1,8 @@
-// Differentiable normalisation, gating and pooling ops: batchNorm2d, prelu, fused batchNormPrelu, squeezeExcite, max/avg/global pooling.
-import { preluBackward, preluForward } from '../kernels/activation.js';
+// Differentiable normalisation ops: batchNorm2d, prelu, and the fused batchNormPrelu.
+import { preluBackward, preluForward } from '../kernels/prelu.js';
 import { batchNormBackward, batchNormForward } from '../kernels/batchnorm.js';
-import * as pool from '../kernels/pool.js';
-import { squeezeExciteBackward, squeezeExciteForward } from '../kernels/se.js';
 import { defineOp, type OpDefinition } from './autograd.js';
 import type { Tensor } from '../core/tensor.js';
-
-export type { Pair } from '../kernels/pool.js';
 
 /** Training or eval statistics, eps and momentum of `batchNorm2d`. */
 export interface BatchNormOptions {
@@ -80,63 +76,3 @@ const preluDef = defineOp({
 
 /** PReLU with one slope per channel (dim 1; slope [C]) or one shared slope ([1]). Forward 1 dispatch, backward 1-2. */
 export const prelu = (x: Tensor, slope: Tensor): Tensor => preluDef([x, slope], undefined)[0];
-
-const seDef = defineOp({
-  name: 'squeezeExcite',
-  forward(ctx, [x, w1, w2]) {
-    const { y, saved } = squeezeExciteForward(x, w1, w2, ctx.recording);
-    ctx.save(x, w1, w2, saved);
-    saved.dispose();
-    return y;
-  },
-  backward(ctx, [g]) {
-    const [x, w1, w2, saved] = ctx.saved;
-    const r = squeezeExciteBackward(x, w1, w2, saved, g!, ctx.needsGrad[1] || ctx.needsGrad[2]);
-    return [ctx.needsGrad[0] ? r.dx : null, ctx.needsGrad[1] ? r.dw1 : null, ctx.needsGrad[2] ? r.dw2 : null];
-  },
-});
-
-/**
- * Squeeze-and-excitation: x * sigmoid(w2 relu(w1 mean_hw(x))) per (n, c), w1 [hidden, C],
- * w2 [C, hidden], no biases. Forward 2 dispatches, backward 2.
- */
-export const squeezeExcite = (x: Tensor, w1: Tensor, w2: Tensor): Tensor => seDef([x, w1, w2], undefined)[0];
-
-interface PoolAttrs {
-  kernel: pool.Pair;
-  stride: pool.Pair;
-}
-
-const maxPoolDef = defineOp<PoolAttrs>({
-  name: 'maxPool2d',
-  forward(ctx, [x], { kernel, stride }) {
-    const { y, arg } = pool.maxPoolForward(x, kernel, stride, ctx.recording);
-    if (arg) {
-      ctx.save(arg);
-      arg.dispose();
-    }
-    return y;
-  },
-  backward: (ctx, [g], { kernel, stride }) => [pool.maxPoolBackward(ctx.inputShapes[0], ctx.saved[0], g!, kernel, stride)],
-});
-
-/** Max pooling, no padding, floor output size; the gradient goes to the first maximum of each window. One dispatch each way. */
-export const maxPool2d = (x: Tensor, kernel: pool.Pair = 2, stride: pool.Pair = kernel): Tensor => maxPoolDef([x], { kernel, stride })[0];
-
-const avgPoolDef = defineOp<PoolAttrs>({
-  name: 'avgPool2d',
-  forward: (_ctx, [x], { kernel, stride }) => pool.avgPoolForward(x, kernel, stride),
-  backward: (ctx, [g], { kernel, stride }) => [pool.avgPoolBackward(ctx.inputShapes[0], g!, kernel, stride)],
-});
-
-/** Average pooling, no padding, floor output size. One dispatch each way. */
-export const avgPool2d = (x: Tensor, kernel: pool.Pair = 2, stride: pool.Pair = kernel): Tensor => avgPoolDef([x], { kernel, stride })[0];
-
-const globalAvgPoolDef = defineOp({
-  name: 'globalAvgPool',
-  forward: (_ctx, [x]) => pool.globalAvgPoolForward(x),
-  backward: (ctx, [g]) => [pool.globalAvgPoolBackward(ctx.inputShapes[0], g!)],
-});
-
-/** Mean over H, W: [N,C,H,W] -> [N,C,1,1]. */
-export const globalAvgPool = (x: Tensor): Tensor => globalAvgPoolDef([x], undefined)[0];

@@ -3,11 +3,9 @@ import code from '../../shaders/pool.wgsl';
 import type { Engine, Uniforms } from '../gpu/runtime.js';
 import { Tensor, shapeStr, type Shape } from '../core/tensor.js';
 import { reduceSum } from './reduce.js';
+import type { PerAxis } from './util.js';
 
 const WG = 64;
-
-/** One number for both axes, or [height, width]. */
-export type Pair = number | readonly [number, number];
 
 export interface PoolGeometry {
   n: number; c: number; h: number; w: number;
@@ -15,9 +13,9 @@ export interface PoolGeometry {
   ho: number; wo: number;
 }
 
-const pair = (p: Pair): [number, number] => (typeof p === 'number' ? [p, p] : [p[0], p[1]]);
+const pair = (p: PerAxis): [number, number] => (typeof p === 'number' ? [p, p] : [p[0], p[1]]);
 
-export function poolGeometry(shape: Shape, kernel: Pair, stride: Pair, what: string): PoolGeometry {
+export function poolGeometry(shape: Shape, kernel: PerAxis, stride: PerAxis, what: string): PoolGeometry {
   if (shape.length !== 4) throw new Error(`${what}: expected an NCHW input, got ${shapeStr(shape)}`);
   const [n, c, h, w] = shape;
   const [kh, kw] = pair(kernel);
@@ -60,7 +58,7 @@ function constants(g: PoolGeometry) {
 }
 
 /** Max pooling; with `saveArg`, also the window offset of each maximum (for maxPoolBackward). */
-export function maxPoolForward(x: Tensor, kernel: Pair, stride: Pair, saveArg: boolean): { y: Tensor; arg: Tensor | null } {
+export function maxPoolForward(x: Tensor, kernel: PerAxis, stride: PerAxis, saveArg: boolean): { y: Tensor; arg: Tensor | null } {
   const g = poolGeometry(x.shape, kernel, stride, 'maxPool2d');
   const y = Tensor.empty(x.engine, [g.n, g.c, g.ho, g.wo]);
   const arg = saveArg ? Tensor.empty(x.engine, y.shape) : null;
@@ -77,7 +75,7 @@ export function maxPoolForward(x: Tensor, kernel: Pair, stride: Pair, saveArg: b
 }
 
 /** dx: each dy goes to the first maximum of its window (as saved by the forward). */
-export function maxPoolBackward(xShape: Shape, arg: Tensor, dy: Tensor, kernel: Pair, stride: Pair): Tensor {
+export function maxPoolBackward(xShape: Shape, arg: Tensor, dy: Tensor, kernel: PerAxis, stride: PerAxis): Tensor {
   const g = poolGeometry(xShape, kernel, stride, 'maxPool2d backward');
   const dx = Tensor.empty(dy.engine, xShape);
   if (dx.size === 0) return dx;
@@ -92,7 +90,7 @@ export function maxPoolBackward(xShape: Shape, arg: Tensor, dy: Tensor, kernel: 
   return dx;
 }
 
-export function avgPoolForward(x: Tensor, kernel: Pair, stride: Pair): Tensor {
+export function avgPoolForward(x: Tensor, kernel: PerAxis, stride: PerAxis): Tensor {
   const g = poolGeometry(x.shape, kernel, stride, 'avgPool2d');
   const y = Tensor.empty(x.engine, [g.n, g.c, g.ho, g.wo]);
   if (y.size === 0) return y;
@@ -107,7 +105,7 @@ export function avgPoolForward(x: Tensor, kernel: Pair, stride: Pair): Tensor {
   return y;
 }
 
-export function avgPoolBackward(xShape: Shape, dy: Tensor, kernel: Pair, stride: Pair): Tensor {
+export function avgPoolBackward(xShape: Shape, dy: Tensor, kernel: PerAxis, stride: PerAxis): Tensor {
   const g = poolGeometry(xShape, kernel, stride, 'avgPool2d backward');
   const dx = Tensor.empty(dy.engine, xShape);
   if (dx.size === 0) return dx;

@@ -1,6 +1,9 @@
-// Shared helpers for kernel modules: dispatch grids and broadcasting shapes.
+// Shared helpers for kernel modules: per-axis sizes, dispatch grids and broadcasting shapes.
 import type { Engine } from '../gpu/runtime.js';
 import { type Shape, shapeStr } from '../core/tensor.js';
+
+/** A size per spatial axis: one number for both, or [height, width] (kernel, stride, padding, dilation). */
+export type PerAxis = number | readonly [number, number];
 
 /** Folds a 1-D workgroup count into x*y <= maxComputeWorkgroupsPerDimension^2 (kernels use num_workgroups). */
 export function grid(engine: Engine, workgroups: number): [number, number] {

@@ -17,7 +17,7 @@
 import type { Engine } from '../gpu/runtime.js';
 import { conv2d } from '../graph/conv.js';
 import { Module } from '../graph/module.js';
-import { maxPool2d } from '../graph/norm.js';
+import { maxPool2d } from '../graph/pool.js';
 import { mul, sub } from '../graph/ops.js';
 import { Tensor, shapeStr } from '../core/tensor.js';
 import { parseSafetensors, toFloat32 } from '../io/safetensors.js';

@@ -24,70 +24,55 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(5) var<storage, read_write> part: array<f32>;
 
-var<workgroup> wsum: array<f32, WG>;
-
-fn seg_base(n: u32, c: u32) -> u32 {
-  return n * (u.c - 1u) * u.p + c * u.p;
-}
+#include "lib/grid.wgsl"
+#include "lib/segments.wgsl"
+#include "lib/sum_wg.wgsl"
 
 fn slope_at(c: u32) -> f32 {
   return slope[select(c, 0u, u.shared_slope == 1u)];
 }
 
+// This workgroup's range [x, y) of its channel's N*P elements (split wid.x).
+fn split_range(wid: vec3u) -> vec2u {
+  let j0 = wid.x * u.chunk;
+  return vec2u(j0, min(j0 + u.chunk, u.n * u.p));
+}
+
 @compute @workgroup_size(WG)
 fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let c = wid.z * nwg.y + wid.y;
+  let c = folded_yz(wid, nwg);
   if (c >= u.c) { return; }
   let a = slope_at(c);
-  let j0 = wid.x * u.chunk;
-  let j1 = min(j0 + u.chunk, u.n * u.p);
-  for (var n = j0 / u.p; ; n++) {
-    let lo = max(j0, n * u.p);
-    let hi = min(j1, n * u.p + u.p);
-    if (lo >= hi) { break; }
-    let base = seg_base(n, c);
-    for (var j = lo + lid.x; j < hi; j += WG) {
-      let v = x[base + j];
-      y[base + j] = select(a * v, v, v > 0.0);
+  let r = split_range(wid);
+  for (var n = r.x / u.p; ; n++) {
+    let seg = segment(n, c, r.x, r.y, u.c, u.p);
+    if (seg.lo >= seg.hi) { break; }
+    for (var j = seg.lo + lid.x; j < seg.hi; j += WG) {
+      let v = x[seg.base + j];
+      y[seg.base + j] = select(a * v, v, v > 0.0);
     }
   }
 }
 
 @compute @workgroup_size(WG)
 fn backward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let c = wid.z * nwg.y + wid.y;
+  let c = folded_yz(wid, nwg);
   if (c >= u.c) { return; }
   let a = slope_at(c);
-  let j0 = wid.x * u.chunk;
-  let j1 = min(j0 + u.chunk, u.n * u.p);
+  let r = split_range(wid);
   var acc = 0.0;
-  for (var n = j0 / u.p; ; n++) {
-    let lo = max(j0, n * u.p);
-    let hi = min(j1, n * u.p + u.p);
-    if (lo >= hi) { break; }
-    let base = seg_base(n, c);
-    for (var j = lo + lid.x; j < hi; j += WG) {
-      let v = x[base + j];
-      let g = dy[base + j];
+  for (var n = r.x / u.p; ; n++) {
+    let seg = segment(n, c, r.x, r.y, u.c, u.p);
+    if (seg.lo >= seg.hi) { break; }
+    for (var j = seg.lo + lid.x; j < seg.hi; j += WG) {
+      let v = x[seg.base + j];
+      let g = dy[seg.base + j];
       let pos = v > 0.0;
-      dx[base + j] = select(a * g, g, pos);
+      dx[seg.base + j] = select(a * g, g, pos);
       acc += select(v * g, 0.0, pos);
     }
   }
   if (u.slope_grad == 0u) { return; }
-  wsum[lid.x] = acc;
-  workgroupBarrier();
-  if (SERIAL) {
-    if (lid.x == 0u) {
-      var t = 0.0;
-      for (var i = 0u; i < WG; i++) { t += wsum[i]; }
-      wsum[0] = t;
-    }
-  } else {
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-      if (lid.x < s) { wsum[lid.x] += wsum[lid.x + s]; }
-      workgroupBarrier();
-    }
-  }
-  if (lid.x == 0u) { part[c * u.splits + wid.x] = wsum[0]; }
+  let t = sum_wg(acc, lid.x);
+  if (lid.x == 0u) { part[c * u.splits + wid.x] = t; }
 }

@@ -1,5 +1,5 @@
 // PReLU kernels (per-channel or shared slope), forward and backward with the slope gradient.
-import code from '../../shaders/activation.wgsl';
+import code from '../../shaders/prelu.wgsl';
 import { Tensor, shapeStr } from '../core/tensor.js';
 import { channelPlan, rowGrid } from './batchnorm.js';
 import { fill } from './elementwise.js';

@@ -1,0 +1,134 @@
+// Conv autotuner: times candidate tile configurations per shape class and records the fastest in the engine's tuning cache.
+import type { Engine } from '../../gpu/runtime.js';
+import { Tensor, type Shape } from '../../core/tensor.js';
+import type { PerAxis } from '../util.js';
+import { convTuning, defaultConvConfig, defaultWgradConfig, tuningKey, type ConvKind, type ConvTileConfig, type WgradTileConfig } from './config.js';
+import { conv2dBackwardData, conv2dForward } from './forward.js';
+import { geometry, type Geometry } from './geometry.js';
+import { conv2dBackwardFilter } from './wgrad.js';
+
+export interface ConvShape {
+  /** Input shape [N, Ci, H, W]. */
+  x: Shape;
+  /** Weight shape [Co, Ci, KH, KW]. */
+  w: Shape;
+  stride?: PerAxis;
+  padding?: PerAxis;
+  dilation?: PerAxis;
+  /** Passes to tune (default all three). */
+  kinds?: ConvKind[];
+}
+
+function convCandidates(e: Engine, M: number): ConvTileConfig[] {
+  if (e.adapter.software) {
+    const tms = M <= 4 ? [4] : M <= 8 ? [4, 8] : [8, 16];
+    const out: ConvTileConfig[] = [];
+    // tn = 32 is left out: no faster here, and lavapipe takes tens of seconds to compile it.
+    for (const tm of tms) for (const tn of [8, 16]) for (const wgX of [32, 64]) out.push({ smem: false, wgX, wgY: 1, tm, tn, bk: 16 });
+    return out;
+  }
+  const out: ConvTileConfig[] = [defaultConvConfig(e, M)];
+  for (const [wgX, wgY] of [[16, 16], [32, 8], [64, 4]]) {
+    for (const [tm, tn] of [[4, 4], [4, 8], [8, 4]]) {
+      for (const bk of [8, 16]) {
+        if (bk * (wgY * tm + wgX * tn) * 4 <= e.limits.maxComputeWorkgroupStorageSize) out.push({ smem: true, wgX, wgY, tm, tn, bk });
+      }
+    }
+  }
+  return out;
+}
+
+function wgradCandidates(e: Engine, g: Geometry): WgradTileConfig[] {
+  const base = defaultWgradConfig(e, g);
+  const out: WgradTileConfig[] = [base];
+  if (!e.adapter.software) {
+    for (const [wgX, wgY] of [[16, 16], [32, 8], [8, 32]]) {
+      for (const [tm, tn] of [[4, 4], [8, 4], [4, 8]]) {
+        if (base.bk * (wgY * tm + wgX * tn) * 4 > e.limits.maxComputeWorkgroupStorageSize) continue;
+        for (const targetWorkgroups of [256, 1024]) out.push({ ...base, wgX, wgY, tm, tn, targetWorkgroups });
+      }
+    }
+    return out;
+  }
+  for (const tu of [4, 8, 16]) {
+    if (tu > Math.max(4, g.Co)) continue;
+    for (const tv of [4, 8, 16]) {
+      if (tv > Math.max(4, g.Ci)) continue;
+      out.push({ ...base, kernel: 'pixels', wgX: 8, tu, tv });
+      if (g.Ci >= 8 && tu * tv <= 128) for (const wgX of [8, 16]) out.push({ ...base, kernel: 'nhwc', wgX, tu, tv: Math.min(tv, Math.ceil(g.Ci / wgX)) });
+    }
+  }
+  return out;
+}
+
+async function timeIt(e: Engine, run: () => Tensor, reps: number): Promise<number> {
+  run().dispose(); // compile and warm up
+  await e.sync();
+  const times: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    run().dispose();
+    await e.sync();
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)];
+}
+
+/** Options of `autotuneConv`. */
+export interface AutotuneOptions {
+  /** Timed runs per candidate (median taken; default 3). */
+  reps?: number;
+  /** Only the first this many candidates of each list. */
+  maxCandidates?: number;
+  /** Candidate lists to use instead of the built-in ones. */
+  candidates?: { conv?: ConvTileConfig[]; wgrad?: WgradTileConfig[] };
+}
+
+/**
+ * Times candidate tile configurations for each shape and pass, and records the fastest in
+ * `convTuning` (used by every later call of that shape class on this adapter). Optional: the
+ * defaults are used for untuned shapes. Returns the choices made, keyed like `convTuning`.
+ */
+export async function autotuneConv(engine: Engine, shapes: ConvShape[], opts: AutotuneOptions = {}): Promise<Map<string, ConvTileConfig | WgradTileConfig>> {
+  const reps = opts.reps ?? 3;
+  const chosen = new Map<string, ConvTileConfig | WgradTileConfig>();
+  const rand = (shape: Shape) => Tensor.fromData(engine, Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i * 12.9898) * 0.5), shape);
+  for (const s of shapes) {
+    const g = geometry('autotuneConv', s.x, s.w, s);
+    const p = { stride: s.stride, padding: s.padding, dilation: s.dilation };
+    const x = rand(s.x);
+    const w = rand(s.w);
+    const dy = rand([g.N, g.Co, g.Ho, g.Wo]);
+    try {
+      for (const kind of s.kinds ?? (['fwd', 'dgrad', 'wgrad'] as ConvKind[])) {
+        const key = tuningKey(engine, kind, g);
+        let best: { t: number; c: ConvTileConfig | WgradTileConfig } | null = null;
+        const cands: Array<ConvTileConfig | WgradTileConfig> =
+          kind === 'wgrad' ? (opts.candidates?.wgrad ?? wgradCandidates(engine, g)) : (opts.candidates?.conv ?? convCandidates(engine, kind === 'fwd' ? g.Co : g.Ci));
+        for (const c of cands.slice(0, opts.maxCandidates ?? Infinity)) {
+          const run =
+            kind === 'fwd' ? () => conv2dForward(x, w, null, { ...p, config: c as ConvTileConfig })
+            : kind === 'dgrad' ? () => conv2dBackwardData(dy, w, s.x, { ...p, config: c as ConvTileConfig })
+            : () => conv2dBackwardFilter(x, dy, s.w, { ...p, config: c as WgradTileConfig });
+          let t: number;
+          try {
+            t = await timeIt(engine, run, reps);
+          } catch {
+            continue; // a candidate this device cannot run (limits) is skipped
+          }
+          if (!best || t < best.t) best = { t, c };
+        }
+        if (best) {
+          convTuning(engine).set(key, best.c);
+          chosen.set(key, best.c);
+        }
+      }
+    } finally {
+      x.dispose();
+      w.dispose();
+      dy.dispose();
+    }
+  }
+  return chosen;
+}

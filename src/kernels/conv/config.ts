@@ -1,0 +1,128 @@
+// Conv tile configurations: their types, per-adapter defaults, validation, and the engine's tuning cache.
+import type { Engine } from '../../gpu/runtime.js';
+import type { Geometry } from './geometry.js';
+
+/** Tiles of the forward/dgrad kernel (entry `conv`). */
+export interface ConvTileConfig {
+  /** Stage tiles in workgroup memory (real GPUs) or keep register tiles only (software). */
+  smem: boolean;
+  /** Workgroup size; wgY must be 1 without smem. */
+  wgX: number;
+  wgY: number;
+  /** Output channels per invocation (multiple of 4, <= 16). */
+  tm: number;
+  /** Output pixels per invocation (<= 32); tm * tn <= 256. */
+  tn: number;
+  /** Reduction depth staged per step (smem only). */
+  bk: number;
+}
+
+/** Tiles of the weight-gradient kernel. */
+export interface WgradTileConfig {
+  /**
+   * Software adapters: 'nhwc' (wide layers): NHWC copies of x and dy, lanes over input channels,
+   * dy uniform across the workgroup; 'pixels' (narrow layers): lanes over output pixels, per-lane
+   * partials. Real GPUs: 'tiled', a workgroup-memory GEMM with pixels as the reduction.
+   */
+  kernel: 'nhwc' | 'pixels' | 'tiled';
+  /** Workgroup size; wgY must be 1 for 'pixels'. */
+  wgX: number;
+  wgY: number;
+  /** 'nhwc', 'pixels': output channels (a multiple of 4, <= 16) x input channels (<= 16) per invocation. */
+  tu: number;
+  tv: number;
+  /** 'tiled': outputs per invocation (<= 8 each) and pixels per staged slice. */
+  tm: number;
+  tn: number;
+  bk: number;
+  /** Aim for about this many workgroups in total when choosing the number of splits. */
+  targetWorkgroups: number;
+  /** Most output pixels one split reduces (bounds the serial part of the reduction). */
+  maxSplitPixels: number;
+}
+
+export type ConvKind = 'fwd' | 'dgrad' | 'wgrad';
+
+const TUNING = Symbol('conv2d tuning');
+
+/** This engine's tuned choices, keyed by `${adapter}|${kind}|${shape class}`; persist with JSON.stringify([...map]). */
+export function convTuning(e: Engine): Map<string, ConvTileConfig | WgradTileConfig> {
+  return e.local(TUNING, () => new Map<string, ConvTileConfig | WgradTileConfig>());
+}
+
+function adapterKey(e: Engine): string {
+  const a = e.adapter;
+  return `${a.vendor}/${a.architecture}/${a.device}`;
+}
+
+const bucket = (v: number) => 2 ** Math.round(Math.log2(Math.max(1, v)));
+
+/** The shape class: channels and kernel exactly, pixel count to the nearest power of two. */
+function shapeClass(kind: ConvKind, g: Geometry): string {
+  const strided = g.sh > 1 || g.sw > 1 ? 's' : '';
+  return `${kind}:${g.Ci}->${g.Co}:k${g.KH}x${g.KW}${strided}:px${bucket(g.N * g.Ho * g.Wo)}`;
+}
+
+export function tuningKey(e: Engine, kind: ConvKind, g: Geometry): string {
+  return `${adapterKey(e)}|${shapeClass(kind, g)}`;
+}
+
+/**
+ * The forward/dgrad defaults for a pass with `M` output channels, `pixels` output pixels per
+ * image and a reduction of `K` (input channels x taps). Software: 32 lanes over pixels, TM channels by TN pixels each (16x16 for wide layers,
+ * TM = 4 or 8 for narrow ones; small images get fewer pixels per lane, so less of the tile is
+ * wasted and the kernel compiles faster). GPU: 64x64 workgroup tiles in workgroup memory.
+ */
+export function defaultConvConfig(e: Engine, M: number, pixels = Infinity, K = Infinity): ConvTileConfig {
+  if (e.adapter.software) {
+    const tm = M <= 4 ? 4 : M <= 8 ? 8 : 16;
+    const perLane = 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil(pixels / 32))));
+    // A short reduction (K = input channels x taps, e.g. 3 -> 64) runs better on 8 pixels per lane.
+    return { smem: false, wgX: 32, wgY: 1, tm, tn: Math.min(K < 64 ? 8 : 16, perLane), bk: 16 };
+  }
+  // 16x16 invocations of 4x4 outputs; narrow passes (M < 64) shrink the channel side.
+  const wgY = Math.min(16, Math.ceil(M / 4));
+  const wgX = wgY === 16 ? 16 : 64;
+  const fits = (bk: number) => bk * (wgY * 4 + wgX * 4) * 4 <= e.limits.maxComputeWorkgroupStorageSize;
+  return { smem: true, wgX, wgY, tm: 4, tn: 4, bk: fits(16) ? 16 : 8 };
+}
+
+export function defaultWgradConfig(e: Engine, g: Geometry): WgradTileConfig {
+  if (!e.adapter.software) {
+    return { kernel: 'tiled', wgX: 16, wgY: 16, tu: 16, tv: 8, tm: 4, tn: 4, bk: 16, targetWorkgroups: 1024, maxSplitPixels: 4096 };
+  }
+  const tu = g.Co <= 4 ? 4 : g.Co <= 8 ? 8 : 16;
+  const base = { wgY: 1, tu, tm: 4, tn: 4, bk: 16, targetWorkgroups: 64, maxSplitPixels: 8192 };
+  // Wide layers: one SIMD row of 8 lanes over input channels, 8 channels each (64 per workgroup).
+  // A 1x1 kernel does too little per pixel to pay for the NHWC copies.
+  if (g.Ci >= 8 && g.Co >= 8 && g.KH * g.KW > 1) return { ...base, kernel: 'nhwc', wgX: 8, tv: Math.min(8, Math.ceil(g.Ci / 8)) };
+  // Otherwise (1x1, 3 -> 64, 64 -> 3): lanes over pixels, at most 128 accumulators per lane
+  // (16x16 is no faster here and takes lavapipe several times longer to compile).
+  return { ...base, kernel: 'pixels', wgX: 8, tv: Math.min(g.Ci, 128 / tu, 16) };
+}
+
+export function convConfig(e: Engine, kind: 'fwd' | 'dgrad', g: Geometry, given?: ConvTileConfig): ConvTileConfig {
+  const c = given ?? (convTuning(e).get(tuningKey(e, kind, g)) as ConvTileConfig | undefined) ?? (kind === 'fwd' ? defaultConvConfig(e, g.Co, g.Ho * g.Wo, g.Ci * g.KH * g.KW) : defaultConvConfig(e, g.Ci, g.H * g.W, g.Co * g.KH * g.KW));
+  if (c.tm % 4 !== 0 || c.tm < 4 || c.tm > 16 || c.tn < 1 || c.tn > 32 || c.tm * c.tn > 256 || (!c.smem && c.wgY !== 1)) {
+    throw new Error(`conv2d: invalid tile config ${JSON.stringify(c)} (tm a multiple of 4 up to 16, tn <= 32, tm*tn <= 256, wgY = 1 without smem)`);
+  }
+  checkWorkgroup(e, 'conv2d', c, c.smem ? c.bk * (c.wgY * c.tm + c.wgX * c.tn) : 0);
+  return c;
+}
+
+export function wgradConfig(e: Engine, g: Geometry, given?: WgradTileConfig): WgradTileConfig {
+  const c = given ?? (convTuning(e).get(tuningKey(e, 'wgrad', g)) as WgradTileConfig | undefined) ?? defaultWgradConfig(e, g);
+  const bad = c.kernel === 'tiled'
+    ? c.tm < 1 || c.tm > 8 || c.tn < 1 || c.tn > 8
+    : c.tu % 4 !== 0 || c.tu < 4 || c.tu > 16 || c.tv < 1 || c.tv > 16 || c.wgY !== 1;
+  if (bad) throw new Error(`conv2d.wgrad: invalid tile config ${JSON.stringify(c)}`);
+  checkWorkgroup(e, 'conv2d.wgrad', c, c.kernel === 'tiled' ? c.bk * (c.wgY * c.tm + c.wgX * c.tn) : 0);
+  return c;
+}
+
+function checkWorkgroup(e: Engine, op: string, c: { wgX: number; wgY: number }, sharedFloats: number): void {
+  const l = e.limits;
+  if (c.wgX * c.wgY > l.maxComputeInvocationsPerWorkgroup || sharedFloats * 4 > l.maxComputeWorkgroupStorageSize) {
+    throw new Error(`${op}: tile config needs ${c.wgX}x${c.wgY} invocations and ${sharedFloats * 4} bytes of workgroup memory; the device allows ${l.maxComputeInvocationsPerWorkgroup} and ${l.maxComputeWorkgroupStorageSize}`);
+  }
+}

@@ -1,0 +1,144 @@
+// Conv forward and input gradient (dgrad), single and multi-branch: one implicit-GEMM kernel over packed weights.
+import code from '../../../shaders/conv2d.wgsl';
+import { Tensor, shapeStr, type Shape } from '../../core/tensor.js';
+import { batchGroups, perImage, windowOf } from '../windows.js';
+import { convConfig, type ConvTileConfig } from './config.js';
+import { branchGeometry, checkDy, geometry, type Activation, type Conv2dParams, type ConvBranch } from './geometry.js';
+import { packWeights } from './pack.js';
+
+export interface ConvForwardOptions extends Conv2dParams {
+  activation?: Activation;
+  /** Slope of leakyRelu for negative inputs (default 0.01). */
+  negativeSlope?: number;
+  config?: ConvTileConfig;
+}
+
+export interface ConvBackwardOptions extends Conv2dParams {
+  config?: ConvTileConfig;
+}
+
+const ACT = { none: 0, relu: 1, leakyRelu: 2 } as const;
+
+interface ConvRun {
+  op: string;
+  input: Tensor;
+  /** Per-branch OIHW weights (same shape). */
+  weights: Tensor[];
+  /** A 1x1 fuse weight each branch is composed with (multiDilationConv), or null. */
+  fuse: Tensor | null;
+  /** Per-branch padding/dilation. */
+  branches: Array<{ ph: number; pw: number; dh: number; dw: number }>;
+  transposed: boolean;
+  /** Kernel geometry: input operand [N, Cin, Hi, Wi] -> output [N, M, Hq, Wq]. */
+  Cin: number; Hi: number; Wi: number; M: number; Hq: number; Wq: number; KH: number; KW: number;
+  sh: number; sw: number;
+  bias: Tensor | null;
+  act: Activation;
+  alpha: number;
+  cfg: ConvTileConfig;
+}
+
+function runConv(r: ConvRun): Tensor {
+  const e = r.input.engine;
+  const N = r.input.shape[0];
+  const cfg = r.cfg;
+  const tileM = cfg.smem ? cfg.wgY * cfg.tm : cfg.tm;
+  const MP = Math.ceil(r.M / tileM) * tileM;
+  const out = Tensor.empty(e, [N, r.M, r.Hq, r.Wq]);
+  if (out.size === 0) return out;
+  if (r.branches.length > 4) throw new Error(`${r.op}: at most 4 branches, got ${r.branches.length}`);
+  if (r.bias && r.bias.size !== r.M) throw new Error(`${r.op}: bias ${shapeStr(r.bias.shape)} does not match ${r.M} output channels`);
+  const packed = packWeights(r.weights, r.transposed, MP, r.op, r.fuse);
+  const inImg = r.Cin * r.Hi * r.Wi;
+  const outImg = r.M * r.Hq * r.Wq;
+  const groups = batchGroups(e, r.op, N, [perImage(r.transposed ? 'dy' : 'x', r.input, inImg), perImage(r.transposed ? 'dx' : 'y', out, outImg)]);
+  const vec = (f: (b: { ph: number; pw: number; dh: number; dw: number }) => number) => [0, 1, 2, 3].map((i) => (r.branches[i] ? f(r.branches[i]) : 0));
+  const sgn = r.transposed ? -1 : 1;
+  const constants: Record<string, number> = {
+    WG_X: cfg.wgX, WG_Y: cfg.wgY, TM: cfg.tm, TN: cfg.tn, BK: cfg.bk, SMEM: cfg.smem ? 1 : 0,
+    SA: cfg.smem ? cfg.bk * cfg.wgY * cfg.tm : 1, SB: cfg.smem ? cfg.bk * cfg.wgX * cfg.tn : 1,
+    DIV: r.transposed && (r.sh > 1 || r.sw > 1) ? 1 : 0,
+    // The 1x1 fast path: output pixel q reads input pixel q (forward and dgrad alike).
+    POINTWISE: r.KH === 1 && r.KW === 1 && r.sh === 1 && r.sw === 1 && r.branches.every((b) => b.ph === 0 && b.pw === 0) && r.Hi === r.Hq && r.Wi === r.Wq ? 1 : 0,
+  };
+  const bn = cfg.wgX * cfg.tn;
+  for (const [n0, n1] of groups) {
+    const single = groups.length === 1;
+    const xin = single ? { binding: r.input.binding(), off: 0 } : windowOf(r.input, n0 * inImg, (n1 - n0) * inImg);
+    const yout = single ? { binding: out.binding(), off: 0 } : windowOf(out, n0 * outImg, (n1 - n0) * outImg);
+    e.dispatch({
+      label: r.op,
+      code,
+      entry: 'conv',
+      constants,
+      uniforms: {
+        Ci: r.Cin, Hi: r.Hi, Wi: r.Wi, Co: r.M, Hq: r.Hq, Wq: r.Wq, KH: r.KH, KW: r.KW,
+        CoP: MP, NB: r.branches.length, xOff: xin.off, yOff: yout.off,
+        sh: r.transposed ? 1 : r.sh, sw: r.transposed ? 1 : r.sw, divh: r.transposed ? r.sh : 1, divw: r.transposed ? r.sw : 1,
+        ph: vec((b) => sgn * b.ph), pw: vec((b) => sgn * b.pw), dh: vec((b) => sgn * b.dh), dw: vec((b) => sgn * b.dw),
+        alpha: r.alpha, act: ACT[r.act], hasBias: r.bias ? 1 : 0,
+      },
+      bindings: [xin.binding, packed.binding(), (r.bias ?? packed).binding(), yout.binding],
+      workgroups: [Math.ceil(r.M / tileM), Math.ceil((r.Hq * r.Wq) / bn), n1 - n0],
+    });
+  }
+  packed.dispose();
+  return out;
+}
+
+/** y = act(conv2d(x, w) + bias): x [N,Ci,H,W], w [Co,Ci,KH,KW], bias [Co] or null. */
+export function conv2dForward(x: Tensor, w: Tensor, bias: Tensor | null, opts: ConvForwardOptions = {}): Tensor {
+  const g = geometry('conv2d', x.shape, w.shape, opts);
+  return runConv({
+    op: 'conv2d.fwd', input: x, weights: [w], fuse: null, branches: [{ ph: g.ph, pw: g.pw, dh: g.dh, dw: g.dw }], transposed: false,
+    Cin: g.Ci, Hi: g.H, Wi: g.W, M: g.Co, Hq: g.Ho, Wq: g.Wo, KH: g.KH, KW: g.KW, sh: g.sh, sw: g.sw,
+    bias, act: opts.activation ?? 'none', alpha: opts.negativeSlope ?? 0.01, cfg: convConfig(x.engine, 'fwd', g, opts.config),
+  });
+}
+
+/** dx of conv2d: dy [N,Co,Ho,Wo], w [Co,Ci,KH,KW] -> [N,Ci,H,W] (xShape). */
+export function conv2dBackwardData(dy: Tensor, w: Tensor, xShape: Shape, opts: ConvBackwardOptions = {}): Tensor {
+  const g = geometry('conv2d.dgrad', xShape, w.shape, opts);
+  checkDy('conv2d.dgrad', dy, g);
+  return runConv({
+    op: 'conv2d.dgrad', input: dy, weights: [w], fuse: null, branches: [{ ph: g.ph, pw: g.pw, dh: g.dh, dw: g.dw }], transposed: true,
+    Cin: g.Co, Hi: g.Ho, Wi: g.Wo, M: g.Ci, Hq: g.H, Wq: g.W, KH: g.KH, KW: g.KW, sh: g.sh, sw: g.sw,
+    bias: null, act: 'none', alpha: 0, cfg: convConfig(dy.engine, 'dgrad', g, opts.config),
+  });
+}
+
+export interface MultiConvOptions {
+  /**
+   * A 1x1 weight [Cout, sum C_k, 1, 1] applied to the channel concat of the branches; it is
+   * folded into the branch weights (W'_k = Wf_k . W_k) when they are packed.
+   */
+  fuse?: Tensor | null;
+  activation?: Activation;
+  negativeSlope?: number;
+  config?: ConvTileConfig;
+}
+
+/** sum_b conv2d(x, W_b; pad_b, dil_b) (+ bias, activation) in one kernel (stride 1). */
+export function conv2dMultiForward(x: Tensor, branches: ConvBranch[], bias: Tensor | null, opts: MultiConvOptions = {}): Tensor {
+  const fuse = opts.fuse ?? null;
+  const gs = branchGeometry('multiDilationConv', x.shape, branches, fuse);
+  const g = gs[0];
+  return runConv({
+    op: 'multiDilationConv.fwd', input: x, weights: branches.map((b) => b.weight), fuse, branches: gs.map((q) => ({ ph: q.ph, pw: q.pw, dh: q.dh, dw: q.dw })),
+    transposed: false, Cin: g.Ci, Hi: g.H, Wi: g.W, M: g.Co, Hq: g.Ho, Wq: g.Wo, KH: g.KH, KW: g.KW, sh: 1, sw: 1,
+    bias, act: opts.activation ?? 'none', alpha: opts.negativeSlope ?? 0.01, cfg: convConfig(x.engine, 'fwd', g, opts.config),
+  });
+}
+
+/** dx of conv2dMultiForward: sum_b dgrad(dy, W'_b) in one kernel. */
+export function conv2dMultiBackwardData(dy: Tensor, branches: ConvBranch[], xShape: Shape, opts: { fuse?: Tensor | null; config?: ConvTileConfig } = {}): Tensor {
+  const fuse = opts.fuse ?? null;
+  const gs = branchGeometry('multiDilationConv', xShape, branches, fuse);
+  const g = gs[0];
+  checkDy('multiDilationConv.dgrad', dy, g);
+  return runConv({
+    op: 'multiDilationConv.dgrad', input: dy, weights: branches.map((b) => b.weight), fuse, branches: gs.map((q) => ({ ph: q.ph, pw: q.pw, dh: q.dh, dw: q.dw })),
+    transposed: true, Cin: g.Co, Hi: g.Ho, Wi: g.Wo, M: g.Ci, Hq: g.H, Wq: g.W, KH: g.KH, KW: g.KW, sh: 1, sw: 1,
+    bias: null, act: 'none', alpha: 0, cfg: convConfig(dy.engine, 'dgrad', g, opts.config),
+  });
+}
