@@ -7,7 +7,7 @@ import { drdnetReference } from './ref/drdnet.js';
 import { refTensor, relL2 } from './ref/tensor.js';
 import type { Engine } from '../src/gpu/runtime.js';
 import { DrdNet } from '../src/model/drdnet.js';
-import { parityStep } from '../src/model/parity.js';
+import { parityStep } from '../src/train/parity.js';
 
 export interface NumericsResult {
   errors: GradError[];

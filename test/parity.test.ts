@@ -12,7 +12,7 @@ import { engine } from './helpers.js';
 import { PReLU } from '../src/graph/layers.js';
 import { makeConfig, preset, type DrdConfig } from '../src/model/config.js';
 import { DrdNet } from '../src/model/drdnet.js';
-import { parityTensors } from '../src/model/parity.js';
+import { parityTensors } from '../src/train/parity.js';
 import { loadModel } from '../src/model/weights.js';
 import { parseSafetensors, toFloat32, type ParsedSafetensors } from '../src/io/safetensors.js';
 import type { Image } from '../src/io/image.js';

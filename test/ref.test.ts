@@ -517,7 +517,7 @@ test('maxpool: known values and first-max tie rule', () => {
 test('maxpool and avgpool: gradients', () => {
   const rng = mulberry32(1100);
   const x = randn([2, 3, 7, 9], rng);
-  const configs: [op.Pair, op.Pair][] = [
+  const configs: [op.PerAxis, op.PerAxis][] = [
     [2, 2],
     [3, 2],
     [3, 1],

@@ -9,7 +9,8 @@ import { readImage } from '../io/image-node.js';
 export { PatchSampler, pairBatches, imageBatches } from './sampler.js';
 export type { SamplerItem, SamplerState, PatchSamplerOptions, ImageBatch, PairPatchBatch } from './sampler.js';
 
-export interface Pair {
+/** A rainy image and its clean ground truth, read from a dataset folder. */
+export interface ImagePair {
   /** The rainy file's name (e.g. norain-12x2.png), used to report per-image results. */
   name: string;
   rainy: Image;
@@ -175,7 +176,7 @@ export function pairFiles(dir: string): PairFiles[] {
 }
 
 /** Reads one pair; an unreadable image or a size mismatch is a one-line error naming the file(s). */
-export async function readPair(p: PairFiles, clean?: Promise<Image>): Promise<Pair> {
+export async function readPair(p: PairFiles, clean?: Promise<Image>): Promise<ImagePair> {
   const [rainy, ci] = await Promise.all([readImage(p.rainyPath), clean ?? readImage(p.cleanPath)]);
   if (rainy.width !== ci.width || rainy.height !== ci.height) {
     throw new Error(`size mismatch: '${p.rainyPath}' is ${rainy.width}x${rainy.height} but '${p.cleanPath}' is ${ci.width}x${ci.height}`);
@@ -188,7 +189,7 @@ export async function readPair(p: PairFiles, clean?: Promise<Image>): Promise<Pa
  * Errors, one line each: a missing or empty folder, an unmatched file, an unreadable image, a
  * size mismatch.
  */
-export async function loadPairs(dir: string): Promise<Pair[]> {
+export async function loadPairs(dir: string): Promise<ImagePair[]> {
   const files = pairFiles(dir);
   const cache = new Map<string, Promise<Image>>(); // a clean image may serve several rainy ones (DDN)
   return mapLimit(files, 8, async (p) => {

@@ -5,7 +5,7 @@ import { backward, noGrad } from '../graph/autograd.js';
 import { add, concat, mul, reshape, split, sub, sum } from '../graph/ops.js';
 import { Tensor, tidy } from '../core/tensor.js';
 import type { Module } from '../graph/module.js';
-import { supervisedLoss } from '../model/parity.js';
+import { supervisedLoss } from './loss.js';
 import { Adam, multiStepLr } from './optim.js';
 
 /** A source of batches in NCHW float32 with a saveable position (for bit-for-bit resume). */

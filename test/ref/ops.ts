@@ -8,7 +8,7 @@
 
 import { numel, refTensor, type RefTensor } from './tensor';
 
-export type Pair = number | readonly [number, number];
+export type PerAxis = number | readonly [number, number];
 
 // ---------------------------------------------------------------------------------------------
 // Shape utilities
@@ -29,7 +29,7 @@ function expectRank(t: RefTensor, rank: number, what: string): void {
   if (t.shape.length !== rank) throw new Error(`${what}: expected rank ${rank}, got shape ${fmt(t.shape)}`);
 }
 
-function pair(p: Pair): [number, number] {
+function pair(p: PerAxis): [number, number] {
   return typeof p === 'number' ? [p, p] : [p[0], p[1]];
 }
 
@@ -500,9 +500,9 @@ export function mseLossBackward(x: RefTensor, target: RefTensor, gout = 1): Loss
 // Conv2d (zero padding, no groups)
 
 export interface Conv2dOptions {
-  stride?: Pair;
-  pad?: Pair;
-  dilation?: Pair;
+  stride?: PerAxis;
+  pad?: PerAxis;
+  dilation?: PerAxis;
 }
 
 interface ConvGeometry {
@@ -836,7 +836,7 @@ interface PoolGeometry {
   wo: number;
 }
 
-function poolGeometry(shape: readonly number[], kernel: Pair, stride: Pair): PoolGeometry {
+function poolGeometry(shape: readonly number[], kernel: PerAxis, stride: PerAxis): PoolGeometry {
   if (shape.length !== 4) throw new Error(`pool: expected NCHW input, got ${fmt(shape)}`);
   const [n, c, h, w] = shape;
   const [kh, kw] = pair(kernel);
@@ -869,7 +869,7 @@ function maxPoolArgmax(x: RefTensor, g: PoolGeometry): Int32Array {
   return arg;
 }
 
-export function maxPool2d(x: RefTensor, kernel: Pair = 2, stride: Pair = kernel): RefTensor {
+export function maxPool2d(x: RefTensor, kernel: PerAxis = 2, stride: PerAxis = kernel): RefTensor {
   const g = poolGeometry(x.shape, kernel, stride);
   const arg = maxPoolArgmax(x, g);
   const y = refTensor([g.n, g.c, g.ho, g.wo]);
@@ -877,7 +877,7 @@ export function maxPool2d(x: RefTensor, kernel: Pair = 2, stride: Pair = kernel)
   return y;
 }
 
-export function maxPool2dBackward(x: RefTensor, dy: RefTensor, kernel: Pair = 2, stride: Pair = kernel): RefTensor {
+export function maxPool2dBackward(x: RefTensor, dy: RefTensor, kernel: PerAxis = 2, stride: PerAxis = kernel): RefTensor {
   const g = poolGeometry(x.shape, kernel, stride);
   expectShape(dy, [g.n, g.c, g.ho, g.wo], 'maxPool2dBackward dy');
   const arg = maxPoolArgmax(x, g);
@@ -901,7 +901,7 @@ function forEachPoolTap(g: PoolGeometry, visit: (outIdx: number, xIdx: number) =
   }
 }
 
-export function avgPool2d(x: RefTensor, kernel: Pair = 2, stride: Pair = kernel): RefTensor {
+export function avgPool2d(x: RefTensor, kernel: PerAxis = 2, stride: PerAxis = kernel): RefTensor {
   const g = poolGeometry(x.shape, kernel, stride);
   const y = refTensor([g.n, g.c, g.ho, g.wo]);
   const scale = 1 / (g.kh * g.kw);
@@ -914,8 +914,8 @@ export function avgPool2d(x: RefTensor, kernel: Pair = 2, stride: Pair = kernel)
 export function avgPool2dBackward(
   xShape: readonly number[],
   dy: RefTensor,
-  kernel: Pair = 2,
-  stride: Pair = kernel,
+  kernel: PerAxis = 2,
+  stride: PerAxis = kernel,
 ): RefTensor {
   const g = poolGeometry(xShape, kernel, stride);
   expectShape(dy, [g.n, g.c, g.ho, g.wo], 'avgPool2dBackward dy');

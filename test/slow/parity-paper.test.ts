@@ -11,7 +11,7 @@ import { NET_GRAD_RELL2, NET_OUT_RELL2, refTensor } from '../ref/tensor.js';
 import { engine } from '../helpers.js';
 import { preset } from '../../src/model/config.js';
 import { DrdNet } from '../../src/model/drdnet.js';
-import { parityTensors } from '../../src/model/parity.js';
+import { parityTensors } from '../../src/train/parity.js';
 import { parseSafetensors, toFloat32 } from '../../src/io/safetensors.js';
 import type { Image } from '../../src/io/image.js';
 

@@ -5,7 +5,7 @@ import { backward, noGrad } from '../../graph/autograd.js';
 import { Tensor, tidy } from '../../core/tensor.js';
 import { macsPerPixel, preset, type PresetName } from '../../model/config.js';
 import { DrdNet } from '../../model/drdnet.js';
-import { supervisedLoss } from '../../model/parity.js';
+import { supervisedLoss } from '../../train/loss.js';
 import { Adam } from '../../train/optim.js';
 
 function input(engine: Engine, shape: number[], seed: number): Tensor {

@@ -2,7 +2,7 @@
 import { checkOutputFile, writeFileAtomic } from '../../io/fs-node.js';
 import { readImage } from '../../io/image-node.js';
 import { serializeSafetensors } from '../../io/safetensors.js';
-import { parityTensors } from '../../model/parity.js';
+import { parityTensors } from '../../train/parity.js';
 import { oneOf, parseArgs, required, UsageError } from '../args.js';
 import { loadWeightsFile, refuseOverwrite } from '../common.js';
 

@@ -2,19 +2,15 @@
 import type { Engine } from '../gpu/runtime.js';
 import { backward } from '../graph/autograd.js';
 import { noGrad } from '../graph/autograd.js';
-import { add, l1Loss, mulScalar } from '../graph/ops.js';
+import { mulScalar } from '../graph/ops.js';
 import { Tensor, tidy } from '../core/tensor.js';
 import type { Image } from '../io/image.js';
 import type { NamedSerializableTensor } from '../io/safetensors.js';
-import type { DrdNet } from './drdnet.js';
+import type { DrdNet } from '../model/drdnet.js';
+import { supervisedLoss } from './loss.js';
 
 export function imageTensor(engine: Engine, img: Image): Tensor {
   return Tensor.fromData(engine, img.data, [1, 3, img.height, img.width]);
-}
-
-/** The supervised loss of the authors' code: 0.1 * L1(O - R, B) + L1(O - R + D, B). */
-export function supervisedLoss(derained: Tensor, final: Tensor, clean: Tensor): Tensor {
-  return tidy(() => add(mulScalar(l1Loss(derained, clean), 0.1), l1Loss(final, clean)));
 }
 
 /**
