@@ -304,6 +304,7 @@ export class Engine {
     return this.#local.get(key) as T;
   }
 
+  /** This engine's GPU memory: live and pooled buffer bytes, the peak, and buffer counts. */
   memory(): MemoryStats {
     return this.pool.stats();
   }
