@@ -2,7 +2,7 @@
 // PSNR/SSIM against the known clean image (the model never sees it) for the bundled weights and
 // several adaptation variants over seeds, plus how often the no-ground-truth guard agrees.
 //   node scripts/run-ts.mjs scripts/measure-adapt.ts [--photos a,b] [--recipes real,heavy,slant]
-//        [--seeds 1,2,3] [--steps 20] [--patch 48] [--batch 2] [--lr 1e-4] [--crop 128] [--out experiments/adapt-results]
+//        [--seeds 1,2,3] [--mosaic] [--steps 20] [--patch 48] [--batch 2] [--lr 1e-4] [--crop 128] [--out experiments/adapt-results]
 // Writes <out>.json (every run) and <out>.md (the tables); --report rewrites <out>.md from <out>.json.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -35,6 +35,8 @@ const PATCH = Number(opt('patch', '48'));
 const BATCH = Number(opt('batch', '2'));
 const LR = Number(opt('lr', '1e-4'));
 const CROP = Number(opt('crop', '128'));
+/** --mosaic: instead of crops, one photo-sized case per recipe: the listed photos tiled 2x2 (512x512, 0.26 MP). */
+const MOSAIC = args.includes('--mosaic');
 const OUT = opt('out', 'experiments/adapt-results');
 const WEIGHTS = 'weights/semi-drdnet-tiny.safetensors';
 
@@ -101,10 +103,37 @@ async function buildCases(): Promise<Case[]> {
       // Rained whole (streak lengths suit ~256 px photos), stored as 8 bits like `synth`, then cropped.
       const { rainy } = synthesizeRain(clean, recipe(r), rngFor(1, name));
       const s = Math.min(CROP, clean.width, clean.height);
-      cases.push({ photo, recipe: r, rainy: centerCrop(quantize(rainy), s, s), clean: centerCrop(clean, s, s) });
+      const [w, h] = MOSAIC ? [clean.width, clean.height] : [s, s];
+      cases.push({ photo, recipe: r, rainy: centerCrop(quantize(rainy), w, h), clean: centerCrop(clean, w, h) });
     }
   }
-  return cases;
+  if (!MOSAIC) return cases;
+  return RECIPES.map((r) => {
+    const of = cases.filter((c) => c.recipe === r);
+    return { photo: `mosaic(${PHOTOS.join('+')})`, recipe: r, rainy: tile2x2(of.map((c) => c.rainy)), clean: tile2x2(of.map((c) => c.clean)) };
+  });
+}
+
+/** Four images (each cropped or edge-extended to 256x256) as one 512x512 image, row-major. */
+function tile2x2(images: Image[]): Image {
+  const S = 256;
+  if (images.length !== 4) throw new Error(`--mosaic needs exactly 4 photos, got ${images.length}`);
+  const W = 2 * S;
+  const data = new Float32Array(3 * W * W);
+  images.forEach((im, k) => {
+    const ox = (k % 2) * S;
+    const oy = Math.floor(k / 2) * S;
+    for (let c = 0; c < 3; c++) {
+      for (let y = 0; y < S; y++) {
+        for (let x = 0; x < S; x++) {
+          const sx = Math.min(x, im.width - 1);
+          const sy = Math.min(y, im.height - 1);
+          data[c * W * W + (oy + y) * W + ox + x] = im.data[c * im.width * im.height + sy * im.width + sx]!;
+        }
+      }
+    }
+  });
+  return { width: W, height: W, data };
 }
 
 /** The rainy inputs' own PSNR/SSIM (the floor every variant should clear). */
@@ -166,7 +195,7 @@ async function main(): Promise<void> {
     }
   }
   const totalS = (performance.now() - started) / 1000;
-  writeFileSync(`${OUT}.json`, JSON.stringify({ photos: PHOTOS, recipes: RECIPES, seeds: SEEDS, steps: STEPS, crop: CROP, base, slant: SLANT, total_s: totalS, rows }, null, 1) + '\n');
+  writeFileSync(`${OUT}.json`, JSON.stringify({ photos: PHOTOS, recipes: RECIPES, seeds: SEEDS, steps: STEPS, crop: CROP, mosaic: MOSAIC, base, slant: SLANT, total_s: totalS, rows }, null, 1) + '\n');
   writeFileSync(`${OUT}.md`, report(rows, totalS));
   console.error(`wrote ${OUT}.md and ${OUT}.json in ${(totalS / 60).toFixed(1)} min`);
   engine.destroy();
@@ -183,16 +212,16 @@ function report(rows: Row[], totalS: number): string {
   const bundled = new Map(rows.filter((r) => r.variant === 'bundled').map((r) => [`${r.photo}/${r.recipe}`, r]));
   const delta = (r: Row) => r.psnr - bundled.get(`${r.photo}/${r.recipe}`)!.psnr;
   const dSsim = (r: Row) => r.ssim - bundled.get(`${r.photo}/${r.recipe}`)!.ssim;
-  const cmd = `node scripts/run-ts.mjs scripts/measure-adapt.ts --photos ${PHOTOS.join(',')} --recipes ${RECIPES.join(',')} --seeds ${SEEDS.join(',')} --steps ${STEPS} --patch ${PATCH} --batch ${BATCH} --lr ${LR} --crop ${CROP} --out ${OUT}`;
+  const cmd = `node scripts/run-ts.mjs scripts/measure-adapt.ts --photos ${PHOTOS.join(',')} --recipes ${RECIPES.join(',')} --seeds ${SEEDS.join(',')} --steps ${STEPS} --patch ${PATCH} --batch ${BATCH} --lr ${LR} ${MOSAIC ? '--mosaic' : `--crop ${CROP}`} --out ${OUT}`;
   const L: string[] = [];
   L.push('# What adaptation does on rain the bundled model was not trained on', '');
   L.push(`Command (${(totalS / 60).toFixed(1)} min on lavapipe, 2 shared cores):`, '', '```sh', cmd, '```', '');
   L.push(
     `Held-out photos ${PHOTOS.join(', ')} (data/photos/heldout: never in the bundled weights' training set), rained whole with`,
-    `\`${RECIPES.join('`, `')}\` (seed 1; \`slant\` is defined in the script: 35-50 degree additive streaks, no preset has it),`,
-    `8-bit, centre ${CROP}x${CROP} crops. Each adaptation starts from the bundled weights: ${STEPS} steps, patch ${base.patch}, batch ${base.batch}, lr ${base.lr},`,
+    `\`${RECIPES.join('`, `')}\` (seed 1${RECIPES.includes('slant') ? '; `slant` is defined in the script: 35-50 degree additive streaks, no preset has it' : ''}),`,
+    `8-bit, ${MOSAIC ? 'the whole photos (cropped or edge-extended to 256x256) tiled 2x2 into one 512x512 photo per recipe' : `centre ${CROP}x${CROP} crops`}. Each adaptation starts from the bundled weights: ${STEPS} steps, patch ${base.patch}, batch ${base.batch}, lr ${base.lr},`,
     'the bundled synthetic pairs (src/train/adapt-pairs.ts) as the labelled batch, crops of the one rainy photo as the real batch.',
-    `Seeds ${SEEDS.join(', ')} (crops, flips, order). PSNR/SSIM: rgb-float, against the clean crop, which no model sees. Δ = against the bundled weights on the same case.`,
+    `Seeds ${SEEDS.join(', ')} (crops, flips, order). PSNR/SSIM: rgb-float, against the clean image, which no model sees. Δ = against the bundled weights on the same case.`,
     '',
   );
   const variants = VARIANTS.map((v) => v.name);
