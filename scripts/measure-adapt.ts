@@ -12,12 +12,12 @@ import { useDawn } from '../src/gpu/node.js';
 import { Engine } from '../src/gpu/runtime.js';
 import { readFileBytes } from '../src/io/fs-node.js';
 import { decodeImage } from '../src/io/image-node.js';
-import { toByte, type Image } from '../src/io/image.js';
+import type { Image } from '../src/io/image.js';
 import { derainImage } from '../src/model/derain.js';
 import { loadModel } from '../src/model/weights.js';
 import { adaptToPhotos, type AdaptOptions } from '../src/train/adapt.js';
 import { guardSaysWorse, selfConsistency } from '../src/train/adapt-guard.js';
-import { centerCrop } from '../src/train/adapt-pairs.js';
+import { centerCrop, quantize8 } from '../src/train/adapt-pairs.js';
 import { loadAdaptPairs } from '../src/train/adapt-pairs-node.js';
 import { psnr, ssim } from '../src/train/metrics.js';
 
@@ -92,7 +92,6 @@ interface Row {
   ms: number;
 }
 
-const quantize = (img: Image): Image => ({ ...img, data: img.data.map((v) => toByte(v) * (1 / 255)) });
 
 async function buildCases(): Promise<Case[]> {
   const cases: Case[] = [];
@@ -104,7 +103,7 @@ async function buildCases(): Promise<Case[]> {
       const { rainy } = synthesizeRain(clean, recipe(r), rngFor(1, name));
       const s = Math.min(CROP, clean.width, clean.height);
       const [w, h] = MOSAIC ? [clean.width, clean.height] : [s, s];
-      cases.push({ photo, recipe: r, rainy: centerCrop(quantize(rainy), w, h), clean: centerCrop(clean, w, h) });
+      cases.push({ photo, recipe: r, rainy: centerCrop(quantize8(rainy), w, h), clean: centerCrop(clean, w, h) });
     }
   }
   if (!MOSAIC) return cases;

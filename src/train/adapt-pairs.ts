@@ -41,7 +41,7 @@ export function centerCrop(img: Image, w: number, h: number): Image {
  * Rounds to 8-bit levels as a PNG stores them, with the decoders' own scaling (rgbaToImage), so
  * Node's in-memory pairs equal the page's decoded assets bit for bit.
  */
-function quantize(img: Image): Image {
+export function quantize8(img: Image): Image {
   const scale = 1 / 255;
   return { ...img, data: img.data.map((v) => toByte(v) * scale) };
 }
@@ -52,7 +52,7 @@ export function makeAdaptPair(clean: Image, index: number): AdaptPair {
   // Rain is made on the whole photo: the presets' streak lengths are tuned to ~256 px images.
   const { rainy } = synthesizeRain(clean, rain, rngFor(ADAPT_PAIR_SEED, name));
   const s = ADAPT_PAIR_SIZE;
-  return { rainy: quantize(centerCrop(rainy, s, s)), clean: quantize(centerCrop(clean, s, s)) };
+  return { rainy: quantize8(centerCrop(rainy, s, s)), clean: quantize8(centerCrop(clean, s, s)) };
 }
 
 /** File stem of pair `index` (the page's asset names). */
