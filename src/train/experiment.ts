@@ -427,6 +427,7 @@ export function resultsTable(res: ExperimentResults): string {
     '',
     `Cells: mean ± sample std over the ${n} seed${n === 1 ? '' : 's'}; after them, the mean difference from ${res.variants[0].name} (the first row) and the p-value of a ${res.test}. ` +
       `**Bold**: differs from ${res.variants[0].name} beyond the seed noise at that level.` +
+      (n >= 2 && res.variants.length > 1 ? ` The table makes ${METRICS.length * (res.variants.length - 1)} such tests; about ${(METRICS.length * (res.variants.length - 1) * ALPHA).toFixed(1)} would pass by chance alone.` : '') +
       (n < 2 ? ' With one seed there is no test.' : n < 5 ? ` With ${n} seeds the test has ${n - 1} degree${n === 2 ? '' : 's'} of freedom: only large and consistent differences pass it.` : ''),
     '',
     `| variant | PSNR ${base.rain} (dB) | SSIM ${base.rain} | PSNR ${base.shiftRain} (dB) | SSIM ${base.shiftRain} | params | ms/step |${steps ? ' steps |' : ''}`,
