@@ -69,6 +69,7 @@ export interface NetworkContext {
  * each called once per block, returning a Layer that maps [N,C,H,W] to [N,C,H,W].
  */
 export interface VariantFactories {
+  /** Builds the whole network (not combined with the block factories). */
   network?: (ctx: NetworkContext) => DerainModule;
   /** Replaces the SE gate of every rain residual block (the block adds its skip). */
   rainGate?: (ctx: VariantBlockContext) => Layer;
