@@ -9,6 +9,9 @@ import { runQuiet } from '../bin/quiet-dawn.js';
 import { common } from './esbuild-common.mjs';
 
 process.env.XDG_RUNTIME_DIR ??= '/tmp';
+// Engines the tests do not create themselves (CLI children, loadDerainer) use default tiles too:
+// no timing of candidates and no cache file, so the suite is deterministic and fast.
+process.env.SEMI_DRDNET_TUNE ??= '0';
 // The tests run in a child whose stderr loses Dawn's start-up notices (bin/quiet-dawn.js).
 if (!process.env.SEMI_DRDNET_TEST_CHILD) {
   process.exit(await runQuiet([fileURLToPath(import.meta.url), ...process.argv.slice(2)], { env: { SEMI_DRDNET_TEST_CHILD: '1' } }));

@@ -8,14 +8,17 @@ import { allclose, relL2, type RefTensor, type Tolerance } from './ref/tensor.js
 useDawn();
 let shared: Promise<Engine> | undefined;
 
-/** The process-wide test engine. A missing adapter fails the test, never skips it. */
+/**
+ * The process-wide test engine. A missing adapter fails the test, never skips it. Tuning is off
+ * (default tiles, no cache file), so results and timings do not depend on earlier runs.
+ */
 export function engine(): Promise<Engine> {
-  return (shared ??= Engine.create());
+  return (shared ??= Engine.create({ tune: false }));
 }
 
 /** A fresh engine with its own options (e.g. lowered limits); destroy it after use. */
 export function engineWith(opts: EngineOptions): Promise<Engine> {
-  return Engine.create(opts);
+  return Engine.create({ tune: false, ...opts });
 }
 
 export function gpu(e: Engine, r: RefTensor, requiresGrad = false): Tensor {

@@ -1,23 +1,14 @@
 // Node side of the library API: bundled weights found inside the package, weights and images from files.
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readFileBytes } from '../io/fs-node.js';
+import { packageRoot, readFileBytes } from '../io/fs-node.js';
 import { safetensorsReadLimit } from '../io/safetensors.js';
 import { createDerainer, type Derainer, type DerainerOptions } from './derainer.js';
 
+export { packageRoot };
+
 /** The bundled default weights, relative to the package root. */
 export const BUNDLED_WEIGHTS = 'weights/semi-drdnet-tiny.safetensors';
-
-/** The package root: the nearest folder above this module with a package.json (dist/, src/api/ or a test bundle). */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    dir = dirname(dir);
-  }
-  throw new Error(`cannot find the semi-drdnet package root above ${fileURLToPath(import.meta.url)}`);
-}
 
 /** Absolute path of the bundled weights. */
 export function bundledWeightsPath(): string {

@@ -1,6 +1,7 @@
 // Benchmark runner shared by the CLI and browser pages: selects cases, times them, formats results.
 // No Node APIs here: bench/main.ts owns argument parsing and output.
 import type { Engine } from '../gpu/runtime.js';
+import { adapterId, prepareTuning, recordConvConfigs, tunePending } from '../kernels/conv2d.js';
 import type { BenchCase } from './case.js';
 
 export interface BenchResult {
@@ -14,6 +15,11 @@ export interface BenchResult {
   /** Milliseconds per megapixel of image (whole-network cases). */
   ms_per_mp?: number;
   adapter: string;
+  /**
+   * The conv tile configs the case ran with: the config itself for a single conv pass, else one
+   * per shape class (`fwd:16->16:k3x3:px65536` ...). Absent when the case runs no conv.
+   */
+  config?: unknown;
 }
 
 export interface SelectOptions {
@@ -43,11 +49,8 @@ export function selectCases(cases: readonly BenchCase[], opts: SelectOptions = {
   return cases.filter((c) => (!opts.quick || c.quick) && (!opts.filter || c.name.includes(opts.filter) || c.shape.includes(opts.filter)));
 }
 
-/** The adapter as one short string, e.g. 'llvmpipe: Mesa 25.0.7 (LLVM 15.0.6)'. */
-export function adapterName(engine: Engine): string {
-  const a = engine.adapter;
-  return (a.description || [a.vendor, a.architecture, a.device].filter(Boolean).join(' ') || 'unknown').trim();
-}
+/** The adapter as one short string, e.g. 'llvmpipe: Mesa 25.0.7 (LLVM 15.0.6)' (the tuning store's name for it). */
+export const adapterName: (engine: Engine) => string = adapterId;
 
 export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -60,6 +63,7 @@ export function median(xs: readonly number[]): number {
  * the submitted work done (`engine.sync()`), all passes included, on an idle queue.
  */
 export async function timeCase(engine: Engine, c: BenchCase, opts: RunOptions = {}): Promise<BenchResult> {
+  await prepareTuning(engine);
   const run = await c.setup(engine);
   try {
     const once = async (): Promise<number> => {
@@ -70,6 +74,9 @@ export async function timeCase(engine: Engine, c: BenchCase, opts: RunOptions = 
       return performance.now() - t0;
     };
     for (let i = 0; i < Math.max(1, opts.warmup ?? 1); i++) await once();
+    // Shape classes the warm-up met untuned are timed now (engine.tune), then warmed up again.
+    if ((await tunePending(engine)).size > 0) await once();
+    const stop = recordConvConfigs(engine);
     const times: number[] = [];
     if (opts.reps !== undefined) {
       for (let i = 0; i < Math.max(MIN_REPS, opts.reps); i++) times.push(await once());
@@ -81,8 +88,11 @@ export async function timeCase(engine: Engine, c: BenchCase, opts: RunOptions = 
         spent += times[times.length - 1];
       }
     }
+    const used = stop();
     const med = median(times);
     const r: BenchResult = { name: c.name, shape: c.shape, median_ms: med, min_ms: Math.min(...times), runs: times.length, adapter: adapterName(engine) };
+    if (used.size === 1) r.config = [...used.values()][0];
+    else if (used.size > 1) r.config = Object.fromEntries([...used].map(([k, v]) => [k.slice(k.indexOf('|') + 1), v]));
     if (c.flops) r.gflops = c.flops / (med * 1e6);
     else if (c.bytes) r.gbps = c.bytes / (med * 1e6);
     if (c.pixels) r.ms_per_mp = med / (c.pixels / 1e6);
@@ -122,7 +132,7 @@ export function toJsonLine(r: BenchResult, extra: Record<string, unknown> = {}):
   if (r.gflops !== undefined) o.gflops = round(r.gflops, 3);
   if (r.gbps !== undefined) o.gbps = round(r.gbps, 3);
   if (r.ms_per_mp !== undefined) o.ms_per_mp = round(r.ms_per_mp, 1);
-  Object.assign(o, { adapter: r.adapter, runs: r.runs, min_ms: round(r.min_ms, 4) }, extra);
+  Object.assign(o, { adapter: r.adapter, runs: r.runs, min_ms: round(r.min_ms, 4) }, r.config === undefined ? {} : { config: r.config }, extra);
   return JSON.stringify(o);
 }
 

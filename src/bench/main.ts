@@ -5,9 +5,12 @@
 //   --compare FILE   speed ratios (new/old) against an earlier --json run, matched by name + shape
 //   --reps N         timed runs per case (default: 5..50 within ~1 s per case)
 //   --list           print the selected cases without running them
+//   --no-tune        default conv tiles only (no timing of candidates, no cache file; also SEMI_DRDNET_TUNE=0)
+//   --show-config    print the conv tile configs each case ran with (JSON rows carry them as `config` anyway)
 import { readFileSync } from 'node:fs';
 import { useDawn } from '../gpu/node.js';
 import { Engine } from '../gpu/runtime.js';
+import { tuneStats } from '../kernels/conv2d.js';
 import { allCases } from './cases/index.js';
 import { MIN_REPS, formatTable, parseJsonLines, runCases, selectCases, speedups, toJsonLine, type BenchResult } from './harness.js';
 
@@ -15,15 +18,17 @@ interface Args {
   json: boolean;
   quick: boolean;
   list: boolean;
+  tune: boolean;
+  showConfig: boolean;
   filter?: string;
   compare?: string;
   reps?: number;
 }
 
-const USAGE = 'usage: npm run bench -- [--json] [--quick] [--filter TEXT] [--compare OLD.jsonl] [--reps N] [--list]';
+const USAGE = 'usage: npm run bench -- [--json] [--quick] [--filter TEXT] [--compare OLD.jsonl] [--reps N] [--list] [--no-tune] [--show-config]';
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { json: false, quick: false, list: false };
+  const args: Args = { json: false, quick: false, list: false, tune: true, showConfig: false };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split(/=(.*)/s, 2);
     const value = (): string => {
@@ -35,6 +40,8 @@ function parseArgs(argv: string[]): Args {
       case '--json': args.json = true; break;
       case '--quick': args.quick = true; break;
       case '--list': args.list = true; break;
+      case '--no-tune': args.tune = false; break;
+      case '--show-config': args.showConfig = true; break;
       case '--filter': args.filter = value(); break;
       case '--compare': args.compare = value(); break;
       case '--reps': {
@@ -78,11 +85,12 @@ export async function benchMain(argv: string[]): Promise<number> {
     return 0;
   }
   useDawn();
-  const engine = await Engine.create();
+  const engine = await Engine.create(args.tune ? {} : { tune: false });
   let failed = 0;
   const results = await runCases(engine, cases, {
     reps: args.reps,
     onResult: (r) => {
+      if (args.showConfig) console.error(`${r.name} ${r.shape}: config ${r.config === undefined ? '(no conv)' : JSON.stringify(r.config)}`);
       if (args.json) {
         const ratio = baseline ? speedups([r], baseline).values().next().value : undefined;
         console.log(toJsonLine(r, ratio === undefined ? {} : { speedup: Number(ratio.toFixed(3)) }));
@@ -96,6 +104,9 @@ export async function benchMain(argv: string[]): Promise<number> {
     },
   });
   if (!args.json) console.log(formatTable(results, baseline));
+  if (args.showConfig) {
+    for (const t of tuneStats(engine).timed) console.error(`tuned ${t.key} in ${(t.ms / 1000).toFixed(1)} s: ${JSON.stringify(t.config)}`);
+  }
   engine.destroy();
   return failed > 0 ? 1 : 0;
 }

@@ -28,14 +28,31 @@ commands:
   parity --weights W --rainy R --clean C --mode train|eval -o X.safetensors
   train --preset P --data <pairs> [--real <dir>] --steps N -o ckpt   semi-supervised training
   experiment <file.json> -o <dir>    layer variants under one budget
-  bench [--json] [--quick] [--filter T]   kernel and model benchmarks
+  bench [--json] [--quick] [--filter T] [--show-config]   kernel and model benchmarks
   info                               adapter, limits, model size
   --version                          the package version
   synth --clean <dir> -o <dir> --rain light|heavy|real --seed N   synthetic rainy/clean pairs
-  eval --weights W --data <pairs> [--json] [--convention rgb|y|authors]   PSNR/SSIM vs baselines`;
+  eval --weights W --data <pairs> [--json] [--convention rgb|y|authors]   PSNR/SSIM vs baselines
+
+Commands that run the network time conv kernel tiles the first time a shape runs on this adapter
+and cache the winners in ~/.cache/semi-drdnet (or $XDG_CACHE_HOME); --no-tune or
+SEMI_DRDNET_TUNE=0 keeps the defaults.`;
+
+/** Commands that run the network: they tune conv kernels on first use unless --no-tune (bench parses its own). */
+const TUNING = new Set(['derain', 'train', 'eval', 'adapt', 'experiment']);
+const NO_TUNE_HELP = `
+
+  --no-tune           use the default conv tiles: no timing of candidates on first use of a shape
+                      and no tuning cache file (same as SEMI_DRDNET_TUNE=0)`;
 
 export async function main(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
+  const [name, ...args] = argv;
+  let rest = args;
+  if (name && TUNING.has(name) && rest.includes('--no-tune')) {
+    // Every engine this process creates (the CLI's, an experiment's) reads the switch at creation.
+    process.env.SEMI_DRDNET_TUNE = '0';
+    rest = rest.filter((a) => a !== '--no-tune');
+  }
   if (name === '--version' || name === '-v') {
     console.log((JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version);
     return 0;
@@ -50,7 +67,7 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   if (rest.includes('--help') || rest.includes('-h')) {
-    console.log(cmd.help);
+    console.log(cmd.help + (TUNING.has(name) ? NO_TUNE_HELP : ''));
     return 0;
   }
   try {

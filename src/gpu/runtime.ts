@@ -1,9 +1,11 @@
 // The GPU runtime: device acquisition or adoption, pipeline cache, batched dispatch, readback.
 import { BufferPool, type MemoryStats } from './pool.js';
+import { defaultTuningStore, tuneByDefault, type TuningStore } from './tuning.js';
 import { matchStruct, packUniforms, type Uniforms } from './uniforms.js';
 import { yieldingAwait } from './wait.js';
 
 export type { UniformValue, Uniforms } from './uniforms.js';
+export type { TuningStore } from '../io/tuning-store.js';
 
 /** A storage buffer (or a window of one) bound to a kernel. */
 export interface BufferBinding {
@@ -51,6 +53,13 @@ export interface EngineOptions {
   maxDispatchesPerSubmit?: number;
   /** Lower the effective limits (tests use this to exercise splitting and refusals). */
   limits?: Partial<EngineLimits>;
+  /**
+   * Time candidate kernel tiles the first time a shape class runs (at the next await point that
+   * allows it) and keep the fastest (default: on unless SEMI_DRDNET_TUNE=0). Off: defaults only.
+   */
+  tune?: boolean;
+  /** Where tuned choices persist (default: the entry point's store; null keeps them in memory). */
+  tuningStore?: TuningStore | null;
 }
 
 /** What the engine knows of its adapter (from GPUAdapterInfo). */
@@ -89,6 +98,9 @@ export class Engine {
   readonly pool: BufferPool;
   readonly counters: EngineCounters = { dispatches: 0, submits: 0, pipelines: 0, readbacks: 0 };
   readonly maxDispatchesPerSubmit: number;
+  /** Whether kernels may time candidate configurations (EngineOptions.tune). */
+  readonly tune: boolean;
+  readonly tuningStore: TuningStore | null;
 
   #owned: boolean;
   #modules = new Map<string, { module: GPUShaderModule; id: number }>();
@@ -123,6 +135,8 @@ export class Engine {
       maxComputeInvocationsPerWorkgroup: lim('maxComputeInvocationsPerWorkgroup'),
     };
     this.maxDispatchesPerSubmit = opts.maxDispatchesPerSubmit ?? 64;
+    this.tune = opts.tune ?? tuneByDefault();
+    this.tuningStore = opts.tuningStore === undefined ? defaultTuningStore() : opts.tuningStore;
     this.pool = new BufferPool(device, this.limits.maxBufferSize);
     this.#arena = new ArrayBuffer(this.maxDispatchesPerSubmit * UNIFORM_SLOT);
     this.#arenaView = new DataView(this.#arena);

@@ -1,9 +1,10 @@
 // Node-only file helpers: crash-safe writes (checkpoints, images), capped reads, line-atomic logs,
 // output-folder checks, and one-line errors that name the path and the cause.
 import { randomBytes } from 'node:crypto';
-import { accessSync, closeSync, constants, fstatSync, ftruncateSync, mkdirSync, openSync, readSync, realpathSync, statSync, writeSync } from 'node:fs';
+import { accessSync, closeSync, existsSync, constants, fstatSync, ftruncateSync, mkdirSync, openSync, readSync, realpathSync, statSync, writeSync } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
-import { basename, dirname, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const CAUSES: Readonly<Record<string, string>> = {
   ENOENT: 'no such file or directory',
@@ -273,4 +274,14 @@ export function makeDir(dir: string): void {
   } catch (err) {
     throw fsError('create folder', dir, err);
   }
+}
+
+/** The package root: the nearest folder above this module with a package.json (dist/, src/io/ or a test bundle). */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    dir = dirname(dir);
+  }
+  throw new Error(`cannot find the semi-drdnet package root above ${fileURLToPath(import.meta.url)}`);
 }

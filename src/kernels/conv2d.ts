@@ -14,17 +14,21 @@
 //  * real GPUs: workgroup-memory tiles, 16x16 invocations of 4x4 outputs (64x64 per workgroup),
 //    16-deep reduction slices; wgrad is the same GEMM with pixels as the reduction.
 // `autotuneConv` times a few candidates per shape class and caches the winner in the engine's `convTuning`.
+// Self-tuning (conv/selftune.ts): kernels note the shape classes they run untuned; `tunePending`,
+// called where waiting is allowed (derain tiles, training steps, bench warm-ups), times them and
+// saves the winners in the engine's TuningStore; `prepareTuning` loads them before first use.
 //
 // Binding limits: a convolution whose activations exceed maxStorageBufferBindingSize is run over
 // groups of images, each bound as an aligned window of the batch; when one image alone does not
 // fit, the call is refused with an error naming the tensor and the limit.
 export type { PerAxis } from './util.js';
 export { convOutputSize, pair, type Activation, type Conv2dParams, type ConvBranch, type Geometry } from './conv/geometry.js';
-export { convTuning, defaultConvConfig, defaultWgradConfig, type ConvKind, type ConvTileConfig, type WgradTileConfig } from './conv/config.js';
+export { convTuning, defaultConvConfig, defaultWgradConfig, recordConvConfigs, type ConvKind, type ConvTileConfig, type WgradTileConfig } from './conv/config.js';
 export { composeFusedBias } from './conv/pack.js';
 export {
   conv2dBackwardData, conv2dForward, conv2dMultiBackwardData, conv2dMultiForward,
   type ConvBackwardOptions, type ConvForwardOptions, type MultiConvOptions,
 } from './conv/forward.js';
 export { conv2dBackwardBias, conv2dBackwardFilter, conv2dBackwardFilterMulti, type WgradOptions } from './conv/wgrad.js';
-export { autotuneConv, type AutotuneOptions, type ConvShape } from './conv/autotune.js';
+export { autotuneConv, convCandidates, wgradCandidates, type AutotuneOptions, type ConvShape } from './conv/autotune.js';
+export { adapterId, prepareTuning, tunePending, tuneStats, type TuneStats } from './conv/selftune.js';

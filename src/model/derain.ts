@@ -2,6 +2,7 @@
 // result equals the untiled one and there are no seams to hide.
 import { noGrad } from '../graph/autograd.js';
 import { Tensor, tidy } from '../core/tensor.js';
+import { prepareTuning, tunePending } from '../kernels/conv2d.js';
 import type { Image } from '../io/image.js';
 import { receptiveRadius } from './config.js';
 import type { DrdNet } from './drdnet.js';
@@ -74,6 +75,8 @@ export async function derainImage(model: DrdNet, img: Image, opts: DerainOptions
 async function derainEval(model: DrdNet, img: Image, opts: DerainOptions): Promise<Image> {
   const engine = model.parameters()[0].engine;
   const { core, halo } = planTiles(model, img.width, img.height, opts);
+  // Stored kernel choices first; a tile size met untuned is timed after that tile (engine.tune).
+  await prepareTuning(engine);
   const out = new Float32Array(3 * img.width * img.height);
   const nx = Math.ceil(img.width / core);
   const ny = Math.ceil(img.height / core);
@@ -104,6 +107,7 @@ async function derainEval(model: DrdNet, img: Image, opts: DerainOptions): Promi
           out.set(result.subarray(src, src + cw), c * img.width * img.height + (cy0 + y) * img.width + cx0);
         }
       }
+      await tunePending(engine);
       opts.onTile?.(++done, nx * ny);
     }
   }

@@ -40,6 +40,10 @@ export async function launch(): Promise<TestBrowser> {
     acceptDownloads: true,
     viewport: { width: 1100, height: 900 },
   });
+  // Pages use the default conv tiles, like the rest of the suite (no timing on SwiftShader; see gpu/tuning.ts).
+  await context.addInitScript(() => {
+    (globalThis as { SEMI_DRDNET_TUNE?: string }).SEMI_DRDNET_TUNE = '0';
+  });
   return {
     context,
     close: async () => {

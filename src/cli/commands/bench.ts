@@ -1,10 +1,12 @@
 // `bench`: the kernel and model benchmark suite (the same runner as `npm run bench`).
 import { benchMain } from '../../bench/main.js';
 
-export const help = `usage: semi-drdnet bench [--json] [--quick] [--filter TEXT] [--compare OLD.jsonl] [--reps N] [--list]
+export const help = `usage: semi-drdnet bench [--json] [--quick] [--filter TEXT] [--compare OLD.jsonl] [--reps N] [--list] [--no-tune] [--show-config]
 
 Times the kernels (gemm, conv2d fwd/dgrad/wgrad, BN, SE, pooling) and the whole network
 (model.infer, model.train_step) on this machine's adapter: median of >= 5 runs after warm-up,
-wall clock from encode to completion. --json prints one object per line.`;
+wall clock from encode to completion. --json prints one object per line, with the conv tile
+config each case ran with. Conv shape classes met for the first time on this adapter are tuned
+after the warm-up and cached (--no-tune: defaults only); --show-config prints the configs.`;
 
 export const run = (argv: string[]): Promise<number> => benchMain(argv);

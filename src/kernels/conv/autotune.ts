@@ -19,36 +19,51 @@ export interface ConvShape {
   kinds?: ConvKind[];
 }
 
-function convCandidates(e: Engine, M: number): ConvTileConfig[] {
+/**
+ * Forward/dgrad candidates for a pass with `M` output channels (the default first, so a budget
+ * cut short still has it). Software: register tiles. GPUs: workgroup-memory tiles over workgroup
+ * shapes (square, wide, 64 lanes), 4..8 outputs per side per invocation and two staging depths,
+ * so an adapter nobody has measured still finds its shape.
+ */
+export function convCandidates(e: Engine, M: number, first?: ConvTileConfig): ConvTileConfig[] {
+  const out: ConvTileConfig[] = [first ?? defaultConvConfig(e, M)];
   if (e.adapter.software) {
     const tms = M <= 4 ? [4] : M <= 8 ? [4, 8] : [8, 16];
-    const out: ConvTileConfig[] = [];
     // tn = 32 is left out: no faster here, and lavapipe takes tens of seconds to compile it.
     for (const tm of tms) for (const tn of [8, 16]) for (const wgX of [32, 64]) out.push({ smem: false, wgX, wgY: 1, tm, tn, bk: 16 });
-    return out;
+    return dedupe(out);
   }
-  const out: ConvTileConfig[] = [defaultConvConfig(e, M)];
-  for (const [wgX, wgY] of [[16, 16], [32, 8], [64, 4]]) {
-    for (const [tm, tn] of [[4, 4], [4, 8], [8, 4]]) {
+  for (const [wgX, wgY] of [[16, 16], [32, 8], [64, 4], [8, 8]]) {
+    for (const [tm, tn] of [[4, 4], [4, 8], [8, 4], [8, 8]]) {
       for (const bk of [8, 16]) {
+        if (wgX * wgY > e.limits.maxComputeInvocationsPerWorkgroup) continue;
         if (bk * (wgY * tm + wgX * tn) * 4 <= e.limits.maxComputeWorkgroupStorageSize) out.push({ smem: true, wgX, wgY, tm, tn, bk });
       }
     }
   }
-  return out;
+  return dedupe(out);
 }
 
-function wgradCandidates(e: Engine, g: Geometry): WgradTileConfig[] {
+function dedupe<T>(xs: T[]): T[] {
+  const seen = new Set<string>();
+  return xs.filter((x) => {
+    const k = JSON.stringify(x);
+    return !seen.has(k) && (seen.add(k), true);
+  });
+}
+
+/** Weight-gradient candidates for a geometry (the default first). */
+export function wgradCandidates(e: Engine, g: Geometry): WgradTileConfig[] {
   const base = defaultWgradConfig(e, g);
   const out: WgradTileConfig[] = [base];
   if (!e.adapter.software) {
     for (const [wgX, wgY] of [[16, 16], [32, 8], [8, 32]]) {
       for (const [tm, tn] of [[4, 4], [8, 4], [4, 8]]) {
-        if (base.bk * (wgY * tm + wgX * tn) * 4 > e.limits.maxComputeWorkgroupStorageSize) continue;
+        if (wgX * wgY > e.limits.maxComputeInvocationsPerWorkgroup || base.bk * (wgY * tm + wgX * tn) * 4 > e.limits.maxComputeWorkgroupStorageSize) continue;
         for (const targetWorkgroups of [256, 1024]) out.push({ ...base, wgX, wgY, tm, tn, targetWorkgroups });
       }
     }
-    return out;
+    return dedupe(out);
   }
   for (const tu of [4, 8, 16]) {
     if (tu > Math.max(4, g.Co)) continue;
@@ -58,7 +73,7 @@ function wgradCandidates(e: Engine, g: Geometry): WgradTileConfig[] {
       if (g.Ci >= 8 && tu * tv <= 128) for (const wgX of [8, 16]) out.push({ ...base, kernel: 'nhwc', wgX, tu, tv: Math.min(tv, Math.ceil(g.Ci / wgX)) });
     }
   }
-  return out;
+  return dedupe(out);
 }
 
 async function timeIt(e: Engine, run: () => Tensor, reps: number): Promise<number> {
@@ -81,6 +96,11 @@ export interface AutotuneOptions {
   reps?: number;
   /** Only the first this many candidates of each list. */
   maxCandidates?: number;
+  /**
+   * Stop timing further candidates of one pass and shape class once this many milliseconds
+   * (compiles included) are spent; the first candidate (the default) is always timed.
+   */
+  budgetMs?: number;
   /** Candidate lists to use instead of the built-in ones. */
   candidates?: { conv?: ConvTileConfig[]; wgrad?: WgradTileConfig[] };
 }
@@ -105,8 +125,11 @@ export async function autotuneConv(engine: Engine, shapes: ConvShape[], opts: Au
         const key = tuningKey(engine, kind, g);
         let best: { t: number; c: ConvTileConfig | WgradTileConfig } | null = null;
         const cands: Array<ConvTileConfig | WgradTileConfig> =
-          kind === 'wgrad' ? (opts.candidates?.wgrad ?? wgradCandidates(engine, g)) : (opts.candidates?.conv ?? convCandidates(engine, kind === 'fwd' ? g.Co : g.Ci));
+          kind === 'wgrad' ? (opts.candidates?.wgrad ?? wgradCandidates(engine, g))
+          : (opts.candidates?.conv ?? convCandidates(engine, kind === 'fwd' ? g.Co : g.Ci, kind === 'fwd' ? defaultConvConfig(engine, g.Co, g.Ho * g.Wo, g.Ci * g.KH * g.KW) : defaultConvConfig(engine, g.Ci, g.H * g.W, g.Co * g.KH * g.KW)));
+        const t0 = performance.now();
         for (const c of cands.slice(0, opts.maxCandidates ?? Infinity)) {
+          if (best && performance.now() - t0 > (opts.budgetMs ?? Infinity)) break;
           const run =
             kind === 'fwd' ? () => conv2dForward(x, w, null, { ...p, config: c as ConvTileConfig })
             : kind === 'dgrad' ? () => conv2dBackwardData(dy, w, s.x, { ...p, config: c as ConvTileConfig })

@@ -67,6 +67,39 @@ export function tuningKey(e: Engine, kind: ConvKind, g: Geometry): string {
   return `${adapterKey(e)}|${shapeClass(kind, g)}`;
 }
 
+/** Shape classes a kernel met without a tuned entry while `engine.tune` was on: `tunePending` times them. */
+export function pendingTuning(e: Engine): Map<string, { kind: ConvKind; g: Geometry }> {
+  return e.local(PENDING, () => new Map<string, { kind: ConvKind; g: Geometry }>());
+}
+const PENDING = Symbol('conv2d shape classes awaiting tuning');
+
+/** While set (`recordConvConfigs`), every config chosen without an explicit `config` option, by key. */
+const USED = Symbol('conv2d configs in use');
+const used = (e: Engine) => e.local(USED, () => ({ map: null as Map<string, ConvTileConfig | WgradTileConfig> | null }));
+
+/** Starts recording the configs the conv kernels choose; the returned function stops and returns them (bench rows report them). */
+export function recordConvConfigs(e: Engine): () => Map<string, ConvTileConfig | WgradTileConfig> {
+  const u = used(e);
+  const map = new Map<string, ConvTileConfig | WgradTileConfig>();
+  u.map = map;
+  return () => {
+    if (u.map === map) u.map = null;
+    return map;
+  };
+}
+
+/** The tuned entry for this pass and shape class; a miss is noted for tuning when the engine tunes. */
+function tuned<T extends ConvTileConfig | WgradTileConfig>(e: Engine, kind: ConvKind, g: Geometry): { key: string; c: T | undefined } {
+  const key = tuningKey(e, kind, g);
+  const c = convTuning(e).get(key) as T | undefined;
+  if (!c && e.tune) pendingTuning(e).set(key, { kind, g });
+  return { key, c };
+}
+
+function noteUse(e: Engine, key: string, c: ConvTileConfig | WgradTileConfig): void {
+  used(e).map?.set(key, c);
+}
+
 /**
  * The forward/dgrad defaults for a pass with `M` output channels, `pixels` output pixels per
  * image and a reduction of `K` (input channels x taps). Software: 32 lanes over pixels, TM channels by TN pixels each (16x16 for wide layers,
@@ -102,7 +135,15 @@ export function defaultWgradConfig(e: Engine, g: Geometry): WgradTileConfig {
 }
 
 export function convConfig(e: Engine, kind: 'fwd' | 'dgrad', g: Geometry, given?: ConvTileConfig): ConvTileConfig {
-  const c = given ?? (convTuning(e).get(tuningKey(e, kind, g)) as ConvTileConfig | undefined) ?? (kind === 'fwd' ? defaultConvConfig(e, g.Co, g.Ho * g.Wo, g.Ci * g.KH * g.KW) : defaultConvConfig(e, g.Ci, g.H * g.W, g.Co * g.KH * g.KW));
+  if (given) return checkConvConfig(e, given);
+  const t = tuned<ConvTileConfig>(e, kind, g);
+  const c = t.c ?? (kind === 'fwd' ? defaultConvConfig(e, g.Co, g.Ho * g.Wo, g.Ci * g.KH * g.KW) : defaultConvConfig(e, g.Ci, g.H * g.W, g.Co * g.KH * g.KW));
+  noteUse(e, t.key, c);
+  return checkConvConfig(e, c);
+}
+
+/** Throws unless `c` is a forward/dgrad config this device can run; returns it. */
+export function checkConvConfig(e: Engine, c: ConvTileConfig): ConvTileConfig {
   if (c.tm % 4 !== 0 || c.tm < 4 || c.tm > 16 || c.tn < 1 || c.tn > 32 || c.tm * c.tn > 256 || (!c.smem && c.wgY !== 1)) {
     throw new Error(`conv2d: invalid tile config ${JSON.stringify(c)} (tm a multiple of 4 up to 16, tn <= 32, tm*tn <= 256, wgY = 1 without smem)`);
   }
@@ -111,7 +152,15 @@ export function convConfig(e: Engine, kind: 'fwd' | 'dgrad', g: Geometry, given?
 }
 
 export function wgradConfig(e: Engine, g: Geometry, given?: WgradTileConfig): WgradTileConfig {
-  const c = given ?? (convTuning(e).get(tuningKey(e, 'wgrad', g)) as WgradTileConfig | undefined) ?? defaultWgradConfig(e, g);
+  if (given) return checkWgradConfig(e, given);
+  const t = tuned<WgradTileConfig>(e, 'wgrad', g);
+  const c = t.c ?? defaultWgradConfig(e, g);
+  noteUse(e, t.key, c);
+  return checkWgradConfig(e, c);
+}
+
+/** Throws unless `c` is a weight-gradient config this device can run; returns it. */
+export function checkWgradConfig(e: Engine, c: WgradTileConfig): WgradTileConfig {
   const bad = c.kernel === 'tiled'
     ? c.tm < 1 || c.tm > 8 || c.tn < 1 || c.tn > 8
     : c.tu % 4 !== 0 || c.tu < 4 || c.tu > 16 || c.tv < 1 || c.tv > 16 || c.wgY !== 1;

@@ -1,0 +1,148 @@
+// Self-tuning: first use times and persists per adapter, later engines reuse without timing, corrupt files are ignored, tune:false never times; every candidate the tuner can pick matches the float64 reference.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as R from './ref/ops.js';
+import { FWD, allclose, mulberry32, randn, type RefTensor } from './ref/tensor.js';
+import { Tensor, tidy } from '../src/core/tensor.js';
+import type { Engine } from '../src/gpu/runtime.js';
+import { fileTuningStore } from '../src/io/tuning-store-node.js';
+import { pendingTuning } from '../src/kernels/conv/config.js';
+import {
+  conv2dBackwardData, conv2dBackwardFilter, conv2dForward, convCandidates, convTuning, defaultConvConfig, prepareTuning, tunePending, tuneStats, wgradCandidates,
+  type ConvTileConfig, type WgradTileConfig,
+} from '../src/kernels/conv2d.js';
+import { engine, engineWith, gpu } from './helpers.js';
+
+const rng = mulberry32(13);
+const t = (shape: number[]) => randn(shape, rng);
+
+/** One forward conv of a small shape class on `e` (notes the class as pending when `e` tunes). */
+async function runConv(e: Engine): Promise<void> {
+  await tidy(async () => {
+    const x = Tensor.fromData(e, new Float32Array(4 * 9 * 10).fill(0.5), [1, 4, 9, 10]);
+    const w = Tensor.fromData(e, new Float32Array(6 * 4 * 9).fill(0.1), [6, 4, 3, 3]);
+    await conv2dForward(x, w, null, { padding: 1 }).read();
+  });
+}
+
+const quick = { reps: 1, maxCandidates: 2 };
+
+test('first use tunes and persists; a second engine reuses without timing; corrupt files are ignored; tune:false never times', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'semi-drdnet-tune-'));
+  const store = fileTuningStore({ dir, version: 'test' });
+  try {
+    const e1 = await engineWith({ tune: true, tuningStore: store });
+    try {
+      await prepareTuning(e1);
+      await runConv(e1);
+      assert.is(pendingTuning(e1).size, 1, 'the untuned class is noted');
+      const made = await tunePending(e1, quick);
+      assert.is(made.size, 1);
+      assert.is(tuneStats(e1).timed.length, 1);
+      assert.is((await tunePending(e1, quick)).size, 0, 'nothing pending: no timing');
+    } finally {
+      e1.destroy();
+    }
+    const files = readdirSync(dir);
+    assert.is(files.length, 1, `one file per adapter and version: ${files}`);
+    assert.ok(files[0].endsWith('@test.json'));
+    const saved = JSON.parse(readFileSync(join(dir, files[0]), 'utf8')) as { entries: Record<string, unknown> };
+    const [key, config] = Object.entries(saved.entries)[0];
+
+    const e2 = await engineWith({ tune: true, tuningStore: store });
+    try {
+      await prepareTuning(e2);
+      assert.is(tuneStats(e2).loaded, 1);
+      await runConv(e2);
+      assert.is(pendingTuning(e2).size, 0, 'the stored class is not pending');
+      assert.is((await tunePending(e2, quick)).size, 0);
+      assert.is(tuneStats(e2).timed.length, 0, 'reused without timing');
+      assert.equal(convTuning(e2).get(key), config);
+    } finally {
+      e2.destroy();
+    }
+
+    for (const bad of ['{"entries": {"x', JSON.stringify({ entries: { [key]: { smem: false, tm: 5 } } })]) {
+      writeFileSync(join(dir, files[0]), bad);
+      const e3 = await engineWith({ tune: true, tuningStore: store });
+      try {
+        await prepareTuning(e3);
+        assert.is(tuneStats(e3).loaded, 0, `unusable file or entry ignored: ${bad}`);
+        await runConv(e3);
+        assert.is(pendingTuning(e3).size, 1);
+      } finally {
+        e3.destroy();
+      }
+    }
+
+    const offDir = join(dir, 'off');
+    const e4 = await engineWith({ tune: false, tuningStore: fileTuningStore({ dir: offDir, version: 'test' }) });
+    try {
+      await prepareTuning(e4);
+      await runConv(e4);
+      assert.is(pendingTuning(e4).size, 0);
+      assert.is((await tunePending(e4)).size, 0);
+      assert.is(tuneStats(e4).timed.length, 0);
+      assert.not.ok(existsSync(offDir), 'tune:false writes no cache file');
+    } finally {
+      e4.destroy();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the test engine does not tune (deterministic suite)', async () => {
+  assert.is((await engine()).tune, false);
+});
+
+// ---- every candidate the tuner can pick, against the float64 reference -------------------------
+
+const refOpts = { pad: 2, dilation: 2 };
+const params = { padding: 2, dilation: 2 };
+
+async function checkCandidates(e: Engine, what: string, convs: ConvTileConfig[], wgrads: WgradTileConfig[]): Promise<void> {
+  const x = t([2, 5, 9, 11]);
+  const w = t([7, 5, 3, 3]);
+  const y = R.conv2d(x, w, null, refOpts);
+  const dy = t(y.shape);
+  const ref = R.conv2dBackward(x, w, dy, refOpts);
+  const close = (got: Float32Array, want: ArrayLike<number>, label: string) => {
+    const r = allclose(got, want, FWD.rtol * 10, FWD.atol * 10);
+    assert.ok(r.ok, `${what} ${label}: ${r.message}`);
+  };
+  await tidy(async () => {
+    const [gx, gw, gdy] = [gpu(e, x), gpu(e, w), gpu(e, dy)];
+    for (const c of convs) {
+      close(await conv2dForward(gx, gw, null, { ...params, config: c }).read(), y.data, `fwd ${JSON.stringify(c)}`);
+      close(await conv2dBackwardData(gdy, gw, x.shape, { ...params, config: c }).read(), ref.dx.data, `dgrad ${JSON.stringify(c)}`);
+    }
+    for (const c of wgrads) close(await conv2dBackwardFilter(gx, gdy, w.shape, { ...params, config: c }).read(), ref.dw.data, `wgrad ${JSON.stringify(c)}`);
+  });
+}
+
+const geom = (Ci: number, Co: number) => ({ N: 2, Ci, H: 9, W: 11, Co, KH: 3, KW: 3, Ho: 9, Wo: 11, sh: 1, sw: 1, ph: 2, pw: 2, dh: 2, dw: 2 });
+
+test('every software candidate (narrow and wide layers) matches the reference', async () => {
+  const e = await engine();
+  const soft = { ...e, adapter: { ...e.adapter, software: true }, limits: e.limits } as unknown as Engine;
+  const convs = [4, 8, 64].flatMap((M) => convCandidates(soft, M));
+  const wgrads = [[3, 64], [64, 3], [64, 64], [8, 8]].flatMap(([ci, co]) => wgradCandidates(soft, geom(ci, co)));
+  await checkCandidates(e, 'software', uniq(convs), uniq(wgrads));
+});
+
+test('every GPU candidate (workgroup-memory tiles) matches the reference', async () => {
+  const e = await engine();
+  const gpuLike = { adapter: { ...e.adapter, software: false }, limits: e.limits } as unknown as Engine;
+  const convs = [3, 64].flatMap((M) => convCandidates(gpuLike, M, defaultConvConfig(gpuLike, M)));
+  await checkCandidates(e, 'gpu', uniq(convs), uniq(wgradCandidates(gpuLike, geom(64, 64))));
+});
+
+function uniq<T>(xs: T[]): T[] {
+  return [...new Map(xs.map((x) => [JSON.stringify(x), x])).values()];
+}
+
+test.run();
