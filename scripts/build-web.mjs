@@ -1,5 +1,6 @@
-// Builds the static pages into dist/web/: bundles web/src (WGSL as text), copies the HTML/CSS, the
-// bundled weights and the synthetic pairs as local assets, and writes assets/manifest.json.
+// Builds the static pages into dist/web/: bundles web/src (WGSL inlined), copies the HTML/CSS, the
+// bundled weights, the synthetic pairs and a clean held-out example photo as local assets, and
+// writes assets/manifest.json.
 //   node scripts/build-web.mjs [--out DIR] [--no-pairs] [--no-weights] [--minify]
 import { build } from 'esbuild';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,6 +12,8 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const DEFAULT_OUT = join(root, 'dist', 'web');
 const WEIGHTS = 'weights/semi-drdnet-tiny.safetensors';
 const STATIC = ['index.html', 'bench.html', 'style.css'];
+/** The synthetic example's clean photo: held out from every training set, so its PSNR means something. */
+const EXAMPLE = 'data/photos/heldout/chelsea.png';
 
 /** Bundles the pages into `out`; returns the manifest it wrote. */
 export async function buildWeb({ out = DEFAULT_OUT, pairs = true, weights = true, minify = false } = {}) {
@@ -27,7 +30,11 @@ export async function buildWeb({ out = DEFAULT_OUT, pairs = true, weights = true
     absWorkingDir: root,
   });
   for (const f of STATIC) copyFileSync(join(root, 'web', f), join(out, f));
-  const manifest = { weights: null, pairs: [] };
+  const manifest = { weights: null, pairs: [], example: null };
+  if (existsSync(join(root, EXAMPLE))) {
+    copyFileSync(join(root, EXAMPLE), join(out, 'assets', 'example-clean.png'));
+    manifest.example = 'assets/example-clean.png';
+  }
   if (weights && existsSync(join(root, WEIGHTS))) {
     copyFileSync(join(root, WEIGHTS), join(out, 'assets', 'semi-drdnet-tiny.safetensors'));
     manifest.weights = 'assets/semi-drdnet-tiny.safetensors';

@@ -148,6 +148,7 @@ test('adaptation: 3 steps with finite losses change the weights and the output; 
     assert.ok(s.loss_cr_bg > 0 && s.loss_cr_rain > 0, `step ${s.step}: the contrastive terms should be active`);
   }
   summary.adapt_losses = steps.map((s) => Number(s.loss.toPrecision(5)));
+  assert.match((await page.textContent('#quality')) ?? '', /Self-consistency \(no ground truth needed\): \d+\.\d+ dB before, \d+\.\d+ dB after/);
 
   const result = await downloadVia(page, '#download-result', dir);
   adaptedResult = decodeImage(readFileSync(result.path), result.name);
@@ -200,6 +201,19 @@ test('errors read as sentences in the page: a non-image file, a lost device (and
   assert.match((await bare.textContent('#error')) ?? '', /no WebGPU/);
   await screenshot(bare, '06-error-no-webgpu');
   await bare.close();
+});
+
+test('the synthetic example: a held-out photo under heavy rain, PSNR against its clean original before and after adaptation', async () => {
+  await page.click('#try-example');
+  await waitForState(page, ['done'], 120_000);
+  assert.match((await page.textContent('#quality')) ?? '', /rainy input \d+\.\d+ dB, derained \d+\.\d+ dB PSNR/);
+  await page.fill('#steps', '2');
+  await page.click('#adapt');
+  await waitForState(page, ['done'], 600_000);
+  await screenshot(page, '06-synthetic-example-adapted');
+  const q = (await page.textContent('#quality')) ?? '';
+  assert.match(q, /Known ground truth: PSNR \d+\.\d+ dB before adaptation, \d+\.\d+ dB after \([+-]\d+\.\d+ dB\)/);
+  summary.example_quality = q;
 });
 
 test('the benchmark page runs the quick set and fills the table', async () => {

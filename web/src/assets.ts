@@ -1,5 +1,6 @@
 // The page's local assets (written by scripts/build-web.mjs): bundled weights and synthetic pairs.
 import { decodeImageBlob } from '../../src/io/image-browser.js';
+import type { Image } from '../../src/io/image.js';
 import type { AdaptPair } from '../../src/train/adapt-pairs.js';
 
 export interface Manifest {
@@ -7,6 +8,8 @@ export interface Manifest {
   weights: string | null;
   /** Synthetic rainy/clean pairs for the supervised half of adaptation. */
   pairs: Array<{ rainy: string; clean: string }>;
+  /** A clean held-out photo for the synthetic example (rained in the page), or null. */
+  example?: string | null;
 }
 
 /** The labelled batch of adaptation, defined once in src/train/adapt-pairs.ts. */
@@ -24,6 +27,11 @@ export async function loadManifest(): Promise<Manifest> {
 
 export async function loadBytes(path: string): Promise<Uint8Array> {
   return new Uint8Array(await (await get(path)).arrayBuffer());
+}
+
+/** Decodes one image asset. */
+export async function loadImage(path: string): Promise<Image> {
+  return decodeImageBlob(await (await get(path)).blob(), path);
 }
 
 export async function loadPairs(m: Manifest): Promise<Pair[]> {

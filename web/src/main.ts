@@ -6,8 +6,11 @@ import type { Image } from '../../src/io/image.js';
 import { derainImage, planTiles } from '../../src/model/derain.js';
 import type { DrdNet } from '../../src/model/drdnet.js';
 import { describe, loadModel, weightsToBytes } from '../../src/model/weights.js';
+import { rngFor, synthesizeRain } from '../../src/data/synth.js';
 import { ADAPT_DEFAULTS, adaptToPhotos, fitPatch } from '../../src/train/adapt.js';
-import { loadBytes, loadManifest, loadPairs, type Manifest, type Pair } from './assets.js';
+import { guardSaysWorse, selfConsistency } from '../../src/train/adapt-guard.js';
+import { clampImage, psnr } from '../../src/train/metrics.js';
+import { loadBytes, loadImage, loadManifest, loadPairs, type Manifest, type Pair } from './assets.js';
 import { CompareView } from './compare.js';
 import { clearError, download, el, errorText, setStatus, showError } from './dom.js';
 import { NoWebGpuError, startEngine, stopEngine } from './gpu.js';
@@ -41,6 +44,8 @@ const state = {
   current: null as Weights | null,
   adaptedSteps: 0,
   photo: null as { img: Image; name: string } | null,
+  /** The clean image behind the photo when it is the synthetic example (then PSNR can be shown). */
+  truth: null as Image | null,
   result: null as Image | null,
   busy: false,
   stop: false,
@@ -54,6 +59,7 @@ const buttons = {
   stop: el<HTMLButtonElement>('stop'),
   downloadWeights: el<HTMLButtonElement>('download-weights'),
   reset: el<HTMLButtonElement>('reset-weights'),
+  tryExample: el<HTMLButtonElement>('try-example'),
 };
 const inputs = { image: el<HTMLInputElement>('image-input'), weights: el<HTMLInputElement>('weights-input') };
 
@@ -65,6 +71,7 @@ function refresh(): void {
   buttons.downloadWeights.disabled = !idle || state.adaptedSteps === 0;
   buttons.reset.disabled = !idle || state.adaptedSteps === 0;
   buttons.stop.disabled = !state.busy || state.stop;
+  buttons.tryExample.disabled = !idle || !state.model || !state.manifest?.example;
   inputs.image.disabled = state.busy;
   inputs.weights.disabled = state.busy;
   el('adapt-panel').hidden = !state.photo;
@@ -119,12 +126,38 @@ async function derain(): Promise<void> {
   view.setAfter(result);
   const secs = ((performance.now() - t0) / 1000).toFixed(1);
   setStatus(`Derained ${photo.name} (${img.width}x${img.height}) in ${secs} s on ${state.engine!.adapter.description || state.engine!.adapter.architecture || 'the GPU'}.`, 'done');
+  if (state.truth) {
+    el('quality').textContent = `Known ground truth (synthetic example): rainy input ${psnr(img, state.truth).toFixed(2)} dB, derained ${outputPsnr()!.toFixed(2)} dB PSNR.`;
+  }
+}
+
+/** PSNR of the current result against the known clean image (synthetic example only). */
+function outputPsnr(): number | null {
+  return state.truth && state.result ? psnr(clampImage(state.result), state.truth) : null;
+}
+
+/** The synthetic example: a clean held-out photo under heavy rain, which the bundled weights never trained on. */
+async function tryExample(): Promise<void> {
+  const path = state.manifest?.example;
+  if (!path) return;
+  setStatus('Loading the example photo…', 'busy');
+  const clean = await loadImage(path);
+  const { rainy } = synthesizeRain(clean, 'heavy', rngFor(1, 'page-example'));
+  state.photo = { img: rainy, name: 'example (synthetic heavy rain)' };
+  state.truth = clean;
+  state.result = null;
+  view.setBefore(rainy);
+  el('image-info').textContent = `${state.photo.name}: ${rainy.width}x${rainy.height}, clean original known`;
+  refresh();
+  await derain();
 }
 
 async function openPhoto(file: File): Promise<void> {
   setStatus(`Decoding ${file.name}…`, 'busy');
   const img = await decodeImageBlob(file, file.name);
   state.photo = { img, name: file.name };
+  state.truth = null;
+  el('quality').textContent = '';
   state.result = null;
   view.setBefore(img);
   el('image-info').textContent = `${file.name}: ${img.width}x${img.height}`;
@@ -166,6 +199,10 @@ async function adapt(): Promise<void> {
   fitPatch(opts.patch, [photo.img], state.pairs); // says so now if the photo is too small
   plot.reset();
   el('loss-text').textContent = '';
+  setStatus('Adapting: scoring the current weights on this photo (self-consistency)…', 'busy');
+  // Needs no ground truth: how well the model takes known synthetic rain back off its own output.
+  const consistencyBefore = await selfConsistency(model, [photo.img]);
+  const psnrBefore = outputPsnr();
   setStatus(`Adapting: step 0/${opts.steps} (compiling shaders)…`, 'busy');
   let result;
   try {
@@ -193,6 +230,21 @@ async function adapt(): Promise<void> {
     state.current = { bytes: await weightsToBytes(model), name: `${baseName(photo.name)}-adapted.safetensors` };
     refresh();
     await derain();
+    const derained = el('status').textContent;
+    setStatus('Adapting: scoring the adapted weights on this photo (self-consistency)…', 'busy');
+    const consistencyAfter = await selfConsistency(model, [photo.img]);
+    const psnrAfter = outputPsnr();
+    const lines = [];
+    if (psnrBefore !== null && psnrAfter !== null) {
+      const d = psnrAfter - psnrBefore;
+      lines.push(`Known ground truth: PSNR ${psnrBefore.toFixed(2)} dB before adaptation, ${psnrAfter.toFixed(2)} dB after (${d >= 0 ? '+' : ''}${d.toFixed(2)} dB).`);
+    }
+    lines.push(`Self-consistency (no ground truth needed): ${consistencyBefore.toFixed(2)} dB before, ${consistencyAfter.toFixed(2)} dB after.`);
+    if (guardSaysWorse(consistencyBefore, consistencyAfter)) {
+      lines.push('Warning: the self-consistency check dropped, so adaptation may have made this photo worse. Compare both outputs (Revert shows the original); the check also flags many runs that improved.');
+    }
+    el('quality').textContent = lines.join(' ');
+    setStatus(derained ?? '', 'done');
   }
   if (diverged) {
     showError(`Adaptation stopped: ${diverged}. ${records.length ? `The ${records.length} good step(s) before it are kept.` : 'The weights are unchanged.'} Try a lower learning rate.`);
@@ -272,6 +324,7 @@ function wireInputs(): void {
   });
   buttons.downloadWeights.addEventListener('click', () => state.current && download(state.current.bytes, state.current.name));
   buttons.reset.addEventListener('click', () => void act(revert));
+  buttons.tryExample.addEventListener('click', () => void act(tryExample));
   window.addEventListener('unhandledrejection', (e) => showError(errorText(e.reason)));
   window.addEventListener('error', (e) => showError(errorText(e.error ?? e.message)));
 }
