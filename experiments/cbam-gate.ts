@@ -13,6 +13,9 @@ const HEADER = /* wgsl */ `
 struct P { n: u32, c: u32, hw: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 fn pixel(wid: vec3u, nwg: vec3u, lid: vec3u) -> u32 { return (wid.y * nwg.x + wid.x) * 64u + lid.x; }
+// Pixel i = (sample n, position s): x[n, c, s] and y[n, k, s] (k 0: mean, 1: max).
+fn x_at(i: u32, c: u32) -> u32 { return ((i / p.hw) * p.c + c) * p.hw + i % p.hw; }
+fn y_at(i: u32, k: u32) -> u32 { return (2u * (i / p.hw) + k) * p.hw + i % p.hw; }
 `;
 
 const FORWARD = /* wgsl */ `${HEADER}
@@ -22,18 +25,15 @@ const FORWARD = /* wgsl */ `${HEADER}
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let i = pixel(wid, nwg, lid);
   if (i >= p.n * p.hw) { return; }
-  let n = i / p.hw;
-  let s = i % p.hw;
-  let base = n * p.c * p.hw + s;
   var total = 0.0;
-  var best = x[base];
+  var best = x[x_at(i, 0u)];
   for (var c = 0u; c < p.c; c++) {
-    let v = x[base + c * p.hw];
+    let v = x[x_at(i, c)];
     total += v;
     best = max(best, v);
   }
-  y[2u * n * p.hw + s] = total / f32(p.c);
-  y[(2u * n + 1u) * p.hw + s] = best;
+  y[y_at(i, 0u)] = total / f32(p.c);
+  y[y_at(i, 1u)] = best;
 }`;
 
 // d mean / dx_c = 1/C for every channel; d max / dx_c = 1 for the first channel holding the maximum
@@ -46,17 +46,14 @@ const BACKWARD = /* wgsl */ `${HEADER}
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let i = pixel(wid, nwg, lid);
   if (i >= p.n * p.hw) { return; }
-  let n = i / p.hw;
-  let s = i % p.hw;
-  let base = n * p.c * p.hw + s;
   var arg = 0u;
   for (var c = 1u; c < p.c; c++) {
-    if (x[base + c * p.hw] > x[base + arg * p.hw]) { arg = c; }
+    if (x[x_at(i, c)] > x[x_at(i, arg)]) { arg = c; }
   }
-  let gMean = dy[2u * n * p.hw + s] / f32(p.c);
-  let gMax = dy[(2u * n + 1u) * p.hw + s];
+  let gMean = dy[y_at(i, 0u)] / f32(p.c);
+  let gMax = dy[y_at(i, 1u)];
   for (var c = 0u; c < p.c; c++) {
-    dx[base + c * p.hw] = gMean + select(0.0, gMax, c == arg);
+    dx[x_at(i, c)] = gMean + select(0.0, gMax, c == arg);
   }
 }`;
 

@@ -203,16 +203,21 @@ def formula_unit(i, k):
     return ((i * i * 7 + i * 7919 + k * 104729 + 12345) % 65521) / 65521
 
 
+def named_state(model):
+    """BN and PReLU module names, the state_dict, and its tensor names in order (num_batches_tracked excluded)."""
+    bn_names = {n for n, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)}
+    prelu_names = {n for n, m in model.named_modules() if isinstance(m, nn.PReLU)}
+    sd = model.state_dict()
+    return bn_names, prelu_names, sd, [n for n in sd if not n.endswith('num_batches_tracked')]
+
+
 def formula_weights(model):
     """The closed-form weights of the paper-size cases: state_dict tensor k (in state_dict order,
     num_batches_tracked excluded), element i (row-major) gets a value from formula_unit(i, k):
     conv/linear weights (2u-1)/sqrt(fan_in); conv biases (2u-1)/sqrt(fan_in of that conv);
     BN weight 0.5+u, BN bias 0.4(u-0.5), running_mean 0.4(u-0.5), running_var 0.5+u;
     PReLU slopes 0.1+0.3u. Stored as float32."""
-    bn_names = {n for n, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)}
-    prelu_names = {n for n, m in model.named_modules() if isinstance(m, nn.PReLU)}
-    sd = model.state_dict()
-    names = [n for n in sd if not n.endswith('num_batches_tracked')]
+    bn_names, prelu_names, sd, names = named_state(model)
     with torch.no_grad():
         for k, name in enumerate(names):
             t = sd[name]
@@ -281,10 +286,7 @@ def case_weights(model, seed):
     """caseWeights of test/ref/cases.ts: PyTorch-init convs/linears (U(+-1/sqrt(fan_in)), biases
     too), BN weight U(0.5, 1.5), bias U(-0.2, 0.2), running_mean U(-0.3, 0.3), running_var
     U(0.3, 1.5), PReLU slopes U(0.05, 0.4); state tensor k gets stream k; float32."""
-    bn_names = {n for n, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)}
-    prelu_names = {n for n, m in model.named_modules() if isinstance(m, nn.PReLU)}
-    sd = model.state_dict()
-    names = [n for n in sd if not n.endswith('num_batches_tracked')]
+    bn_names, prelu_names, sd, names = named_state(model)
     with torch.no_grad():
         for k, name in enumerate(names):
             t = sd[name]
