@@ -2,6 +2,9 @@
 //
 //   out[n, m, q] = act(bias[m] + sum_b sum_tap sum_c in[n, c, src_b(q, tap)] * Wp[b][c*KK + tap][m])
 //
+// or, with an affine epilogue (inference with BatchNorm folded in, entry `fold`), Bias holds
+// [scale | shift | slope] per channel: out = act(acc * scale[m] + shift[m]), act 3 = PReLU.
+//
 // The forward pass reads x and writes y; dgrad reads dy and writes dx with the same code in
 // "transposed" index mode (see `src`). Weights come pre-packed (entry `pack`) as
 // Wp[branch][c*KK + tap][m], with m padded to CoP (a multiple of the channel tile), so a tile of
@@ -37,8 +40,9 @@ struct Params {
   ph: vec4<i32>, pw: vec4<i32>,           // per-branch offsets subtracted (negated pad in dgrad)
   dh: vec4<i32>, dw: vec4<i32>,           // per-branch tap steps (negated dilation in dgrad)
   alpha: f32,                             // leakyRelu slope
-  act: u32,                               // epilogue: 0 none, 1 relu, 2 leakyRelu
+  act: u32,                               // epilogue: 0 none, 1 relu, 2 leakyRelu, 3 PReLU (affine only)
   hasBias: u32,
+  affine: u32,                            // Bias is [scale | shift | slope] (3 x Co)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -69,25 +73,39 @@ fn src(raw: i32, div: i32, size: u32) -> i32 {
   return select(-1, c, raw >= 0 && c < i32(size));
 }
 
-fn epilogue(v0: f32, m: u32) -> f32 {
-  var v = v0;
-  if (p.hasBias != 0u) { v += Bias[m]; }
-  if (p.act == 1u) { v = max(v, 0.0); }
-  if (p.act == 2u) { v = select(v * p.alpha, v, v > 0.0); }
-  return v;
-}
-
-// Output pixels q0 + j*WG_X (j < TN) of channels co0 + i (i < TM) of image n from the tile.
+// Output pixels q0 + j*WG_X (j < TN) of channels co0 + i (i < TM) of image n from the tile, through
+// the epilogue: out = act(acc * scale + shift); without the affine form scale = 1, shift = bias.
+// The per-channel terms are loaded once per channel, not per pixel (lavapipe checks every load);
+// pixels stay the outer loop (channel-outer stores ran 1.5x slower on lavapipe).
 fn store(acc: ptr<function, Tile>, n: u32, q0: u32, co0: u32) {
   let HWq = p.Hq * p.Wq;
   let yb = p.yOff + n * p.Co * HWq;
+  var scale: array<f32, TILE_M>;
+  var shift: array<f32, TILE_M>;
+  var slope: array<f32, TILE_M>;
+  for (var i = 0u; i < TM; i++) {
+    let m = min(co0 + i, p.Co - 1u);
+    scale[i] = 1.0;
+    shift[i] = 0.0;
+    slope[i] = p.alpha;
+    if (p.affine != 0u) {
+      scale[i] = Bias[m];
+      shift[i] = Bias[p.Co + m];
+      slope[i] = Bias[2u * p.Co + m];
+    } else if (p.hasBias != 0u) {
+      shift[i] = Bias[m];
+    }
+  }
   for (var j = 0u; j < TN; j++) {
     let q = q0 + j * WG_X;
     if (q >= HWq) { break; }
     for (var i = 0u; i < TM; i++) {
       let m = co0 + i;
       if (m >= p.Co) { break; }
-      Y[yb + m * HWq + q] = epilogue((*acc)[i][j], m);
+      var v = (*acc)[i][j] * scale[i] + shift[i];
+      if (p.act == 1u) { v = max(v, 0.0); }
+      if (p.act >= 2u) { v = select(v * slope[i], v, v > 0.0); } // 2 leakyRelu (alpha), 3 PReLU (affine slopes)
+      Y[yb + m * HWq + q] = v;
     }
   }
 }
@@ -259,4 +277,36 @@ fn fuse_bias(@builtin(global_invocation_id) gid: vec3u) {
     for (var c = 0u; c < fb.C; c++) { s = fma(Fw[o * fb.fStride + fb.fOff + c], Fb[c], s); }
   }
   Fout[o] = s;
+}
+
+// ---- folded epilogue --------------------------------------------------------------------------
+// The affine epilogue of a conv followed by eval-mode BatchNorm and PReLU:
+//   scale = gamma / sqrt(var + eps), shift = beta + (bias - mean) * scale, slope = PReLU's
+// (without BN: scale 1, shift bias; slopeN 0: none, 1: one shared slope, else one per channel).
+
+struct FoldParams { Co: u32, hasBias: u32, hasBn: u32, slopeN: u32, eps: f32 }
+
+@group(0) @binding(0) var<uniform> fp: FoldParams;
+@group(0) @binding(1) var<storage, read> FoldBias: array<f32>;
+@group(0) @binding(2) var<storage, read> BnW: array<f32>;
+@group(0) @binding(3) var<storage, read> BnB: array<f32>;
+@group(0) @binding(4) var<storage, read> BnMean: array<f32>;
+@group(0) @binding(5) var<storage, read> BnVar: array<f32>;
+@group(0) @binding(6) var<storage, read> Slope: array<f32>;
+@group(0) @binding(7) var<storage, read_write> Aff: array<f32>;
+
+@compute @workgroup_size(64)
+fn fold(@builtin(global_invocation_id) gid: vec3u) {
+  let m = gid.x;
+  if (m >= fp.Co) { return; }
+  let b = select(0.0, FoldBias[m], fp.hasBias != 0u);
+  var scale = 1.0;
+  var shift = b;
+  if (fp.hasBn != 0u) {
+    scale = BnW[m] / sqrt(BnVar[m] + fp.eps);
+    shift = BnB[m] + (b - BnMean[m]) * scale;
+  }
+  Aff[m] = scale;
+  Aff[fp.Co + m] = shift;
+  Aff[2u * fp.Co + m] = select(select(Slope[m], Slope[0], fp.slopeN == 1u), 1.0, fp.slopeN == 0u);
 }

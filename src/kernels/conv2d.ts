@@ -24,10 +24,10 @@
 export type { PerAxis } from './util.js';
 export { convOutputSize, pair, type Activation, type Conv2dParams, type ConvBranch, type Geometry } from './conv/geometry.js';
 export { convTuning, defaultConvConfig, defaultWgradConfig, recordConvConfigs, type ConvKind, type ConvTileConfig, type WgradTileConfig } from './conv/config.js';
-export { composeFusedBias } from './conv/pack.js';
+export { composeFusedBias, foldAffine, type FoldBn } from './conv/pack.js';
 export {
   conv2dBackwardData, conv2dForward, conv2dMultiBackwardData, conv2dMultiForward,
-  type ConvBackwardOptions, type ConvForwardOptions, type MultiConvOptions,
+  type ConvBackwardOptions, type ConvEpilogue, type ConvForwardOptions, type MultiConvOptions,
 } from './conv/forward.js';
 export { conv2dBackwardBias, conv2dBackwardFilter, conv2dBackwardFilterMulti, type WgradOptions } from './conv/wgrad.js';
 export { autotuneConv, convCandidates, wgradCandidates, type AutotuneOptions, type ConvShape } from './conv/autotune.js';

@@ -65,9 +65,12 @@ function crop(img: Image, x0: number, y0: number, w: number, h: number): Float32
 export async function derainImage(model: DrdNet, img: Image, opts: DerainOptions = {}): Promise<Image> {
   const modes = model.namedModules().map(([, m]) => [m, m.training] as const);
   model.eval();
+  // BatchNorm and PReLU folded into the convs for this call (the weights cannot change during it).
+  const unfold = model.foldForInference();
   try {
     return await derainEval(model, img, opts);
   } finally {
+    unfold();
     for (const [m, training] of modes) m.training = training;
   }
 }

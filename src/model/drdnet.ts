@@ -5,7 +5,9 @@ import type { Engine } from '../gpu/runtime.js';
 import { BatchNorm2d, Conv2d, DilatedContextBlock, Indexed, PReLU, SqueezeExcite, type Layer } from '../graph/layers.js';
 import { Module } from '../graph/module.js';
 import { add, sub } from '../graph/ops.js';
+import { isGradEnabled } from '../graph/autograd.js';
 import { type Tensor, shapeStr } from '../core/tensor.js';
+import { composeFusedBias, conv2dForward, conv2dMultiForward, foldAffine, pair, type ConvEpilogue, type FoldBn } from '../kernels/conv2d.js';
 import { Rng } from '../util/rng.js';
 import { type DrdConfig, validateConfig } from './config.js';
 
@@ -47,11 +49,35 @@ export type ActivationTap = (name: string, t: Tensor) => void;
 const conv3 = ({ engine, rng }: Ctx, cin: number, cout: number, dilation = 1) =>
   new Conv2d(engine, rng, cin, cout, 3, { padding: dilation, dilation });
 
+/** Folded inference epilogues by conv layer (`DrdNet.foldForInference`); null: the layer-by-layer path. */
+type Folded = Map<Module, ConvEpilogue> | null;
+
+/** One conv (or DCCL) with its folded BatchNorm/PReLU epilogue: no autograd (inference only). */
+function foldedConv(layer: Conv2d | DilatedContextBlock, x: Tensor, epilogue: ConvEpilogue): Tensor {
+  if (layer instanceof Conv2d) return conv2dForward(x, layer.weight, null, { stride: layer.opts.stride, padding: layer.opts.padding, dilation: layer.opts.dilation, epilogue });
+  const branches = layer.branches.map((b) => ({ weight: b.weight, padding: pair(b.opts.padding, 0, 'padding'), dilation: pair(b.opts.dilation, 1, 'dilation') }));
+  return conv2dMultiForward(x, branches, null, { fuse: layer.fuse.weight, epilogue });
+}
+
+const bnOf = (bn: BatchNorm2d): FoldBn => ({ weight: bn.weight, bias: bn.bias, runningMean: bn.runningMean, runningVar: bn.runningVar, eps: bn.eps });
+
+/** The affine epilogue of `layer` (its bias), then `bn` in eval mode, then `act`. */
+function foldLayer(layer: Conv2d | DilatedContextBlock, bn: BatchNorm2d | null, act: PReLU | null): ConvEpilogue {
+  const Co = layer instanceof Conv2d ? layer.weight.shape[0] : layer.fuse.weight.shape[0];
+  const bias = layer instanceof Conv2d ? layer.bias
+    : composeFusedBias(layer.fuse.weight, layer.branches.map((b) => b.weight.shape[0]), layer.branches.map((b) => b.bias), layer.fuse.bias);
+  // Kept out of any enclosing tidy scope: the returned unfold function frees it.
+  const affine = foldAffine(Co, bias, bn && bnOf(bn), act?.weight ?? null).keep();
+  if (bias && !(layer instanceof Conv2d)) bias.dispose();
+  return { affine, prelu: !!act };
+}
+
 /** Conv, BN, PReLU, conv, BN, then an SE gate; added to the block input. */
 class RainBlock extends Module {
   readonly head: Indexed;
   readonly body: Layer | null;
   tap: ((t: Tensor) => void) | null = null;
+  folded: Folded = null;
   constructor(k: Ctx, gate?: () => Layer) {
     super();
     const C = k.c.channels;
@@ -62,12 +88,20 @@ class RainBlock extends Module {
   }
   forward(x: Tensor): Tensor {
     const [c1, bn1, act, c2, bn2] = this.head.items as [Conv2d, BatchNorm2d, PReLU, Conv2d, BatchNorm2d];
-    const h1 = c1.forward(x);
-    const h2 = bn1.forwardPrelu(h1, act);
-    this.tap?.(h2);
-    const h3 = c2.forward(h2);
-    let h = bn2.forward(h3);
-    for (const t of [h1, h2, h3]) t.dispose();
+    let h: Tensor;
+    if (this.folded) {
+      const h2 = foldedConv(c1, x, this.folded.get(c1)!);
+      this.tap?.(h2);
+      h = foldedConv(c2, h2, this.folded.get(c2)!);
+      h2.dispose();
+    } else {
+      const h1 = c1.forward(x);
+      const h2 = bn1.forwardPrelu(h1, act);
+      this.tap?.(h2);
+      const h3 = c2.forward(h2);
+      h = bn2.forward(h3);
+      for (const t of [h1, h2, h3]) t.dispose();
+    }
     if (this.body) {
       const g = this.body.forward(h);
       h.dispose();
@@ -83,6 +117,7 @@ class RainBlock extends Module {
 class DetailBlock extends Module {
   readonly body: Indexed;
   tap: ((t: Tensor) => void) | null = null;
+  folded: Folded = null;
   constructor(k: Ctx) {
     super();
     const C = k.c.channels;
@@ -90,6 +125,14 @@ class DetailBlock extends Module {
   }
   forward(x: Tensor): Tensor {
     const [d1, bn1, act, d2, bn2] = this.body.items as [DilatedContextBlock, BatchNorm2d, PReLU, DilatedContextBlock, BatchNorm2d];
+    if (this.folded) {
+      const h2 = foldedConv(d1, x, this.folded.get(d1)!);
+      this.tap?.(h2);
+      const h4 = foldedConv(d2, h2, this.folded.get(d2)!);
+      const out = add(h4, x);
+      for (const t of [h2, h4]) t.dispose();
+      return out;
+    }
     const h1 = d1.forward(x);
     const h2 = bn1.forwardPrelu(h1, act);
     this.tap?.(h2);
@@ -108,6 +151,7 @@ class Branch extends Module {
   readonly body: Indexed;
   readonly tail: Indexed;
   tap: ((t: Tensor) => void) | null = null;
+  folded: Folded = null;
   constructor(k: Ctx, names: { head: string; blocks: string; body: string }, blocks: Layer[]) {
     super();
     const C = k.c.channels;
@@ -118,10 +162,15 @@ class Branch extends Module {
   }
   forward(x: Tensor): Tensor {
     const [hc, ha] = this.head.items as [Conv2d, PReLU];
-    const t0 = hc.forward(x);
-    const x0 = ha.forward(t0);
+    let x0: Tensor;
+    if (this.folded) {
+      x0 = foldedConv(hc, x, this.folded.get(hc)!);
+    } else {
+      const t0 = hc.forward(x);
+      x0 = ha.forward(t0);
+      t0.dispose();
+    }
     this.tap?.(x0);
-    t0.dispose();
     let h = x0;
     for (const b of this.blocks.items) {
       const n = b.forward(h);
@@ -129,10 +178,10 @@ class Branch extends Module {
       h = n;
     }
     const [bc, bbn] = this.body.items as [Conv2d, BatchNorm2d];
-    const b1 = bc.forward(h);
-    const b2 = bbn.forward(b1);
+    const b1 = this.folded ? null : bc.forward(h);
+    const b2 = b1 ? bbn.forward(b1) : foldedConv(bc, h, this.folded!.get(bc)!);
     const s = add(b2, x0);
-    for (const t of new Set([h, x0, b1, b2])) t.dispose();
+    for (const t of new Set([h, x0, b1, b2])) t?.dispose();
     const out = (this.tail.items[0] as Conv2d).forward(s);
     s.dispose();
     return out;
@@ -158,6 +207,7 @@ export class DrdNet extends Module {
   readonly backNet: Branch | null;
   /** Called with every PReLU output during forward while set (see ActivationTap). */
   tap: ActivationTap | null = null;
+  #folded: Map<Module, ConvEpilogue> | null = null;
 
   constructor(engine: Engine, config: DrdConfig, seed = 0, options: DrdNetOptions = {}) {
     super();
@@ -176,15 +226,50 @@ export class DrdNet extends Module {
     }
   }
 
+  /**
+   * Inference with fewer passes: folds each eval-mode BatchNorm into the preceding conv's weights
+   * and bias, and each PReLU into the conv epilogue (per-channel scale, shift and slope computed
+   * once here), so a conv + BN + PReLU runs as one conv. Used by forward while no gradient is
+   * recorded and every BatchNorm is in eval mode. The folded values are a snapshot: call the
+   * returned function (it frees them) before the parameters or running statistics change.
+   * Blocks replaced through DrdNetOptions keep their own forward.
+   */
+  foldForInference(): () => void {
+    this.#unfold();
+    const map = new Map<Module, ConvEpilogue>();
+    for (const [, m] of this.namedModules()) {
+      if (m instanceof Branch) {
+        const [hc, ha] = m.head.items as [Conv2d, PReLU];
+        const [bc, bbn] = m.body.items as [Conv2d, BatchNorm2d];
+        map.set(hc, foldLayer(hc, null, ha)).set(bc, foldLayer(bc, bbn, null));
+      } else if (m instanceof RainBlock || m instanceof DetailBlock) {
+        const [c1, bn1, act, c2, bn2] = (m instanceof RainBlock ? m.head : m.body).items as [Conv2d | DilatedContextBlock, BatchNorm2d, PReLU, Conv2d | DilatedContextBlock, BatchNorm2d];
+        map.set(c1, foldLayer(c1, bn1, act)).set(c2, foldLayer(c2, bn2, null));
+      }
+    }
+    this.#folded = map;
+    return () => {
+      if (this.#folded === map) this.#unfold();
+    };
+  }
+
+  #unfold(): void {
+    for (const ep of this.#folded?.values() ?? []) ep.affine.dispose();
+    this.#folded = null;
+  }
+
   /** Runs the network on a [N,3,H,W] batch of rainy images in [0,1]. Intermediates are freed. */
   forward(o: Tensor): DrdOutputs {
     if (o.shape.length !== 4 || o.shape[1] !== 3) throw new Error(`DrdNet: expected input [N,3,H,W], got ${shapeStr(o.shape)}`);
     const tap = this.tap;
+    // The folded path only where it equals the layer path: no gradients, BatchNorm on running stats.
+    const folded = this.#folded && !isGradEnabled() && this.namedModules().every(([, m]) => !(m instanceof BatchNorm2d) || !m.training) ? this.#folded : null;
     for (const [name, m] of this.namedModules()) {
       const at = (prelu: string) => (tap ? (t: Tensor) => tap(`${name}.${prelu}`, t) : null);
       if (m instanceof RainBlock) m.tap = at('rain_residual_block_head.2');
       else if (m instanceof DetailBlock) m.tap = at('back_residual_block_body.2');
       else if (m instanceof Branch) m.tap = at(`${m === this.rainNet ? 'rain_net_head' : 'back_net_head'}.1`);
+      if (m instanceof RainBlock || m instanceof DetailBlock || m instanceof Branch) m.folded = folded;
     }
     const rain = this.rainNet.forward(o);
     const derained = sub(o, rain);

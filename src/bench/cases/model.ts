@@ -24,10 +24,12 @@ function infer(name: PresetName, h: number, w: number, quick = false): BenchCase
     pixels: h * w,
     setup(engine) {
       const model = new DrdNet(engine, c, 1).eval();
+      // Inference as derainImage runs it: BatchNorm and PReLU folded into the convs.
+      const unfold = model.foldForInference();
       const x = input(engine, [1, 3, h, w], 7);
       return {
         run: () => tidy(() => noGrad(() => model.forward(x).final)).dispose(),
-        dispose: () => (x.dispose(), model.dispose()),
+        dispose: () => (unfold(), x.dispose(), model.dispose()),
       };
     },
   };

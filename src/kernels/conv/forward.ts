@@ -6,8 +6,18 @@ import { convConfig, type ConvTileConfig } from './config.js';
 import { branchGeometry, checkDy, geometry, type Activation, type Conv2dParams, type ConvBranch } from './geometry.js';
 import { packWeights } from './pack.js';
 
+/**
+ * A per-channel affine epilogue from `foldAffine` (inference: BatchNorm and PReLU folded into the
+ * conv): out = acc * scale + shift, then PReLU with its slopes when `prelu`. Replaces the bias.
+ */
+export interface ConvEpilogue {
+  affine: Tensor;
+  prelu: boolean;
+}
+
 export interface ConvForwardOptions extends Conv2dParams {
   activation?: Activation;
+  epilogue?: ConvEpilogue;
   /** Slope of leakyRelu for negative inputs (default 0.01). */
   negativeSlope?: number;
   config?: ConvTileConfig;
@@ -18,6 +28,7 @@ export interface ConvBackwardOptions extends Conv2dParams {
 }
 
 const ACT = { none: 0, relu: 1, leakyRelu: 2 } as const;
+const ACT_PRELU = 3; // slopes from the affine epilogue's third block
 
 interface ConvRun {
   op: string;
@@ -35,6 +46,7 @@ interface ConvRun {
   bias: Tensor | null;
   act: Activation;
   alpha: number;
+  epilogue: ConvEpilogue | null;
   cfg: ConvTileConfig;
 }
 
@@ -48,6 +60,7 @@ function runConv(r: ConvRun): Tensor {
   if (out.size === 0) return out;
   if (r.branches.length > 4) throw new Error(`${r.op}: at most 4 branches, got ${r.branches.length}`);
   if (r.bias && r.bias.size !== r.M) throw new Error(`${r.op}: bias ${shapeStr(r.bias.shape)} does not match ${r.M} output channels`);
+  if (r.epilogue && (r.bias || r.epilogue.affine.size !== 3 * r.M)) throw new Error(`${r.op}: an affine epilogue needs ${3 * r.M} values and no bias`);
   const packed = packWeights(r.weights, r.transposed, MP, r.op, r.fuse);
   const inImg = r.Cin * r.Hi * r.Wi;
   const outImg = r.M * r.Hq * r.Wq;
@@ -76,9 +89,9 @@ function runConv(r: ConvRun): Tensor {
         CoP: MP, NB: r.branches.length, xOff: xin.off, yOff: yout.off,
         sh: r.transposed ? 1 : r.sh, sw: r.transposed ? 1 : r.sw, divh: r.transposed ? r.sh : 1, divw: r.transposed ? r.sw : 1,
         ph: vec((b) => sgn * b.ph), pw: vec((b) => sgn * b.pw), dh: vec((b) => sgn * b.dh), dw: vec((b) => sgn * b.dw),
-        alpha: r.alpha, act: ACT[r.act], hasBias: r.bias ? 1 : 0,
+        alpha: r.alpha, act: r.epilogue?.prelu ? ACT_PRELU : ACT[r.act], hasBias: r.bias ? 1 : 0, affine: r.epilogue ? 1 : 0,
       },
-      bindings: [xin.binding, packed.binding(), (r.bias ?? packed).binding(), yout.binding],
+      bindings: [xin.binding, packed.binding(), (r.epilogue?.affine ?? r.bias ?? packed).binding(), yout.binding],
       workgroups: [Math.ceil(r.M / tileM), Math.ceil((r.Hq * r.Wq) / bn), n1 - n0],
     });
   }
@@ -92,7 +105,7 @@ export function conv2dForward(x: Tensor, w: Tensor, bias: Tensor | null, opts: C
   return runConv({
     op: 'conv2d.fwd', input: x, weights: [w], fuse: null, branches: [{ ph: g.ph, pw: g.pw, dh: g.dh, dw: g.dw }], transposed: false,
     Cin: g.Ci, Hi: g.H, Wi: g.W, M: g.Co, Hq: g.Ho, Wq: g.Wo, KH: g.KH, KW: g.KW, sh: g.sh, sw: g.sw,
-    bias, act: opts.activation ?? 'none', alpha: opts.negativeSlope ?? 0.01, cfg: convConfig(x.engine, 'fwd', g, opts.config),
+    bias, act: opts.activation ?? 'none', alpha: opts.negativeSlope ?? 0.01, epilogue: opts.epilogue ?? null, cfg: convConfig(x.engine, 'fwd', g, opts.config),
   });
 }
 
@@ -103,7 +116,7 @@ export function conv2dBackwardData(dy: Tensor, w: Tensor, xShape: Shape, opts: C
   return runConv({
     op: 'conv2d.dgrad', input: dy, weights: [w], fuse: null, branches: [{ ph: g.ph, pw: g.pw, dh: g.dh, dw: g.dw }], transposed: true,
     Cin: g.Co, Hi: g.Ho, Wi: g.Wo, M: g.Ci, Hq: g.H, Wq: g.W, KH: g.KH, KW: g.KW, sh: g.sh, sw: g.sw,
-    bias: null, act: 'none', alpha: 0, cfg: convConfig(dy.engine, 'dgrad', g, opts.config),
+    bias: null, act: 'none', alpha: 0, epilogue: null, cfg: convConfig(dy.engine, 'dgrad', g, opts.config),
   });
 }
 
@@ -115,6 +128,7 @@ export interface MultiConvOptions {
   fuse?: Tensor | null;
   activation?: Activation;
   negativeSlope?: number;
+  epilogue?: ConvEpilogue;
   config?: ConvTileConfig;
 }
 
@@ -126,7 +140,7 @@ export function conv2dMultiForward(x: Tensor, branches: ConvBranch[], bias: Tens
   return runConv({
     op: 'multiDilationConv.fwd', input: x, weights: branches.map((b) => b.weight), fuse, branches: gs.map((q) => ({ ph: q.ph, pw: q.pw, dh: q.dh, dw: q.dw })),
     transposed: false, Cin: g.Ci, Hi: g.H, Wi: g.W, M: g.Co, Hq: g.Ho, Wq: g.Wo, KH: g.KH, KW: g.KW, sh: 1, sw: 1,
-    bias, act: opts.activation ?? 'none', alpha: opts.negativeSlope ?? 0.01, cfg: convConfig(x.engine, 'fwd', g, opts.config),
+    bias, act: opts.activation ?? 'none', alpha: opts.negativeSlope ?? 0.01, epilogue: opts.epilogue ?? null, cfg: convConfig(x.engine, 'fwd', g, opts.config),
   });
 }
 
@@ -139,6 +153,6 @@ export function conv2dMultiBackwardData(dy: Tensor, branches: ConvBranch[], xSha
   return runConv({
     op: 'multiDilationConv.dgrad', input: dy, weights: branches.map((b) => b.weight), fuse, branches: gs.map((q) => ({ ph: q.ph, pw: q.pw, dh: q.dh, dw: q.dw })),
     transposed: true, Cin: g.Co, Hi: g.Ho, Wi: g.Wo, M: g.Ci, Hq: g.H, Wq: g.W, KH: g.KH, KW: g.KW, sh: 1, sw: 1,
-    bias: null, act: 'none', alpha: 0, cfg: convConfig(dy.engine, 'dgrad', g, opts.config),
+    bias: null, act: 'none', alpha: 0, epilogue: null, cfg: convConfig(dy.engine, 'dgrad', g, opts.config),
   });
 }

@@ -63,3 +63,36 @@ export function composeFusedBias(fuse: Tensor, branchChannels: number[], biases:
   });
   return out;
 }
+
+/** Eval-mode BatchNorm parameters folded by `foldAffine`. */
+export interface FoldBn {
+  weight: Tensor;
+  bias: Tensor;
+  runningMean: Tensor;
+  runningVar: Tensor;
+  eps: number;
+}
+
+/**
+ * The affine epilogue [scale | shift | slope] (3 x Co) of a conv with `bias` followed by eval-mode
+ * BatchNorm `bn` and PReLU `slope` ([Co] or shared [1]); any of them may be absent. One dispatch.
+ */
+export function foldAffine(Co: number, bias: Tensor | null, bn: FoldBn | null, slope: Tensor | null): Tensor {
+  const some = bias ?? bn?.weight ?? slope;
+  if (!some) throw new Error('foldAffine: nothing to fold (no bias, BatchNorm or slope)');
+  for (const [name, t] of [['bias', bias], ['BatchNorm weight', bn?.weight], ['BatchNorm bias', bn?.bias], ['running mean', bn?.runningMean], ['running var', bn?.runningVar]] as const) {
+    if (t && t.size !== Co) throw new Error(`foldAffine: ${name} has ${t.size} values for ${Co} channels`);
+  }
+  if (slope && slope.size !== 1 && slope.size !== Co) throw new Error(`foldAffine: PReLU slope has ${slope.size} values for ${Co} channels`);
+  const e = some.engine;
+  const out = Tensor.empty(e, [3 * Co]);
+  e.dispatch({
+    label: 'conv2d.fold',
+    code,
+    entry: 'fold',
+    uniforms: { Co, hasBias: bias ? 1 : 0, hasBn: bn ? 1 : 0, slopeN: slope ? (slope.size === 1 ? 1 : Co) : 0, eps: bn?.eps ?? 0 },
+    bindings: [some, bn?.weight ?? some, bn?.bias ?? some, bn?.runningMean ?? some, bn?.runningVar ?? some, slope ?? some, out].map((t) => t.binding()),
+    workgroups: [Math.ceil(Co / 64)],
+  });
+  return out;
+}
