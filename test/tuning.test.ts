@@ -11,7 +11,7 @@ import type { Engine } from '../src/gpu/runtime.js';
 import { fileTuningStore } from '../src/io/tuning-store-node.js';
 import { pendingTuning } from '../src/kernels/conv/config.js';
 import {
-  conv2dBackwardData, conv2dBackwardFilter, conv2dForward, convCandidates, convTuning, defaultConvConfig, prepareTuning, tunePending, tuneStats, wgradCandidates,
+  conv2dBackwardData, conv2dBackwardFilter, conv2dForward, conv2dMultiForward, convCandidates, convTuning, defaultConvConfig, prepareTuning, tunePending, tuneStats, wgradCandidates,
   type ConvTileConfig, type WgradTileConfig,
 } from '../src/kernels/conv2d.js';
 import { engine, engineWith, gpu } from './helpers.js';
@@ -92,6 +92,25 @@ test('first use tunes and persists; a second engine reuses without timing; corru
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a multi-dilation conv is its own shape class, timed as the fused kernel', async () => {
+  const e = await engineWith({ tune: true, tuningStore: null });
+  try {
+    await tidy(async () => {
+      const x = Tensor.fromData(e, new Float32Array(4 * 9 * 10).fill(0.5), [1, 4, 9, 10]);
+      const w = Tensor.fromData(e, new Float32Array(4 * 4 * 9).fill(0.1), [4, 4, 3, 3]);
+      const branches = [1, 2].map((d) => ({ weight: w, padding: [d, d] as [number, number], dilation: [d, d] as [number, number] }));
+      await conv2dMultiForward(x, branches, null).read();
+    });
+    const keys = [...pendingTuning(e).keys()];
+    assert.is(keys.length, 1);
+    assert.ok(keys[0].endsWith(':b2'), keys[0]);
+    const made = await tunePending(e, quick);
+    assert.equal([...made.keys()], keys);
+  } finally {
+    e.destroy();
   }
 });
 

@@ -3,7 +3,7 @@ import type { Engine } from '../../gpu/runtime.js';
 import { Tensor, type Shape } from '../../core/tensor.js';
 import type { PerAxis } from '../util.js';
 import { convTuning, defaultConvConfig, defaultWgradConfig, tuningKey, type ConvKind, type ConvTileConfig, type WgradTileConfig } from './config.js';
-import { conv2dBackwardData, conv2dForward } from './forward.js';
+import { conv2dBackwardData, conv2dForward, conv2dMultiBackwardData, conv2dMultiForward } from './forward.js';
 import { geometry, type Geometry } from './geometry.js';
 import { conv2dBackwardFilter } from './wgrad.js';
 
@@ -17,6 +17,12 @@ export interface ConvShape {
   dilation?: PerAxis;
   /** Passes to tune (default all three). */
   kinds?: ConvKind[];
+  /**
+   * A multi-dilation conv: every branch's padding and dilation (the first is `padding` and
+   * `dilation` above); forward and dgrad are then timed as the fused multi-branch kernel with the
+   * weight `w` on each branch, and recorded under the multi-branch shape class.
+   */
+  branches?: Array<{ padding: [number, number]; dilation: [number, number] }>;
 }
 
 /**
@@ -122,7 +128,8 @@ export async function autotuneConv(engine: Engine, shapes: ConvShape[], opts: Au
     const dy = rand([g.N, g.Co, g.Ho, g.Wo]);
     try {
       for (const kind of s.kinds ?? (['fwd', 'dgrad', 'wgrad'] as ConvKind[])) {
-        const key = tuningKey(engine, kind, g);
+        const multi = kind !== 'wgrad' && s.branches && s.branches.length > 1 ? s.branches.map((b) => ({ weight: w, ...b })) : null;
+        const key = tuningKey(engine, kind, g, multi?.length);
         let best: { t: number; c: ConvTileConfig | WgradTileConfig } | null = null;
         const cands: Array<ConvTileConfig | WgradTileConfig> =
           kind === 'wgrad' ? (opts.candidates?.wgrad ?? wgradCandidates(engine, g))
@@ -131,7 +138,8 @@ export async function autotuneConv(engine: Engine, shapes: ConvShape[], opts: Au
         for (const c of cands.slice(0, opts.maxCandidates ?? Infinity)) {
           if (best && performance.now() - t0 > (opts.budgetMs ?? Infinity)) break;
           const run =
-            kind === 'fwd' ? () => conv2dForward(x, w, null, { ...p, config: c as ConvTileConfig })
+            multi ? (kind === 'fwd' ? () => conv2dMultiForward(x, multi, null, { config: c as ConvTileConfig }) : () => conv2dMultiBackwardData(dy, multi, s.x, { config: c as ConvTileConfig }))
+            : kind === 'fwd' ? () => conv2dForward(x, w, null, { ...p, config: c as ConvTileConfig })
             : kind === 'dgrad' ? () => conv2dBackwardData(dy, w, s.x, { ...p, config: c as ConvTileConfig })
             : () => conv2dBackwardFilter(x, dy, s.w, { ...p, config: c as WgradTileConfig });
           let t: number;

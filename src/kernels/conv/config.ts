@@ -57,19 +57,29 @@ function adapterKey(e: Engine): string {
 
 const bucket = (v: number) => 2 ** Math.round(Math.log2(Math.max(1, v)));
 
-/** The shape class: channels and kernel exactly, pixel count to the nearest power of two. */
-function shapeClass(kind: ConvKind, g: Geometry): string {
+/**
+ * The shape class: channels and kernel exactly, pixel count to the nearest power of two, and the
+ * number of branches a multi-dilation conv sums (its best tiles differ from a single conv's).
+ */
+function shapeClass(kind: ConvKind, g: Geometry, nb: number): string {
   const strided = g.sh > 1 || g.sw > 1 ? 's' : '';
-  return `${kind}:${g.Ci}->${g.Co}:k${g.KH}x${g.KW}${strided}:px${bucket(g.N * g.Ho * g.Wo)}`;
+  return `${kind}:${g.Ci}->${g.Co}:k${g.KH}x${g.KW}${strided}:px${bucket(g.N * g.Ho * g.Wo)}${nb > 1 ? `:b${nb}` : ''}`;
 }
 
-export function tuningKey(e: Engine, kind: ConvKind, g: Geometry): string {
-  return `${adapterKey(e)}|${shapeClass(kind, g)}`;
+export function tuningKey(e: Engine, kind: ConvKind, g: Geometry, nb = 1): string {
+  return `${adapterKey(e)}|${shapeClass(kind, g, nb)}`;
 }
 
 /** Shape classes a kernel met without a tuned entry while `engine.tune` was on: `tunePending` times them. */
-export function pendingTuning(e: Engine): Map<string, { kind: ConvKind; g: Geometry }> {
-  return e.local(PENDING, () => new Map<string, { kind: ConvKind; g: Geometry }>());
+export function pendingTuning(e: Engine): Map<string, PendingShape> {
+  return e.local(PENDING, () => new Map<string, PendingShape>());
+}
+
+/** A shape class awaiting tuning: the pass, its geometry, and each branch's geometry for multi-dilation convs. */
+export interface PendingShape {
+  kind: ConvKind;
+  g: Geometry;
+  branches?: Geometry[];
 }
 const PENDING = Symbol('conv2d shape classes awaiting tuning');
 
@@ -89,10 +99,11 @@ export function recordConvConfigs(e: Engine): () => Map<string, ConvTileConfig |
 }
 
 /** The tuned entry for this pass and shape class; a miss is noted for tuning when the engine tunes. */
-function tuned<T extends ConvTileConfig | WgradTileConfig>(e: Engine, kind: ConvKind, g: Geometry): { key: string; c: T | undefined } {
-  const key = tuningKey(e, kind, g);
+function tuned<T extends ConvTileConfig | WgradTileConfig>(e: Engine, kind: ConvKind, g: Geometry, branches?: Geometry[]): { key: string; c: T | undefined } {
+  const multi = branches && branches.length > 1 ? branches : undefined;
+  const key = tuningKey(e, kind, g, multi?.length);
   const c = convTuning(e).get(key) as T | undefined;
-  if (!c && e.tune) pendingTuning(e).set(key, { kind, g });
+  if (!c && e.tune) pendingTuning(e).set(key, { kind, g, branches: multi });
   return { key, c };
 }
 
@@ -134,9 +145,9 @@ export function defaultWgradConfig(e: Engine, g: Geometry): WgradTileConfig {
   return { ...base, kernel: 'pixels', wgX: 8, tv: Math.min(g.Ci, 128 / tu, 16) };
 }
 
-export function convConfig(e: Engine, kind: 'fwd' | 'dgrad', g: Geometry, given?: ConvTileConfig): ConvTileConfig {
+export function convConfig(e: Engine, kind: 'fwd' | 'dgrad', g: Geometry, given?: ConvTileConfig, branches?: Geometry[]): ConvTileConfig {
   if (given) return checkConvConfig(e, given);
-  const t = tuned<ConvTileConfig>(e, kind, g);
+  const t = tuned<ConvTileConfig>(e, kind, g, branches);
   const c = t.c ?? (kind === 'fwd' ? defaultConvConfig(e, g.Co, g.Ho * g.Wo, g.Ci * g.KH * g.KW) : defaultConvConfig(e, g.Ci, g.H * g.W, g.Co * g.KH * g.KW));
   noteUse(e, t.key, c);
   return checkConvConfig(e, c);

@@ -140,7 +140,7 @@ export function conv2dMultiForward(x: Tensor, branches: ConvBranch[], bias: Tens
   return runConv({
     op: 'multiDilationConv.fwd', input: x, weights: branches.map((b) => b.weight), fuse, branches: gs.map((q) => ({ ph: q.ph, pw: q.pw, dh: q.dh, dw: q.dw })),
     transposed: false, Cin: g.Ci, Hi: g.H, Wi: g.W, M: g.Co, Hq: g.Ho, Wq: g.Wo, KH: g.KH, KW: g.KW, sh: 1, sw: 1,
-    bias, act: opts.activation ?? 'none', alpha: opts.negativeSlope ?? 0.01, epilogue: opts.epilogue ?? null, cfg: convConfig(x.engine, 'fwd', g, opts.config),
+    bias, act: opts.activation ?? 'none', alpha: opts.negativeSlope ?? 0.01, epilogue: opts.epilogue ?? null, cfg: convConfig(x.engine, 'fwd', g, opts.config, gs),
   });
 }
 
@@ -153,6 +153,6 @@ export function conv2dMultiBackwardData(dy: Tensor, branches: ConvBranch[], xSha
   return runConv({
     op: 'multiDilationConv.dgrad', input: dy, weights: branches.map((b) => b.weight), fuse, branches: gs.map((q) => ({ ph: q.ph, pw: q.pw, dh: q.dh, dw: q.dw })),
     transposed: true, Cin: g.Co, Hi: g.Ho, Wi: g.Wo, M: g.Ci, Hq: g.H, Wq: g.W, KH: g.KH, KW: g.KW, sh: 1, sw: 1,
-    bias: null, act: 'none', alpha: 0, epilogue: null, cfg: convConfig(dy.engine, 'dgrad', g, opts.config),
+    bias: null, act: 'none', alpha: 0, epilogue: null, cfg: convConfig(dy.engine, 'dgrad', g, opts.config, gs),
   });
 }

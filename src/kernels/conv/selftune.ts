@@ -80,10 +80,11 @@ export function tunePending(e: Engine, opts: AutotuneOptions = {}): Promise<Map<
     const todo = [...pending].filter(([key]) => !cache.has(key));
     pending.clear();
     if (todo.length === 0) return made;
-    for (const [key, { kind, g }] of todo) {
+    for (const [key, { kind, g, branches }] of todo) {
       const t0 = performance.now();
       const chosen = await autotuneConv(e, [{
         x: [g.N, g.Ci, g.H, g.W], w: [g.Co, g.Ci, g.KH, g.KW], stride: [g.sh, g.sw], padding: [g.ph, g.pw], dilation: [g.dh, g.dw], kinds: [kind],
+        branches: branches?.map((b) => ({ padding: [b.ph, b.pw], dilation: [b.dh, b.dw] })),
       }], { reps: 3, budgetMs: budgetFor(e), ...opts });
       const c = chosen.get(key);
       if (!c) continue;
