@@ -17,6 +17,7 @@ struct Params {
   chunk: u32, splits: u32,
   save: u32,  // forward: write the saved tensors
   wgrad: u32, // backward: compute dW1, dW2
+  residual: u32, // forward apply: add `res` (the rain block's skip) in the same pass
 }
 
 @group(0) @binding(0) var<uniform> u: Params;
@@ -29,6 +30,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read> part: array<f32>;
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
 @group(0) @binding(6) var<storage, read_write> saved: array<f32>;
+@group(0) @binding(7) var<storage, read> res: array<f32>;
 // sums (backward): x, then
 @group(0) @binding(2) var<storage, read> sdy: array<f32>;
 @group(0) @binding(3) var<storage, read_write> sums_out: array<f32>;
@@ -101,7 +103,7 @@ fn mean_of(m: u32, j: u32) -> f32 {
   return t / f32(u.p);
 }
 
-// Forward pass 2: the gate of this (n, c) from the pooled partials, then y = x * gate.
+// Forward pass 2: the gate of this (n, c) from the pooled partials, then y = x * gate (+ res).
 @compute @workgroup_size(WG)
 fn apply(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let at = site(wid, nwg);
@@ -128,7 +130,11 @@ fn apply(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: v
     saved[u.n * (u.c + hd) + at.plane] = gate;
   }
   let base = at.plane * u.p;
-  for (var j = wid.x * u.chunk + t; j < chunk_end(wid.x); j += WG) { y[base + j] = x[base + j] * gate; }
+  for (var j = wid.x * u.chunk + t; j < chunk_end(wid.x); j += WG) {
+    var v = x[base + j] * gate;
+    if (u.residual == 1u) { v += res[base + j]; }
+    y[base + j] = v;
+  }
 }
 
 // d loss / d z2 for sample m, channel j.

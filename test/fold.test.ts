@@ -1,4 +1,4 @@
-// Eval-mode folding: the conv's affine epilogue (BatchNorm scale/shift, PReLU slopes) against float64 on every tiling family, and DrdNet's folded inference against its layer-by-layer eval path (outputs and dispatch counts).
+// Eval-mode folding: the conv's affine epilogue (BatchNorm scale/shift, PReLU slopes) and the SE pass with the skip added against float64, and DrdNet's folded inference against its layer-by-layer eval path (outputs and dispatch counts).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as R from './ref/ops.js';
@@ -7,6 +7,7 @@ import { Tensor, tidy } from '../src/core/tensor.js';
 import { noGrad } from '../src/graph/autograd.js';
 import { BatchNorm2d } from '../src/graph/layers.js';
 import { composeFusedBias, conv2dForward, conv2dMultiForward, foldAffine, type ConvTileConfig } from '../src/kernels/conv2d.js';
+import { squeezeExciteForward } from '../src/kernels/se.js';
 import { preset } from '../src/model/config.js';
 import { DrdNet } from '../src/model/drdnet.js';
 import { engine, gpu } from './helpers.js';
@@ -90,6 +91,21 @@ test('the affine epilogue on the fused multi-dilation conv (composed bias, BN, P
   }
 });
 
+test('the SE pass with the skip connection added matches float64 (x * gate + residual)', async () => {
+  const e = await engine();
+  for (const [shape, hd] of [[[2, 5, 7, 9], 2], [[1, 16, 33, 31], 1]] as Array<[number[], number]>) {
+    const C = shape[1];
+    const [x, w1, w2, res] = [t(shape), t([hd, C]), t([C, hd]), t(shape)];
+    const se = R.squeezeExcite(x, w1, w2);
+    const want = se.data.map((v, i) => v + res.data[i]);
+    await tidy(async () => {
+      const { y } = squeezeExciteForward(gpu(e, x), gpu(e, w1), gpu(e, w2), false, gpu(e, res));
+      const r = allclose(await y.read(), want, FWD.rtol, FWD.atol);
+      assert.ok(r.ok, `${shape}: ${r.message}`);
+    });
+  }
+});
+
 /** Random BatchNorm statistics and affine parameters, so folding has something to fold. */
 function randomiseBn(model: DrdNet): void {
   for (const [, m] of model.namedModules()) {
@@ -129,9 +145,10 @@ for (const name of ['micro', 'tiny'] as const) {
         assert.ok(err <= 1e-4, `${name} ${i ? 'rain' : 'final'}: relative L2 ${err.toExponential(2)} > 1e-4`);
       }
       // Per forward, folding drops: every BatchNorm pass (2 per block, 1 per branch body), the
-      // branch heads' PReLU, and the detail blocks' composed-bias dispatches (1 + dilations each).
+      // branch heads' PReLU, the detail blocks' composed-bias dispatches (1 + dilations each) and
+      // the rain blocks' skip additions (done by the SE pass).
       const branches = c.detail ? 2 : 1;
-      const saved = 2 * (c.rainBlocks + (c.detail ? c.detailBlocks : 0)) + 2 * branches + (c.detail ? 2 * c.detailBlocks * (1 + c.dilations.length) : 0);
+      const saved = 2 * (c.rainBlocks + (c.detail ? c.detailBlocks : 0)) + 2 * branches + (c.detail ? 2 * c.detailBlocks * (1 + c.dilations.length) : 0) + (c.se ? c.rainBlocks : 0);
       assert.is(plain.dispatches - folded.dispatches, saved, `dispatches per forward: ${plain.dispatches} layer by layer, ${folded.dispatches} folded`);
     } finally {
       x.dispose();

@@ -25,16 +25,20 @@ function plan(x: Tensor, rows: number, p: number, hd: number) {
   return { wg, splits, chunk: Math.ceil(p / splits), serial: pl.serial };
 }
 
-/** y = x * sigmoid(w2 relu(w1 mean_hw(x))). Two dispatches; `saved` is filled when `save`. */
-export function squeezeExciteForward(x: Tensor, w1: Tensor, w2: Tensor, save: boolean): { y: Tensor; saved: Tensor } {
+/**
+ * y = x * sigmoid(w2 relu(w1 mean_hw(x))) (+ `residual`, same shape: the rain block's skip added in
+ * the same pass, for inference). Two dispatches; `saved` is filled when `save`.
+ */
+export function squeezeExciteForward(x: Tensor, w1: Tensor, w2: Tensor, save: boolean, residual: Tensor | null = null): { y: Tensor; saved: Tensor } {
   const [n, c, p, hd] = dims(x, w1, w2);
+  if (residual && residual.shape.join() !== x.shape.join()) throw new Error(`squeezeExcite: residual ${shapeStr(residual.shape)} does not match input ${shapeStr(x.shape)}`);
   const engine = x.engine;
   const y = Tensor.empty(engine, x.shape);
   const saved = Tensor.empty(engine, [n * (2 * c + hd)]);
   if (x.size === 0) return { y, saved };
   const pl = plan(x, n * c, p, hd);
   const constants = { WG: pl.wg, SERIAL: pl.serial ? 1 : 0 };
-  const uniforms = { n, c, p, hidden: hd, chunk: pl.chunk, splits: pl.splits, save: save ? 1 : 0, wgrad: 0 };
+  const uniforms = { n, c, p, hidden: hd, chunk: pl.chunk, splits: pl.splits, save: save ? 1 : 0, wgrad: 0, residual: residual ? 1 : 0 };
   const workgroups = rowGrid(engine, pl.splits, n * c);
   const part = Tensor.empty(engine, [n * c * pl.splits]);
   engine.dispatch({ label: 'squeezeExcite.pool', code, entry: 'pool', constants, uniforms, bindings: [x.binding(), part.binding()], workgroups });
@@ -44,7 +48,7 @@ export function squeezeExciteForward(x: Tensor, w1: Tensor, w2: Tensor, save: bo
     entry: 'apply',
     constants,
     uniforms,
-    bindings: [x.binding(), w1.binding(), w2.binding(), part.binding(), y.binding(), saved.binding()],
+    bindings: [x.binding(), w1.binding(), w2.binding(), part.binding(), y.binding(), saved.binding(), (residual ?? x).binding()],
     workgroups,
   });
   part.dispose();
@@ -62,7 +66,7 @@ export function squeezeExciteBackward(x: Tensor, w1: Tensor, w2: Tensor, saved: 
   if (x.size === 0) return { dx, dw1, dw2 };
   const pl = plan(x, n * c, p, hd);
   const constants = { WG: pl.wg, SERIAL: pl.serial ? 1 : 0 };
-  const uniforms = { n, c, p, hidden: hd, chunk: pl.chunk, splits: pl.splits, save: 0, wgrad: weightGrads ? 1 : 0 };
+  const uniforms = { n, c, p, hidden: hd, chunk: pl.chunk, splits: pl.splits, save: 0, wgrad: weightGrads ? 1 : 0, residual: 0 };
   const workgroups = rowGrid(engine, pl.splits, n * c);
   const part = Tensor.empty(engine, [n * c * pl.splits]);
   engine.dispatch({ label: 'squeezeExcite.backward.sums', code, entry: 'sums', constants, uniforms, bindings: [x.binding(), dy.binding(), part.binding()], workgroups });

@@ -8,6 +8,7 @@ import { add, sub } from '../graph/ops.js';
 import { isGradEnabled } from '../graph/autograd.js';
 import { type Tensor, shapeStr } from '../core/tensor.js';
 import { composeFusedBias, conv2dForward, conv2dMultiForward, foldAffine, pair, type ConvEpilogue, type FoldBn } from '../kernels/conv2d.js';
+import { squeezeExciteForward } from '../kernels/se.js';
 import { Rng } from '../util/rng.js';
 import { type DrdConfig, validateConfig } from './config.js';
 
@@ -94,6 +95,13 @@ class RainBlock extends Module {
       this.tap?.(h2);
       h = foldedConv(c2, h2, this.folded.get(c2)!);
       h2.dispose();
+      if (this.body instanceof SqueezeExcite) {
+        // The SE scale and the skip connection in one pass.
+        const { y, saved } = squeezeExciteForward(h, this.body.fc1.weight, this.body.fc2.weight, false, x);
+        saved.dispose();
+        h.dispose();
+        return y;
+      }
     } else {
       const h1 = c1.forward(x);
       const h2 = bn1.forwardPrelu(h1, act);
@@ -231,7 +239,8 @@ export class DrdNet extends Module {
    * and bias, and each PReLU into the conv epilogue (per-channel scale, shift and slope computed
    * once here), so a conv + BN + PReLU runs as one conv. Used by forward while no gradient is
    * recorded and every BatchNorm is in eval mode. The folded values are a snapshot: call the
-   * returned function (it frees them) before the parameters or running statistics change.
+   * returned function (it frees them) before the parameters or running statistics change. The rain
+   * blocks' SE pass also adds their skip connection.
    * Blocks replaced through DrdNetOptions keep their own forward.
    */
   foldForInference(): () => void {
