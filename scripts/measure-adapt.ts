@@ -2,7 +2,8 @@
 // PSNR/SSIM against the known clean image (the model never sees it) for the bundled weights and
 // several adaptation variants over seeds, plus how often the no-ground-truth guard agrees.
 //   node scripts/run-ts.mjs scripts/measure-adapt.ts [--photos a,b] [--recipes real,heavy,slant]
-//        [--seeds 1,2,3] [--mosaic] [--steps 20] [--patch 48] [--batch 2] [--lr 1e-4] [--crop 128] [--out experiments/adapt-results]
+//        [--seeds 1,2,3] [--mosaic] [--steps 20] [--patch 48] [--batch 2] [--lr 1e-4] [--crop 128] [--variants a,b]
+//        [--patchnce-weight W] [--out experiments/adapt-results]
 // Writes <out>.json (every run) and <out>.md (the tables); --report rewrites <out>.md from <out>.json.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,7 +16,7 @@ import { decodeImage } from '../src/io/image-node.js';
 import type { Image } from '../src/io/image.js';
 import { derainImage } from '../src/model/derain.js';
 import { loadModel } from '../src/model/weights.js';
-import { adaptToPhotos, type AdaptOptions } from '../src/train/adapt.js';
+import { ADAPT_DEFAULTS, adaptToPhotos, type AdaptOptions } from '../src/train/adapt.js';
 import { guardSaysWorse, selfConsistency } from '../src/train/adapt-guard.js';
 import { centerCrop, quantize8 } from '../src/train/adapt-pairs.js';
 import { loadAdaptPairs } from '../src/train/adapt-pairs-node.js';
@@ -65,14 +66,25 @@ interface Variant {
   perPhoto: boolean;
 }
 const base = { steps: STEPS, patch: PATCH, batch: BATCH, lr: LR };
+/** --patchnce-weight W: the PatchNCE term's weight in adapt-frozen-patchnce (default: adapt's). */
+const PNW_ARG = opt('patchnce-weight', '');
+const PNW = PNW_ARG ? Number(PNW_ARG) : ADAPT_DEFAULTS.patchnceWeight;
 const VARIANTS: Variant[] = [
   { name: 'bundled', what: 'bundled weights, no adaptation', opts: null, perPhoto: false },
   { name: 'adapt', what: 'contrastive (photo) + supervised, BN batch statistics', opts: { ...base, contrastive: true, bn: 'batch' }, perPhoto: true },
   { name: 'adapt-running', what: 'contrastive + supervised, real batch on running BN statistics', opts: { ...base, contrastive: true, bn: 'running' }, perPhoto: true },
   { name: 'adapt-frozen', what: 'contrastive + supervised, BN frozen (eval mode throughout)', opts: { ...base, contrastive: true, bn: 'frozen' }, perPhoto: true },
+  { name: 'adapt-frozen-patchnce', what: `PatchNCE (photo, own frozen first layers, weight ${PNW}) + supervised, BN frozen`, opts: { ...base, contrastive: true, bn: 'frozen', contrastiveSpace: 'patchnce', patchnceWeight: PNW }, perPhoto: true },
   { name: 'sup', what: 'supervised only on the pairs (no photo), BN batch statistics', opts: { ...base, contrastive: false, bn: 'batch' }, perPhoto: false },
   { name: 'sup-frozen', what: 'supervised only on the pairs (no photo), BN frozen', opts: { ...base, contrastive: false, bn: 'frozen' }, perPhoto: false },
 ];
+/** --variants a,b: run only these (the bundled weights always run: every Δ is against them). */
+const ONLY = opt('variants', '');
+if (ONLY) {
+  const want = ONLY.split(',');
+  for (const n of want) if (!VARIANTS.some((v) => v.name === n)) throw new Error(`--variants: unknown variant '${n}' (one of ${VARIANTS.map((v) => v.name).join(', ')})`);
+  VARIANTS.splice(0, VARIANTS.length, ...VARIANTS.filter((v) => v.name === 'bundled' || want.includes(v.name)));
+}
 
 interface Case {
   photo: string;
@@ -211,7 +223,7 @@ function report(rows: Row[], totalS: number): string {
   const bundled = new Map(rows.filter((r) => r.variant === 'bundled').map((r) => [`${r.photo}/${r.recipe}`, r]));
   const delta = (r: Row) => r.psnr - bundled.get(`${r.photo}/${r.recipe}`)!.psnr;
   const dSsim = (r: Row) => r.ssim - bundled.get(`${r.photo}/${r.recipe}`)!.ssim;
-  const cmd = `node scripts/run-ts.mjs scripts/measure-adapt.ts --photos ${PHOTOS.join(',')} --recipes ${RECIPES.join(',')} --seeds ${SEEDS.join(',')} --steps ${STEPS} --patch ${PATCH} --batch ${BATCH} --lr ${LR} ${MOSAIC ? '--mosaic' : `--crop ${CROP}`} --out ${OUT}`;
+  const cmd = `node scripts/run-ts.mjs scripts/measure-adapt.ts --photos ${PHOTOS.join(',')} --recipes ${RECIPES.join(',')} --seeds ${SEEDS.join(',')} --steps ${STEPS} --patch ${PATCH} --batch ${BATCH} --lr ${LR} ${MOSAIC ? '--mosaic' : `--crop ${CROP}`}${ONLY ? ` --variants ${ONLY}` : ''}${PNW_ARG ? ` --patchnce-weight ${PNW_ARG}` : ''} --out ${OUT}`;
   const L: string[] = [];
   L.push('# What adaptation does on rain the bundled model was not trained on', '');
   L.push(`Command (${(totalS / 60).toFixed(1)} min on lavapipe, 2 shared cores):`, '', '```sh', cmd, '```', '');

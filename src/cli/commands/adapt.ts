@@ -3,7 +3,7 @@
 import { checkOutputFile, LineLog, writeFileAtomic } from '../../io/fs-node.js';
 import { readImage } from '../../io/image-node.js';
 import { NonFiniteWeightsError, weightsToBytes } from '../../model/weights.js';
-import { ADAPT_BN_MODES, ADAPT_DEFAULTS, adaptToPhotos } from '../../train/adapt.js';
+import { ADAPT_BN_MODES, ADAPT_DEFAULTS, adaptToPhotos, CONTRASTIVE_SPACES } from '../../train/adapt.js';
 import { guardSaysWorse, selfConsistency } from '../../train/adapt-guard.js';
 import { loadAdaptPairs } from '../../train/adapt-pairs-node.js';
 import { int, num, oneOf, parseArgs, required, str, UsageError } from '../args.js';
@@ -28,11 +28,14 @@ is compared with the starting weights; a warning says when it got worse.
   --patch P --batch B    crop size and crops per step                            default ${D.patch}, ${D.batch}
   --bn batch|running|frozen  BatchNorm statistics during adaptation              default ${D.bn}
   --contrastive on|off   the photos through the contrastive terms                default ${D.contrastive ? 'on' : 'off'}
+  --space vgg|patchnce   their feature space: the dual ratio in a random VGG-19, or
+                         PatchNCE (output vs photo, same position vs others) in a
+                         frozen copy of the network's own first layers            default ${D.contrastiveSpace}
 The defaults are what measured best on held-out photos with unseen rain; adaptation gained
 about +0.4 dB there and can still make a photo worse (experiments/adapt-summary.md).`;
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, ['out', 'weights', 'steps', 'seed', 'log', 'lr', 'patch', 'batch', 'bn', 'contrastive'], [], { o: 'out' });
+  const a = parseArgs(argv, ['out', 'weights', 'steps', 'seed', 'log', 'lr', 'patch', 'batch', 'bn', 'contrastive', 'space'], [], { o: 'out' });
   const inputs = a.positionals;
   if (inputs.length === 0) throw new UsageError('adapt: give at least one rainy photo');
   const out = required(a, 'out', '(-o <weights.safetensors>)');
@@ -45,6 +48,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!(lr > 0)) throw new UsageError(`--lr must be a positive number, got '${str(a, 'lr')}'`);
   const bn = oneOf(a, 'bn', ADAPT_BN_MODES, D.bn)!;
   const contrastive = oneOf(a, 'contrastive', ['on', 'off'] as const, D.contrastive ? 'on' : 'off') === 'on';
+  const contrastiveSpace = oneOf(a, 'space', CONTRASTIVE_SPACES, D.contrastiveSpace)!;
   const weightsArg = str(a, 'weights');
   const logPath = str(a, 'log');
   // Nothing the user gave as input is ever overwritten, by the weights or by the log.
@@ -64,7 +68,7 @@ export async function run(argv: string[]): Promise<number> {
 
   const log = logPath ? LineLog.open(logPath) : null;
   const t0 = performance.now();
-  const result = await adaptToPhotos(engine, model, photos, pairs, { steps, seed, patch, batch, lr, bn, contrastive }, {
+  const result = await adaptToPhotos(engine, model, photos, pairs, { steps, seed, patch, batch, lr, bn, contrastive, contrastiveSpace }, {
     onStep: (r, n) => {
       log?.append(JSON.stringify(r));
       const rate = r.step / ((performance.now() - t0) / 1000);
