@@ -1,5 +1,6 @@
 // One-call inference for library users: load weights once, derain images of any size, free it all.
 import { Engine } from '../gpu/runtime.js';
+import { bitmapToImage } from '../io/image-browser.js';
 import { checkImage, rgbaToImage, type Image } from '../io/image.js';
 import { derainImage } from '../model/derain.js';
 import type { DrdNet } from '../model/drdnet.js';
@@ -51,11 +52,8 @@ export class Derainer {
     if (this.#disposed) throw new Error('derain: this Derainer was disposed');
     const img = await toImage(image);
     checkImage(img, 'derain input');
-    const out = await derainImage(this.model, img, { tile: opts.tile, onTile: opts.onProgress });
-    for (let i = 0; i < out.data.length; i++) {
-      if (!Number.isFinite(out.data[i])) throw new Error(`derain: the model produced a non-finite value (weights from ${this.source} are broken)`);
-    }
-    return out;
+    // derainImage refuses a non-finite output itself.
+    return derainImage(this.model, img, { tile: opts.tile, onTile: opts.onProgress });
   }
 
   /** Frees the model's GPU memory, and the engine if the derainer created it. */
@@ -97,12 +95,8 @@ async function toImage(x: DerainInput): Promise<Image> {
     if (x.data instanceof Uint8ClampedArray) return rgbaToImage(x.data, x.width, x.height);
     return x as Image;
   }
-  if (typeof OffscreenCanvas === 'undefined') throw new Error('derain: an ImageBitmap needs OffscreenCanvas (a browser); pass an Image ({ width, height, data })');
-  const bmp = x as ImageBitmap;
-  const ctx = new OffscreenCanvas(bmp.width, bmp.height).getContext('2d', { willReadFrequently: true });
-  if (!ctx) throw new Error('derain: this browser cannot create a 2D canvas');
-  ctx.globalCompositeOperation = 'copy';
-  ctx.drawImage(bmp, 0, 0);
-  const px = ctx.getImageData(0, 0, bmp.width, bmp.height);
-  return rgbaToImage(px.data, bmp.width, bmp.height);
+  if (typeof OffscreenCanvas === 'undefined' && typeof document === 'undefined') {
+    throw new Error('derain: an ImageBitmap needs a canvas (a browser); pass an Image ({ width, height, data })');
+  }
+  return bitmapToImage(x);
 }

@@ -1,7 +1,6 @@
 // Shared CLI plumbing: the engine, default weights, file checks, progress lines.
 import { existsSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { BUNDLED_WEIGHTS, bundledWeightsPath } from '../api/node.js';
 import { useDawn } from '../gpu/node.js';
 import { Engine } from '../gpu/runtime.js';
 import { readFileBytes, samePath } from '../io/fs-node.js';
@@ -20,26 +19,15 @@ export function getEngine(): Promise<Engine> {
   return engine;
 }
 
-/** The repository/package root (dist/cli.js and src/cli/*.ts both sit two levels below it or one). */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 4; i++) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    dir = dirname(dir);
-  }
-  return process.cwd();
-}
-
-export const DEFAULT_WEIGHTS = 'weights/semi-drdnet-tiny.safetensors';
-
+/** The bundled weights' path when this install or checkout has them. */
 export function defaultWeightsPath(): string | null {
-  const p = join(packageRoot(), DEFAULT_WEIGHTS);
+  const p = bundledWeightsPath();
   return existsSync(p) ? p : null;
 }
 
 export async function loadWeightsFile(path: string | undefined, command: string): Promise<{ model: DrdNet; path: string }> {
   const p = path ?? defaultWeightsPath();
-  if (!p) throw new UsageError(`${command}: --weights is required (this checkout has no bundled default weights at ${DEFAULT_WEIGHTS})`);
+  if (!p) throw new UsageError(`${command}: --weights is required (this checkout has no bundled default weights at ${BUNDLED_WEIGHTS})`);
   const bytes = await readSafetensorsBytes(p);
   return { model: loadModel(await getEngine(), bytes, p).model, path: p };
 }

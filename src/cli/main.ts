@@ -1,7 +1,5 @@
 // The `semi-drdnet` command line: dispatches to one module per command.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { packageRoot } from '../api/node.js';
+import { packageVersion } from '../io/fs-node.js';
 import { UsageError } from './args.js';
 import * as adapt from './commands/adapt.js';
 import * as bench from './commands/bench.js';
@@ -54,7 +52,7 @@ export async function main(argv: string[]): Promise<number> {
     rest = rest.filter((a) => a !== '--no-tune');
   }
   if (name === '--version' || name === '-v') {
-    console.log((JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version);
+    console.log(packageVersion());
     return 0;
   }
   if (!name || name === '--help' || name === '-h' || name === 'help') {

@@ -1,7 +1,7 @@
 // Node-only file helpers: crash-safe writes (checkpoints, images), capped reads, line-atomic logs,
 // output-folder checks, and one-line errors that name the path and the cause.
 import { randomBytes } from 'node:crypto';
-import { accessSync, closeSync, existsSync, constants, fstatSync, ftruncateSync, mkdirSync, openSync, readSync, realpathSync, statSync, writeSync } from 'node:fs';
+import { accessSync, closeSync, existsSync, constants, readFileSync, fstatSync, ftruncateSync, mkdirSync, openSync, readSync, realpathSync, statSync, writeSync } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -274,6 +274,11 @@ export function makeDir(dir: string): void {
   } catch (err) {
     throw fsError('create folder', dir, err);
   }
+}
+
+/** The package's version, from its package.json. */
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 }
 
 /** The package root: the nearest folder above this module with a package.json (dist/, src/io/ or a test bundle). */

@@ -49,16 +49,21 @@ export async function decodeImageBlob(blob: Blob, source = 'image'): Promise<Ima
     return fail(`the browser could not decode it (${(e as Error).message || 'corrupt or truncated data'})`);
   }
   try {
-    const { width, height } = bitmap;
-    const { ctx } = canvas(width, height);
-    // 'copy' writes the samples as they are; drawing over a transparent canvas would blend alpha.
-    ctx.globalCompositeOperation = 'copy';
-    ctx.drawImage(bitmap, 0, 0);
-    const px = ctx.getImageData(0, 0, width, height, { colorSpace: 'srgb' });
-    return rgbaToImage(px.data, width, height);
+    return bitmapToImage(bitmap);
   } finally {
     bitmap.close();
   }
+}
+
+/** An ImageBitmap's raw samples as planar RGB float (alpha ignored), through a 2D canvas. */
+export function bitmapToImage(bitmap: ImageBitmap): Image {
+  const { width, height } = bitmap;
+  const { ctx } = canvas(width, height);
+  // 'copy' writes the samples as they are; drawing over a transparent canvas would blend alpha.
+  ctx.globalCompositeOperation = 'copy';
+  ctx.drawImage(bitmap, 0, 0);
+  const px = ctx.getImageData(0, 0, width, height, { colorSpace: 'srgb' });
+  return rgbaToImage(px.data, width, height);
 }
 
 /** Opaque 8-bit RGBA pixels of an image, ready for a canvas (toByte quantisation). */

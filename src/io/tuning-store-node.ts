@@ -1,10 +1,9 @@
 // Node's tuning store: one JSON file per adapter and package version in the user's cache folder, written atomically; a corrupt file reads as empty.
-import { readFileSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { TuningStore } from './tuning-store.js';
-import { packageRoot, writeFileAtomic } from './fs-node.js';
+import { packageVersion, writeFileAtomic } from './fs-node.js';
 
 /** Options of `fileTuningStore`. */
 export interface FileTuningStoreOptions {
@@ -20,9 +19,9 @@ export function tuningCacheDir(): string {
   return join(base, 'semi-drdnet');
 }
 
-function packageVersion(): string {
+function versionOrZero(): string {
   try {
-    return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version?: string }).version ?? '0';
+    return packageVersion();
   } catch {
     return '0';
   }
@@ -35,7 +34,7 @@ const safeName = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^_+
 export function fileTuningStore(opts: FileTuningStoreOptions = {}): TuningStore {
   const dir = () => opts.dir ?? tuningCacheDir();
   let version: string | undefined = opts.version;
-  const file = (adapter: string) => join(dir(), `${safeName(adapter)}@${safeName((version ??= packageVersion()))}.json`);
+  const file = (adapter: string) => join(dir(), `${safeName(adapter)}@${safeName((version ??= versionOrZero()))}.json`);
   return {
     async load(adapter) {
       try {
