@@ -1,17 +1,12 @@
 // One supervised forward/backward of the network on one image pair, for checking against PyTorch.
 import type { Engine } from '../gpu/runtime.js';
-import { backward } from '../graph/autograd.js';
-import { noGrad } from '../graph/autograd.js';
+import { backward, noGrad } from '../graph/autograd.js';
 import { mulScalar } from '../graph/ops.js';
 import { Tensor, tidy } from '../core/tensor.js';
 import type { Image } from '../io/image.js';
 import type { NamedSerializableTensor } from '../io/safetensors.js';
 import type { DrdNet } from '../model/drdnet.js';
 import { supervisedLoss } from './loss.js';
-
-export function imageTensor(engine: Engine, img: Image): Tensor {
-  return Tensor.fromData(engine, img.data, [1, 3, img.height, img.width]);
-}
 
 /**
  * Runs the model on `rainy` (BN batch statistics in 'train' mode, running statistics in 'eval'),
