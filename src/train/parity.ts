@@ -1,5 +1,4 @@
 // One supervised forward/backward of the network on one image pair, for checking against PyTorch.
-import type { Engine } from '../gpu/runtime.js';
 import { backward, noGrad } from '../graph/autograd.js';
 import { mulScalar } from '../graph/ops.js';
 import { Tensor, tidy } from '../core/tensor.js';
