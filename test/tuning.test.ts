@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as R from './ref/ops.js';
-import { FWD, allclose, mulberry32, randn, type RefTensor } from './ref/tensor.js';
+import { FWD, allclose, mulberry32, randn } from './ref/tensor.js';
 import { Tensor, tidy } from '../src/core/tensor.js';
 import type { Engine } from '../src/gpu/runtime.js';
 import { fileTuningStore } from '../src/io/tuning-store-node.js';

@@ -1,7 +1,7 @@
 // One supervised forward/backward of the network on one image pair, for checking against PyTorch.
 import { backward, noGrad } from '../graph/autograd.js';
 import { mulScalar } from '../graph/ops.js';
-import { Tensor, tidy } from '../core/tensor.js';
+import { Tensor } from '../core/tensor.js';
 import type { Image } from '../io/image.js';
 import type { NamedSerializableTensor } from '../io/safetensors.js';
 import type { DrdNet } from '../model/drdnet.js';
