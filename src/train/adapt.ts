@@ -114,20 +114,6 @@ function extractorFor(engine: Engine): FeatureExtractor {
 }
 
 /**
- * The model as the Trainer sees it with BN frozen: the Trainer switches modes itself (training for
- * the synthetic batch), so this view keeps every module in eval mode whatever it asks for.
- */
-function frozenBnView(model: DrdNet): DrdNet {
-  return new Proxy(model, {
-    get(target, key) {
-      if (key === 'train') return () => target.train(false);
-      const v = Reflect.get(target, key, target) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  });
-}
-
-/**
  * Runs up to `opts.steps` steps on `model` in place; returns with the model in eval mode. `photos`
  * may be empty only when `opts.contrastive` is false.
  */
@@ -156,10 +142,10 @@ export async function adaptToPhotos(
   const positions = new Rng(seed + 2);
   const trainer = new Trainer(
     engine,
-    opts.bn === 'frozen' ? frozenBnView(model) : model,
+    model,
     pairCrops(pairs, patch, seed + 1),
     // No decay within a short adaptation run.
-    { batch: opts.batch, patch, lr: opts.lr, milestones: [], gamma: 1, realBn: opts.bn === 'batch' ? 'batch' : 'running' },
+    { batch: opts.batch, patch, lr: opts.lr, milestones: [], gamma: 1, realBn: opts.bn === 'batch' ? 'batch' : 'running', frozenBn: opts.bn === 'frozen' },
     opts.contrastive ? photoCrops(photos, patch, seed) : null,
     !opts.contrastive ? null : own ? (inputs) => patchNceLoss(own, inputs, { rng: positions, weight: opts.patchnceWeight }) : (inputs) => dualContrastiveLoss(extractorFor(engine), inputs),
   );

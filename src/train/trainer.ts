@@ -48,6 +48,11 @@ export interface TrainerOptions {
   gamma: number;
   /** BN statistics for the real batch's forward: its own batch statistics, or the running ones. */
   realBn: 'batch' | 'running';
+  /**
+   * Every forward in eval mode: BN uses (and never updates) its running statistics, for the
+   * synthetic batch too. Adapting to one photo measured best this way (src/train/adapt.ts).
+   */
+  frozenBn?: boolean;
   /** Real images per step (<= batch; the first ones of the synthetic batch serve as its samples). */
   realBatch?: number;
   /** Apply the contrastive terms every this many steps (1 = every step). */
@@ -120,7 +125,7 @@ export class Trainer {
       let gradNormSq = zero();
       if (realData) {
         const realRainy = Tensor.fromData(this.engine, realData, [k, 3, P, P]);
-        this.model.train(this.opts.realBn === 'batch');
+        this.model.train(!this.opts.frozenBn && this.opts.realBn === 'batch');
         const r = this.model.forward(realRainy);
         const head = (t: Tensor) => (k === B ? t : split(t, [k, B - k], 0)[0]);
         const realRain = r.rain ?? sub(realRainy, r.derained);
@@ -131,7 +136,7 @@ export class Trainer {
         bg = reshape(cr.bg, [1]);
         rain = reshape(cr.rain, [1]);
       }
-      this.model.train(true);
+      this.model.train(!this.opts.frozenBn);
       const out = this.model.forward(o);
       const sup = supervisedLoss(out.derained, out.final, clean);
       backward(sup);
