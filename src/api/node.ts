@@ -1,8 +1,7 @@
 // Node side of the library API: bundled weights found inside the package, weights and images from files.
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { packageRoot, readFileBytes } from '../io/fs-node.js';
-import { safetensorsReadLimit } from '../io/safetensors.js';
+import { packageRoot, readSafetensorsBytes } from '../io/fs-node.js';
 import { createDerainer, type Derainer, type DerainerOptions } from './derainer.js';
 
 export { packageRoot };
@@ -22,8 +21,7 @@ async function readWeights(w: string | URL): Promise<Uint8Array> {
     if (!res.ok) throw new Error(`cannot fetch weights '${url}': HTTP ${res.status}`);
     return new Uint8Array(await res.arrayBuffer());
   }
-  const path = url ? fileURLToPath(url) : (w as string);
-  return readFileBytes(path, safetensorsReadLimit(path));
+  return readSafetensorsBytes(url ? fileURLToPath(url) : (w as string));
 }
 
 /**

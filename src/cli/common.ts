@@ -3,8 +3,8 @@ import { existsSync, statSync } from 'node:fs';
 import { BUNDLED_WEIGHTS, bundledWeightsPath } from '../api/node.js';
 import { useDawn } from '../gpu/node.js';
 import { Engine } from '../gpu/runtime.js';
-import { readFileBytes, samePath } from '../io/fs-node.js';
-import { parseSafetensors, safetensorsReadLimit, type ParsedSafetensors } from '../io/safetensors.js';
+import { readSafetensorsBytes, samePath } from '../io/fs-node.js';
+import { parseSafetensors, type ParsedSafetensors } from '../io/safetensors.js';
 import type { DrdNet } from '../model/drdnet.js';
 import { loadModel } from '../model/weights.js';
 import { UsageError } from './args.js';
@@ -30,11 +30,6 @@ export async function loadWeightsFile(path: string | undefined, command: string)
   if (!p) throw new UsageError(`${command}: --weights is required (this checkout has no bundled default weights at ${BUNDLED_WEIGHTS})`);
   const bytes = await readSafetensorsBytes(p);
   return { model: loadModel(await getEngine(), bytes, p).model, path: p };
-}
-
-/** A safetensors file's bytes, the read capped by what its header declares (no endless devices). */
-export function readSafetensorsBytes(path: string): Promise<Uint8Array> {
-  return readFileBytes(path, safetensorsReadLimit(path));
 }
 
 export async function readSafetensorsFile(path: string): Promise<ParsedSafetensors> {

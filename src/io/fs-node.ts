@@ -5,6 +5,7 @@ import { accessSync, closeSync, existsSync, constants, readFileSync, fstatSync, 
 import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { safetensorsReadLimit } from './safetensors.js';
 
 const CAUSES: Readonly<Record<string, string>> = {
   ENOENT: 'no such file or directory',
@@ -274,6 +275,11 @@ export function makeDir(dir: string): void {
   } catch (err) {
     throw fsError('create folder', dir, err);
   }
+}
+
+/** A safetensors file's bytes, the read capped by what its header declares (no endless devices). */
+export function readSafetensorsBytes(path: string): Promise<Uint8Array> {
+  return readFileBytes(path, safetensorsReadLimit(path));
 }
 
 /** The package's version, from its package.json. */

@@ -9,7 +9,8 @@ import { dualContrastiveLoss } from '../../train/contrastive.js';
 import { openPairs, openReal } from '../../train/sources-node.js';
 import { NonFiniteLossError, Trainer, type StepRecord } from '../../train/trainer.js';
 import { int, intList, oneOf, parseArgs, positive, required, str, UsageError } from '../args.js';
-import { getEngine, progress, readSafetensorsBytes, readSafetensorsFile, refuseOverwrite } from '../common.js';
+import { readSafetensorsBytes } from '../../io/fs-node.js';
+import { getEngine, progress, readSafetensorsFile, refuseOverwrite } from '../common.js';
 
 export const help = `usage: semi-drdnet train --preset micro|tiny|paper --data <pairs> [--real <dir>] --steps N
        --batch B --patch P --lr X -o ckpt.safetensors [--resume ckpt] [--vgg file] [--log run.jsonl]
