@@ -1,5 +1,5 @@
 // `train`: semi-supervised training with checkpoints, resume, a JSONL log and a progress line.
-import { checkOutputFile, LineLog, writeFileAtomic } from '../../io/fs-node.js';
+import { checkOutputFile, LineLog, readSafetensorsBytes, writeFileAtomic } from '../../io/fs-node.js';
 import { preset } from '../../model/config.js';
 import { DrdNet } from '../../model/drdnet.js';
 import { loadVgg, randomVgg, DEFAULT_MAX_TAP } from '../../model/vgg.js';
@@ -9,7 +9,6 @@ import { dualContrastiveLoss } from '../../train/contrastive.js';
 import { openPairs, openReal } from '../../train/sources-node.js';
 import { NonFiniteLossError, Trainer, type StepRecord } from '../../train/trainer.js';
 import { int, intList, oneOf, parseArgs, positive, required, str, UsageError } from '../args.js';
-import { readSafetensorsBytes } from '../../io/fs-node.js';
 import { getEngine, progress, readSafetensorsFile, refuseOverwrite } from '../common.js';
 
 export const help = `usage: semi-drdnet train --preset micro|tiny|paper --data <pairs> [--real <dir>] --steps N
