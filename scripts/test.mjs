@@ -1,6 +1,6 @@
 // Test runner: bundles test/*.test.ts (WGSL as text, shared chunks so every file sees one engine),
 // runs them in one process with uvu, and ends with the plain line "N passed, N failed".
-//   node scripts/test.mjs [filter...]      (set TEST_SLOW=1 for test/slow/*.test.ts)
+//   node scripts/test.mjs [filter...]      (set TEST_SLOW=1 for test/slow/*.test.ts, TEST_OUT=dir for the bundle)
 import { build } from 'esbuild';
 import { readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -22,7 +22,8 @@ const files = readdirSync(dir)
   .filter((f) => f.endsWith('.test.ts'))
   .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
   .sort();
-const out = resolve('.build/test');
+// TEST_OUT lets parallel runs (helpers, CI jobs) bundle into folders of their own.
+const out = resolve(process.env.TEST_OUT ?? '.build/test');
 rmSync(out, { recursive: true, force: true });
 await build({
   ...common,

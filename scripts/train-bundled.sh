@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Reproduces the bundled default weights (weights/semi-drdnet-tiny.safetensors): synthesizes the
 # training data from the shipped photos, trains the tiny preset semi-supervised, and evaluates it
-# on the held-out light-rain split.   usage: bash scripts/train-bundled.sh [workdir]
+# on the held-out light- and heavy-rain splits.
+#   usage: bash scripts/train-bundled.sh [workdir]   (EXPORT=path writes the weights elsewhere)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-.build/bundled}
@@ -10,21 +11,29 @@ rm -rf "$work" && mkdir -p "$work/pairs/rain" "$work/pairs/norain"
 # Colour variants of the training photos (as is, grey, two channel rotations): with five source
 # photos, a first run learned their colour casts and tinted grey held-out photos blue.
 node scripts/run-ts.mjs scripts/colour-variants.ts data/photos/train "$work/clean"
-# Labelled pairs: two light-rain versions of every variant (names photo_k <-> photo).
-for seed in 1 2; do
-  $cli synth --clean "$work/clean" -o "$work/light-$seed" --rain light --seed "$seed"
-  for f in "$work/light-$seed"/rain/*.png; do cp "$f" "$work/pairs/rain/$(basename "$f" .png)_$seed.png"; done
+export_to=${EXPORT:-weights/semi-drdnet-tiny.safetensors}
+# Labelled pairs (names photo_k <-> photo): three light-rain versions of every variant and one
+# heavy one, so the model sees one to four streak layers at angles from -55 to 55 degrees.
+k=0
+for recipe in light:1 light:2 light:3 heavy:1; do
+  rain=${recipe%%:*} seed=${recipe##*:} k=$((k + 1))
+  $cli synth --clean "$work/clean" -o "$work/$rain-$seed" --rain "$rain" --seed "$seed"
+  for f in "$work/$rain-$seed"/rain/*.png; do cp "$f" "$work/pairs/rain/$(basename "$f" .png)_$k.png"; done
 done
 cp "$work/light-1"/norain/*.png "$work/pairs/norain/"
 # The unlabelled "real" set: the same photos under a different recipe (denser streaks and haze),
 # standing in for the synthetic-to-real gap. Only its rainy images are used.
 $cli synth --clean data/photos/train -o "$work/real" --rain real --seed 11
-# Held-out evaluation split.
-$cli synth --clean data/photos/heldout -o "$work/heldout-light" --rain light --seed 1
-mkdir -p weights
+# Held-out evaluation splits.
+for rain in light heavy; do
+  $cli synth --clean data/photos/heldout -o "$work/heldout-$rain" --rain "$rain" --seed 1
+done
+mkdir -p "$(dirname "$export_to")"
 $cli train --preset tiny --data "$work/pairs" --real "$work/real/rain" \
-  --steps 2000 --batch 8 --patch 64 --lr 1e-3 --milestones 900,1400,1750 \
-  --real-batch 2 --cr-every 4 --vgg-tap 2 --seed 1 --time-limit "${TIME_LIMIT:-60}" \
-  -o "$work/tiny.ckpt.safetensors" --log "$work/train.jsonl" --export weights/semi-drdnet-tiny.safetensors
-$cli eval --weights weights/semi-drdnet-tiny.safetensors --data "$work/heldout-light" --json > "$work/eval.json"
-$cli eval --weights weights/semi-drdnet-tiny.safetensors --data "$work/heldout-light"
+  --steps "${STEPS:-6000}" --batch 8 --patch 64 --lr 1e-3 --milestones "${MILESTONES:-3000,4500,5400}" \
+  --real-batch 2 --cr-every 8 --vgg-tap 2 --seed 1 --time-limit "${TIME_LIMIT:-88}" \
+  -o "$work/tiny.ckpt.safetensors" --log "$work/train.jsonl" --export "$export_to"
+for rain in light heavy; do
+  $cli eval --weights "$export_to" --data "$work/heldout-$rain" --json > "$work/eval-$rain.json"
+  $cli eval --weights "$export_to" --data "$work/heldout-$rain"
+done
