@@ -3,7 +3,7 @@
 // several adaptation variants over seeds, plus how often the no-ground-truth guard agrees.
 //   node scripts/run-ts.mjs scripts/measure-adapt.ts [--photos a,b] [--recipes real,heavy,slant]
 //        [--seeds 1,2,3] [--mosaic] [--steps 20] [--patch 48] [--batch 2] [--lr 1e-4] [--crop 128] [--variants a,b]
-//        [--patchnce-weight W] [--out experiments/adapt-results]
+//        [--patchnce-weight W] [--fft-weight W] [--out experiments/adapt-results]
 // Writes <out>.json (every run) and <out>.md (the tables); --report rewrites <out>.md from <out>.json.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -69,12 +69,16 @@ const base = { steps: STEPS, patch: PATCH, batch: BATCH, lr: LR };
 /** --patchnce-weight W: the PatchNCE term's weight in adapt-frozen-patchnce (default: adapt's). */
 const PNW_ARG = opt('patchnce-weight', '');
 const PNW = PNW_ARG ? Number(PNW_ARG) : ADAPT_DEFAULTS.patchnceWeight;
+/** --fft-weight W: the frequency-space ratio's weight in adapt-frozen-fft (default: adapt's). */
+const FFTW_ARG = opt('fft-weight', '');
+const FFTW = FFTW_ARG ? Number(FFTW_ARG) : ADAPT_DEFAULTS.fftWeight;
 const VARIANTS: Variant[] = [
   { name: 'bundled', what: 'bundled weights, no adaptation', opts: null, perPhoto: false },
   { name: 'adapt', what: 'contrastive (photo) + supervised, BN batch statistics', opts: { ...base, contrastive: true, bn: 'batch' }, perPhoto: true },
   { name: 'adapt-running', what: 'contrastive + supervised, real batch on running BN statistics', opts: { ...base, contrastive: true, bn: 'running' }, perPhoto: true },
   { name: 'adapt-frozen', what: 'contrastive + supervised, BN frozen (eval mode throughout)', opts: { ...base, contrastive: true, bn: 'frozen' }, perPhoto: true },
   { name: 'adapt-frozen-patchnce', what: `PatchNCE (photo, own frozen first layers, weight ${PNW}) + supervised, BN frozen`, opts: { ...base, contrastive: true, bn: 'frozen', contrastiveSpace: 'patchnce', patchnceWeight: PNW }, perPhoto: true },
+  { name: 'adapt-frozen-fft', what: `dual ratio in patch DFTs (high-band log amplitude, low-band phase; weight ${FFTW}) + supervised, BN frozen`, opts: { ...base, contrastive: true, bn: 'frozen', contrastiveSpace: 'fft', fftWeight: FFTW }, perPhoto: true },
   { name: 'sup', what: 'supervised only on the pairs (no photo), BN batch statistics', opts: { ...base, contrastive: false, bn: 'batch' }, perPhoto: false },
   { name: 'sup-frozen', what: 'supervised only on the pairs (no photo), BN frozen', opts: { ...base, contrastive: false, bn: 'frozen' }, perPhoto: false },
 ];
@@ -223,7 +227,7 @@ function report(rows: Row[], totalS: number): string {
   const bundled = new Map(rows.filter((r) => r.variant === 'bundled').map((r) => [`${r.photo}/${r.recipe}`, r]));
   const delta = (r: Row) => r.psnr - bundled.get(`${r.photo}/${r.recipe}`)!.psnr;
   const dSsim = (r: Row) => r.ssim - bundled.get(`${r.photo}/${r.recipe}`)!.ssim;
-  const cmd = `node scripts/run-ts.mjs scripts/measure-adapt.ts --photos ${PHOTOS.join(',')} --recipes ${RECIPES.join(',')} --seeds ${SEEDS.join(',')} --steps ${STEPS} --patch ${PATCH} --batch ${BATCH} --lr ${LR} ${MOSAIC ? '--mosaic' : `--crop ${CROP}`}${ONLY ? ` --variants ${ONLY}` : ''}${PNW_ARG ? ` --patchnce-weight ${PNW_ARG}` : ''} --out ${OUT}`;
+  const cmd = `node scripts/run-ts.mjs scripts/measure-adapt.ts --photos ${PHOTOS.join(',')} --recipes ${RECIPES.join(',')} --seeds ${SEEDS.join(',')} --steps ${STEPS} --patch ${PATCH} --batch ${BATCH} --lr ${LR} ${MOSAIC ? '--mosaic' : `--crop ${CROP}`}${ONLY ? ` --variants ${ONLY}` : ''}${PNW_ARG ? ` --patchnce-weight ${PNW_ARG}` : ''}${FFTW_ARG ? ` --fft-weight ${FFTW_ARG}` : ''} --out ${OUT}`;
   const L: string[] = [];
   L.push('# What adaptation does on rain the bundled model was not trained on', '');
   L.push(`Command (${(totalS / 60).toFixed(1)} min on lavapipe, 2 shared cores):`, '', '```sh', cmd, '```', '');

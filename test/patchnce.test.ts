@@ -127,9 +127,9 @@ test('adaptToPhotos: contrastiveSpace patchnce trains, replays with the seed, an
   assert.equal([...a.w], [...b.w], 'same seed, same weights');
   const m = new DrdNet(e, preset('micro'), 3);
   try {
-    await adaptToPhotos(e, m, [photo], pairs, { ...opts, contrastiveSpace: 'fft' as never }).then(
+    await adaptToPhotos(e, m, [photo], pairs, { ...opts, contrastiveSpace: 'dct' as never }).then(
       () => assert.unreachable('accepted an unknown space'),
-      (err: Error) => assert.match(err.message, /unknown contrastive space 'fft'/),
+      (err: Error) => assert.match(err.message, /unknown contrastive space 'dct'/),
     );
     await adaptToPhotos(e, m, [photo], pairs, { ...opts, patchnceWeight: -1 }).then(
       () => assert.unreachable('accepted a negative weight'),
@@ -153,7 +153,7 @@ test('adapt --space patchnce writes weights; an unknown --space is a usage error
   const r = runCli(['adapt', ...common, '--space', 'patchnce']);
   assert.is(r.status, 0, r.errLines.join('\n'));
   assert.ok(parseSafetensors(readFileSync(out)).tensors.size > 0);
-  assertCliError(runCli(['adapt', ...common, '--space', 'fft']), 2, /--space must be one of vgg, patchnce, got 'fft'/);
+  assertCliError(runCli(['adapt', ...common, '--space', 'dct']), 2, /--space must be one of vgg, patchnce, fft, got 'dct'/);
 });
 
 test.run();

@@ -28,9 +28,10 @@ is compared with the starting weights; a warning says when it got worse.
   --patch P --batch B    crop size and crops per step                            default ${D.patch}, ${D.batch}
   --bn batch|running|frozen  BatchNorm statistics during adaptation              default ${D.bn}
   --contrastive on|off   the photos through the contrastive terms                default ${D.contrastive ? 'on' : 'off'}
-  --space vgg|patchnce   their feature space: the dual ratio in a random VGG-19, or
+  --space vgg|patchnce|fft  their feature space: the dual ratio in a random VGG-19;
                          PatchNCE (output vs photo, same position vs others) in a
-                         frozen copy of the network's own first layers            default ${D.contrastiveSpace}
+                         frozen copy of the network's own first layers; or the dual
+                         ratio in patch DFTs (high-band amplitude, low-band phase)  default ${D.contrastiveSpace}
 The defaults are what measured best on held-out photos with unseen rain; adaptation gained
 about +0.4 dB there and can still make a photo worse (experiments/adapt-summary.md).`;
 
