@@ -2,7 +2,7 @@
 import type { Engine } from '../../gpu/runtime.js';
 import { Tensor, type Shape } from '../../core/tensor.js';
 import type { PerAxis } from '../util.js';
-import { convTuning, defaultConvConfig, defaultWgradConfig, tuningKey, type ConvKind, type ConvTileConfig, type WgradTileConfig } from './config.js';
+import { convTuning, defaultConvConfig, defaultWgradConfig, defaultWinogradConfig, tuningKey, winogradEligible, type ConvKind, type ConvTileConfig, type WgradTileConfig } from './config.js';
 import { conv2dBackwardData, conv2dForward, conv2dMultiBackwardData, conv2dMultiForward } from './forward.js';
 import { geometry, type Geometry } from './geometry.js';
 import { conv2dBackwardFilter } from './wgrad.js';
@@ -31,8 +31,10 @@ export interface ConvShape {
  * shapes (square, wide, 64 lanes), 4..8 outputs per side per invocation and two staging depths,
  * so an adapter nobody has measured still finds its shape.
  */
-export function convCandidates(e: Engine, M: number, first?: ConvTileConfig): ConvTileConfig[] {
+export function convCandidates(e: Engine, M: number, first?: ConvTileConfig, opts: { winograd?: boolean } = {}): ConvTileConfig[] {
   const out: ConvTileConfig[] = [first ?? defaultConvConfig(e, M)];
+  // Winograd right after the default, so a budget cut short still compares the two algorithms.
+  if (opts.winograd) out.push(...winogradCandidates(M));
   if (e.adapter.software) {
     const tms = M <= 4 ? [4] : M <= 8 ? [4, 8] : [8, 16];
     // tn = 32 is left out: no faster here, and lavapipe takes tens of seconds to compile it.
@@ -47,6 +49,17 @@ export function convCandidates(e: Engine, M: number, first?: ConvTileConfig): Co
       }
     }
   }
+  return dedupe(out);
+}
+
+/** Winograd candidates for a stride-1 3x3 pass with `M` output channels (register tiles on every adapter). */
+export function winogradCandidates(M: number): ConvTileConfig[] {
+  const first = defaultWinogradConfig(M);
+  const out = [first];
+  for (const tm of M <= 4 ? [4] : M <= 8 ? [4, 8] : [8, 16]) {
+    for (const tn of [1, 2]) if (tm * tn <= 16) out.push({ ...first, tm, tn });
+  }
+  out.push({ ...first, wgX: 32 });
   return dedupe(out);
 }
 
@@ -133,7 +146,7 @@ export async function autotuneConv(engine: Engine, shapes: ConvShape[], opts: Au
         let best: { t: number; c: ConvTileConfig | WgradTileConfig } | null = null;
         const cands: Array<ConvTileConfig | WgradTileConfig> =
           kind === 'wgrad' ? (opts.candidates?.wgrad ?? wgradCandidates(engine, g))
-          : (opts.candidates?.conv ?? convCandidates(engine, kind === 'fwd' ? g.Co : g.Ci, kind === 'fwd' ? defaultConvConfig(engine, g.Co, g.Ho * g.Wo, g.Ci * g.KH * g.KW) : defaultConvConfig(engine, g.Ci, g.H * g.W, g.Co * g.KH * g.KW)));
+          : (opts.candidates?.conv ?? convCandidates(engine, kind === 'fwd' ? g.Co : g.Ci, kind === 'fwd' ? defaultConvConfig(engine, g.Co, g.Ho * g.Wo, g.Ci * g.KH * g.KW) : defaultConvConfig(engine, g.Ci, g.H * g.W, g.Co * g.KH * g.KW), { winograd: winogradEligible(engine, kind, g) }));
         const t0 = performance.now();
         for (const c of cands.slice(0, opts.maxCandidates ?? Infinity)) {
           if (best && performance.now() - t0 > (opts.budgetMs ?? Infinity)) break;

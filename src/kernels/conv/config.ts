@@ -2,8 +2,15 @@
 import type { Engine } from '../../gpu/runtime.js';
 import type { Geometry } from './geometry.js';
 
-/** Tiles of the forward/dgrad kernel (entry `conv`). */
+/**
+ * Tiles of the forward/dgrad kernels: the direct implicit GEMM (conv2d.wgsl, entry `conv`) or,
+ * with `algo: 'winograd'`, Winograd F(2x2,3x3) (conv2d_winograd.wgsl; stride-1 3x3 convs only):
+ * there `tm` is output channels and `tn` 2x2 output tiles per invocation (tm * tn <= 16), register
+ * tiles only (smem false, wgY 1), and `bk` is unused.
+ */
 export interface ConvTileConfig {
+  /** The algorithm; absent means 'direct'. */
+  algo?: 'direct' | 'winograd';
   /** Stage tiles in workgroup memory (real GPUs) or keep register tiles only (software). */
   smem: boolean;
   /** Workgroup size; wgY must be 1 without smem. */
@@ -145,16 +152,58 @@ export function defaultWgradConfig(e: Engine, g: Geometry): WgradTileConfig {
   return { ...base, kernel: 'pixels', wgX: 8, tv: Math.min(g.Ci, 128 / tu, 16) };
 }
 
+/** The Winograd config a software adapter runs best for a pass with `M` output channels (bench rows force it). */
+export function defaultWinogradConfig(M: number): ConvTileConfig {
+  return { algo: 'winograd', smem: false, wgX: 64, wgY: 1, tm: M <= 4 ? 4 : M <= 8 ? 8 : 16, tn: 1, bk: 16 };
+}
+
+/** Winograd tile rows (or columns) covering `size` outputs at dilation d: d interleaved sub-grids of ceil(size / 2d) pairs each. */
+export const winogradTiles = (size: number, d: number): number => d * Math.ceil(size / (2 * d));
+
+/**
+ * Whether the Winograd kernel can run a conv: 3x3, stride 1, and (with `c`) a tile grid within the
+ * device's per-dimension workgroup limit for every branch. `out` is the pass's output size.
+ */
+function winogradFits(e: Engine, k: [number, number], stride: [number, number], out: [number, number], dils: Array<[number, number]>, c?: ConvTileConfig): boolean {
+  if (k[0] !== 3 || k[1] !== 3 || stride[0] !== 1 || stride[1] !== 1) return false;
+  if (!c) return true;
+  const most = Math.max(...dils.map(([dh, dw]) => winogradTiles(out[0], dh) * winogradTiles(out[1], dw)));
+  return Math.ceil(most / (c.wgX * c.tn)) <= e.limits.maxComputeWorkgroupsPerDimension;
+}
+
+/** Whether the Winograd kernel can run pass `kind` of `g` (every branch of a multi-branch conv) with `c`. */
+export function winogradEligible(e: Engine, kind: 'fwd' | 'dgrad', g: Geometry, branches?: Geometry[], c?: ConvTileConfig): boolean {
+  const out: [number, number] = kind === 'fwd' ? [g.Ho, g.Wo] : [g.H, g.W];
+  return winogradFits(e, [g.KH, g.KW], [g.sh, g.sw], out, (branches ?? [g]).map((b) => [b.dh, b.dw]), c);
+}
+
 export function convConfig(e: Engine, kind: 'fwd' | 'dgrad', g: Geometry, given?: ConvTileConfig, branches?: Geometry[]): ConvTileConfig {
-  if (given) return checkConvConfig(e, given);
+  if (given) {
+    checkConvConfig(e, given);
+    if (given.algo === 'winograd' && !winogradEligible(e, kind, g, branches, given)) {
+      throw new Error(`conv2d: the Winograd config ${JSON.stringify(given)} needs a stride-1 3x3 conv (kernel ${g.KH}x${g.KW}, stride ${g.sh}x${g.sw}) within the workgroup grid limit`);
+    }
+    return given;
+  }
   const t = tuned<ConvTileConfig>(e, kind, g, branches);
-  const c = t.c ?? (kind === 'fwd' ? defaultConvConfig(e, g.Co, g.Ho * g.Wo, g.Ci * g.KH * g.KW) : defaultConvConfig(e, g.Ci, g.H * g.W, g.Co * g.KH * g.KW));
+  // A stored Winograd entry whose shape class also holds an ineligible shape (a grid past the
+  // limit) falls back to the direct default.
+  const usable = t.c && (t.c.algo !== 'winograd' || winogradEligible(e, kind, g, branches, t.c)) ? t.c : undefined;
+  const c = usable ?? (kind === 'fwd' ? defaultConvConfig(e, g.Co, g.Ho * g.Wo, g.Ci * g.KH * g.KW) : defaultConvConfig(e, g.Ci, g.H * g.W, g.Co * g.KH * g.KW));
   noteUse(e, t.key, c);
   return checkConvConfig(e, c);
 }
 
 /** Throws unless `c` is a forward/dgrad config this device can run; returns it. */
 export function checkConvConfig(e: Engine, c: ConvTileConfig): ConvTileConfig {
+  if (c.algo !== undefined && c.algo !== 'direct' && c.algo !== 'winograd') throw new Error(`conv2d: unknown algo in tile config ${JSON.stringify(c)} ('direct' or 'winograd')`);
+  if (c.algo === 'winograd') {
+    if (c.smem || c.wgY !== 1 || c.tm % 4 !== 0 || c.tm < 4 || c.tm > 16 || !Number.isInteger(c.tn) || c.tn < 1 || c.tn > 4 || c.tm * c.tn > 16) {
+      throw new Error(`conv2d: invalid Winograd config ${JSON.stringify(c)} (smem false, wgY 1, tm a multiple of 4 up to 16, tn 1 to 4 tiles, tm*tn <= 16)`);
+    }
+    checkWorkgroup(e, 'conv2d', c, 0);
+    return c;
+  }
   if (c.tm % 4 !== 0 || c.tm < 4 || c.tm > 16 || c.tn < 1 || c.tn > 32 || c.tm * c.tn > 256 || (!c.smem && c.wgY !== 1)) {
     throw new Error(`conv2d: invalid tile config ${JSON.stringify(c)} (tm a multiple of 4 up to 16, tn <= 32, tm*tn <= 256, wgY = 1 without smem)`);
   }

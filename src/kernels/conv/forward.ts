@@ -1,10 +1,11 @@
-// Conv forward and input gradient (dgrad), single and multi-branch: one implicit-GEMM kernel over packed weights.
+// Conv forward and input gradient (dgrad), single and multi-branch: one implicit-GEMM kernel over packed weights, or Winograd (conv/winograd.ts) when the config says so.
 import code from '../../../shaders/conv2d.wgsl';
 import { Tensor, shapeStr, type Shape } from '../../core/tensor.js';
 import { batchGroups, perImage, windowOf } from '../windows.js';
 import { convConfig, type ConvTileConfig } from './config.js';
 import { branchGeometry, checkDy, geometry, type Activation, type Conv2dParams, type ConvBranch } from './geometry.js';
 import { packWeights } from './pack.js';
+import { ACT, ACT_PRELU, runWinograd } from './winograd.js';
 
 /**
  * A per-channel affine epilogue from `foldAffine` (inference: BatchNorm and PReLU folded into the
@@ -27,8 +28,6 @@ export interface ConvBackwardOptions extends Conv2dParams {
   config?: ConvTileConfig;
 }
 
-const ACT = { none: 0, relu: 1, leakyRelu: 2 } as const;
-const ACT_PRELU = 3; // slopes from the affine epilogue's third block
 
 interface ConvRun {
   op: string;
@@ -51,6 +50,9 @@ interface ConvRun {
 }
 
 function runConv(r: ConvRun): Tensor {
+  if (r.branches.length > 4) throw new Error(`${r.op}: at most 4 branches, got ${r.branches.length}`);
+  // convConfig only hands out Winograd configs for stride-1 3x3 passes.
+  if (r.cfg.algo === 'winograd') return runWinograd(r);
   const e = r.input.engine;
   const N = r.input.shape[0];
   const cfg = r.cfg;
@@ -58,7 +60,6 @@ function runConv(r: ConvRun): Tensor {
   const MP = Math.ceil(r.M / tileM) * tileM;
   const out = Tensor.empty(e, [N, r.M, r.Hq, r.Wq]);
   if (out.size === 0) return out;
-  if (r.branches.length > 4) throw new Error(`${r.op}: at most 4 branches, got ${r.branches.length}`);
   if (r.bias && r.bias.size !== r.M) throw new Error(`${r.op}: bias ${shapeStr(r.bias.shape)} does not match ${r.M} output channels`);
   if (r.epilogue && (r.bias || r.epilogue.affine.size !== 3 * r.M)) throw new Error(`${r.op}: an affine epilogue needs ${3 * r.M} values and no bias`);
   const packed = packWeights(r.weights, r.transposed, MP, r.op, r.fuse);
