@@ -8,6 +8,10 @@
 // workgroups of sample 0, which loop over the batch.
 //
 // Saved (forward, when asked): s = mean_hw(x) [N*C], z1 = W1 s [N*hidden], gate [N*C].
+//
+// Tiled inference pools over the whole image, not one tile: pool_rect adds each tile's sums over
+// its core (the cores partition the image) into one buffer, and apply then reads that buffer
+// (`parts` partials per plane, divided by the image's pixel `count`) instead of its own partials.
 
 override WG: u32 = 256u;
 override SERIAL: bool = false; // one invocation sums the workgroup: two barriers instead of log2(WG)
@@ -18,9 +22,20 @@ struct Params {
   save: u32,  // forward: write the saved tensors
   wgrad: u32, // backward: compute dW1, dW2
   residual: u32, // forward apply: add `res` (the rain block's skip) in the same pass
+  parts: u32, // forward apply: partial sums per plane in `part` (= splits when pool wrote them)
+  count: u32, // forward apply: pixels those sums cover (= p, or the whole image's for a tile)
+}
+
+// pool_rect: sums over a rectangle of each plane (width `width`, p pixels), added into
+// pool_out[plane * parts + split].
+struct RectParams {
+  planes: u32, p: u32, width: u32,
+  rx: u32, ry: u32, rw: u32, rh: u32,
+  chunk: u32, parts: u32,
 }
 
 @group(0) @binding(0) var<uniform> u: Params;
+@group(0) @binding(0) var<uniform> r: RectParams;
 // pool, apply (forward), sums (backward)
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> pool_out: array<f32>;
@@ -84,6 +99,20 @@ fn pool(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   if (lid.x == 0u) { pool_out[plane * u.splits + wid.x] = t; }
 }
 
+// Tiled forward pass 1: the rectangle's partial plane sums, added to what earlier tiles left.
+// Each (plane, split) slot belongs to one workgroup, and dispatches run in order, so there is no race.
+@compute @workgroup_size(WG)
+fn pool_rect(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let plane = folded_yz(wid, nwg);
+  if (plane >= r.planes) { return; }
+  let end = min(wid.x * r.chunk + r.chunk, r.rw * r.rh);
+  let base = plane * r.p + r.ry * r.width + r.rx;
+  var acc = 0.0;
+  for (var j = wid.x * r.chunk + lid.x; j < end; j += WG) { acc += x[base + (j / r.rw) * r.width + j % r.rw]; }
+  let t = sum_wg(acc, lid.x);
+  if (lid.x == 0u) { pool_out[plane * r.parts + wid.x] += t; }
+}
+
 // Backward pass 1: partial plane sums of dy * x (the gate's gradient).
 @compute @workgroup_size(WG)
 fn sums(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
@@ -97,10 +126,10 @@ fn sums(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
 }
 
 fn mean_of(m: u32, j: u32) -> f32 {
-  let o = (m * u.c + j) * u.splits;
+  let o = (m * u.c + j) * u.parts;
   var t = 0.0;
-  for (var s = 0u; s < u.splits; s++) { t += part[o + s]; }
-  return t / f32(u.p);
+  for (var s = 0u; s < u.parts; s++) { t += part[o + s]; }
+  return t / f32(u.count);
 }
 
 // Forward pass 2: the gate of this (n, c) from the pooled partials, then y = x * gate (+ res).

@@ -54,24 +54,52 @@ test('weights errors name the offending tensor', async () => {
   assert.throws(() => loadModel(e, bytes.slice(0, bytes.length - 10), 'cut.safetensors'), /cut\.safetensors/);
 });
 
-test('tiled inference equals untiled inference', async () => {
-  const e = await engine();
-  const m = new DrdNet(e, preset('micro'), 3);
-  // non-default running statistics make eval-mode BN do real work
-  for (const [, bn] of m.batchNorms()) {
-    bn.runningMean.write(Float32Array.from({ length: 4 }, (_, i) => 0.1 * i - 0.1));
-    bn.runningVar.write(Float32Array.from({ length: 4 }, (_, i) => 0.5 + 0.3 * i));
+/** An image whose halves differ in brightness, so every tile's mean differs from the image's. */
+function unevenImage(w: number, h: number, seed: number) {
+  const img = randomImage(w, h, seed);
+  for (let i = 0; i < img.data.length; i++) img.data[i] = (i % w < w / 2 ? 0.15 : 0.85) + 0.15 * (img.data[i] - 0.5);
+  return img;
+}
+
+/** Large SE weights, so a gate follows its channel's mean closely (random init makes them near-constant). */
+function steepGates(m: DrdNet, seed: number): void {
+  const rng = new Rng(seed);
+  for (const [name, p] of m.namedParameters()) {
+    if (!/rain_residual_block_body\.[02]\.weight$/.test(name)) continue;
+    p.write(Float32Array.from({ length: p.size }, () => 8 * (rng.next() - 0.5)));
   }
-  const img = randomImage(45, 37, 11);
-  const whole = await derainImage(m, img);
-  assert.is(planTiles(m, 45, 37, { tile: 16 }).tiles, 9);
-  let tiles = 0;
-  const tiled = await derainImage(m, img, { tile: 16, onTile: () => tiles++ });
-  assert.is(tiles, 9);
-  let worst = 0;
-  for (let i = 0; i < whole.data.length; i++) worst = Math.max(worst, Math.abs(whole.data[i] - tiled.data[i]));
-  assert.ok(worst <= 1e-4, `tiled differs from untiled by ${worst}`);
-  m.dispose();
+}
+
+const maxDiff = (a: Float32Array, b: Float32Array): number => a.reduce((w, v, i) => Math.max(w, Math.abs(v - b[i])), 0);
+
+test('tiled inference equals untiled inference, with SE gates that follow the image', async () => {
+  const e = await engine();
+  // Two hidden units: with one, the ReLU often leaves a gate at a constant sigmoid(0).
+  for (const [config, label] of [[makeConfig(4, 2, 1, { seHidden: 2 }), 'detail input O'], [makeConfig(4, 2, 1, { seHidden: 2, detailInput: '2O-R' }), 'detail input 2O-R']] as const) {
+    const m = new DrdNet(e, config, 3);
+    steepGates(m, 4);
+    // non-default running statistics make eval-mode BN do real work
+    for (const [, bn] of m.batchNorms()) {
+      bn.runningMean.write(Float32Array.from({ length: 4 }, (_, i) => 0.1 * i - 0.1));
+      bn.runningVar.write(Float32Array.from({ length: 4 }, (_, i) => 0.5 + 0.3 * i));
+    }
+    const img = unevenImage(45, 37, 11);
+    const whole = await derainImage(m, img);
+    const plan = planTiles(m, 45, 37, { tile: 16 });
+    assert.is(plan.tiles, 9);
+    for (const stateBudget of [undefined, 0]) {
+      let tiles = 0;
+      const tiled = await derainImage(m, img, { tile: 16, stateBudget, onTile: () => tiles++ });
+      assert.is(tiles, 9);
+      const worst = maxDiff(whole.data, tiled.data);
+      assert.ok(worst <= 1e-4, `${label}, states ${stateBudget === 0 ? 'in CPU memory' : 'on the GPU'}: tiled differs from untiled by ${worst}`);
+    }
+    // The check can fail: tiles gated by their own means (no stages) differ by far more.
+    Object.defineProperty(m, 'gateStages', { value: () => null });
+    const naive = maxDiff(whole.data, (await derainImage(m, img, { tile: 16 })).data);
+    assert.ok(naive > 1e-3, `${label}: per-tile gates differ from the image's by only ${naive}`);
+    m.dispose();
+  }
 });
 
 test('tile plan follows the binding limit', async () => {

@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as R from './ref/ops.js';
-import { BWD, FWD, mulberry32, randn, refTensor, uniform, type RefTensor, randnAwayFromZero } from './ref/tensor.js';
+import { BWD, FWD, allclose, mulberry32, randn, refTensor, uniform, type RefTensor, randnAwayFromZero } from './ref/tensor.js';
 import { backward } from '../src/graph/autograd.js';
 import { mul, sum } from '../src/graph/ops.js';
 import * as norm from '../src/graph/norm.js';
@@ -11,6 +11,7 @@ import * as se from '../src/graph/se.js';
 import { Tensor, tidy } from '../src/core/tensor.js';
 import { channelPlan, channelTuning } from '../src/kernels/batchnorm.js';
 import { poolTuning } from '../src/kernels/pool.js';
+import { squeezeExciteForward, squeezeExcitePoolRect } from '../src/kernels/se.js';
 import type { Engine } from '../src/gpu/runtime.js';
 import { assertClose, engine, engineWith, gpu } from './helpers.js';
 import { checkOp, type OpCase } from './gradcheck-gpu.js';
@@ -201,6 +202,38 @@ test('maxPool2d ties send the gradient to the first maximum', async () => {
       await assertClose(xt.grad!, R.maxPool2dBackward(x, dy, k, s).data, BWD, `k${k} s${s} dx`);
     });
   }
+});
+
+test('SE gates from sums pooled over rectangles that partition the plane match float64, on a tile of the image too', async () => {
+  const e = await engine();
+  const [n, C, H, W, hd] = [2, 5, 7, 9, 2];
+  const [x, w1, w2, res] = [t([n, C, H, W]), t([hd, C]), t([C, hd]), t([n, C, H, W])];
+  const want = R.squeezeExcite(x, w1, w2).data.map((v, i) => v + res.data[i]);
+  for (const parts of [1, 3]) {
+    await tidy(async () => {
+      const xs = gpu(e, x);
+      const sums = Tensor.fromData(e, new Float32Array(n * C * parts), [n * C * parts]);
+      for (const [y0, h] of [[0, 3], [3, 4]]) for (const [x0, w] of [[0, 4], [4, 5]]) squeezeExcitePoolRect(xs, { x0, y0, w, h }, sums, parts);
+      const { y } = squeezeExciteForward(xs, gpu(e, w1), gpu(e, w2), false, gpu(e, res), { sums, parts, count: H * W });
+      const r = allclose(await y.read(), want, FWD.rtol, FWD.atol);
+      assert.ok(r.ok, `${parts} parts: ${r.message}`);
+      // A tile (rows 2..6, all columns) gated by the whole plane's sums: the rows of the full result.
+      const rows = (a: ArrayLike<number>) => Float32Array.from({ length: n * C * 4 * W }, (_, i) => {
+        const p = Math.floor(i / (4 * W));
+        return a[p * H * W + 2 * W + (i % (4 * W))];
+      });
+      const tile = Tensor.fromData(e, rows(x.data), [n, C, 4, W]);
+      const { y: yt } = squeezeExciteForward(tile, gpu(e, w1), gpu(e, w2), false, Tensor.fromData(e, rows(res.data), [n, C, 4, W]), { sums, parts, count: H * W });
+      const rt = allclose(await yt.read(), rows(want), FWD.rtol, FWD.atol);
+      assert.ok(rt.ok, `tile, ${parts} parts: ${rt.message}`);
+    });
+  }
+  const xs = gpu(e, x);
+  const sums = Tensor.fromData(e, new Float32Array(n * C), [n * C]);
+  assert.throws(() => squeezeExcitePoolRect(xs, { x0: 5, y0: 0, w: 5, h: 7 }, sums, 1), /rectangle 5x7 at \(5, 0\) is not inside input \[2,5,7,9\]/);
+  assert.throws(() => squeezeExcitePoolRect(xs, { x0: 0, y0: 0, w: 9, h: 7 }, sums, 2), /do not hold 2 partials for each of 10 planes/);
+  xs.dispose();
+  sums.dispose();
 });
 
 test('dispatch counts', async () => {

@@ -23,6 +23,8 @@ export interface DerainerOptions {
 export interface DerainCallOptions {
   /** Output pixels per tile side (default: as large as the device allows; tiling never changes the result). */
   tile?: number;
+  /** Bytes of tile activations kept on the GPU between the SE stages of a tiled run (default 1 GiB; past it, CPU memory). */
+  stateBudget?: number;
   /** Called after each tile with the tiles done and the total. */
   onProgress?: (done: number, total: number) => void;
 }
@@ -45,7 +47,8 @@ export class Derainer {
   ) {}
 
   /**
-   * Derains one image (any size: large ones are tiled with full context, so there are no seams).
+   * Derains one image (any size: large ones are tiled with full context and whole-image SE gates,
+   * so the result is the untiled one and there are no seams).
    * The result is planar RGB float, not clamped. The model's train/eval mode is left as it was.
    */
   async derain(image: DerainInput, opts: DerainCallOptions = {}): Promise<Image> {
@@ -53,7 +56,7 @@ export class Derainer {
     const img = await toImage(image);
     checkImage(img, 'derain input');
     // derainImage refuses a non-finite output itself.
-    return derainImage(this.model, img, { tile: opts.tile, onTile: opts.onProgress });
+    return derainImage(this.model, img, { tile: opts.tile, stateBudget: opts.stateBudget, onTile: opts.onProgress });
   }
 
   /** Frees the model's GPU memory, and the engine if the derainer created it. */

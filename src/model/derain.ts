@@ -1,11 +1,12 @@
-// Inference on images of any size: tiles carry the full receptive field as context, so the tiled
-// result equals the untiled one and there are no seams to hide.
+// Inference on images of any size: tiles carry the full receptive field as context and the SE
+// gates pool the whole image, so the tiled result equals the untiled one and there are no seams.
 import { noGrad } from '../graph/autograd.js';
 import { Tensor, tidy } from '../core/tensor.js';
 import { prepareTuning, tunePending } from '../kernels/conv2d.js';
+import { pooledParts, squeezeExcitePoolRect } from '../kernels/se.js';
 import type { Image } from '../io/image.js';
 import { receptiveRadius } from './config.js';
-import type { DrdNet } from './drdnet.js';
+import type { DrdNet, GateStages } from './drdnet.js';
 
 /** Options of `derainImage`: tile size, activation budget and a per-tile callback. */
 export interface DerainOptions {
@@ -13,7 +14,12 @@ export interface DerainOptions {
   tile?: number;
   /** Bytes one activation tensor may take (default 256 MiB, capped by maxStorageBufferBindingSize). */
   activationBudget?: number;
-  /** Called after each tile with the tiles done and the total. */
+  /**
+   * Bytes the tiles' activations may hold on the GPU between the SE stages of a tiled run (default
+   * 1 GiB); past it they wait in CPU memory, read back and uploaded again at each stage.
+   */
+  stateBudget?: number;
+  /** Called after each tile's output with the tiles done and the total (the earlier SE stages of a tiled run, its smaller part, report nothing). */
   onTile?: (done: number, total: number) => void;
 }
 
@@ -75,44 +81,145 @@ export async function derainImage(model: DrdNet, img: Image, opts: DerainOptions
   }
 }
 
-async function derainEval(model: DrdNet, img: Image, opts: DerainOptions): Promise<Image> {
-  const engine = model.parameters()[0].engine;
-  const { core, halo } = planTiles(model, img.width, img.height, opts);
-  // Stored kernel choices first; a tile size met untuned is timed after that tile (engine.tune).
-  await prepareTuning(engine);
-  const out = new Float32Array(3 * img.width * img.height);
-  const nx = Math.ceil(img.width / core);
-  const ny = Math.ceil(img.height / core);
-  let done = 0;
-  for (let ty = 0; ty < ny; ty++) {
-    for (let tx = 0; tx < nx; tx++) {
-      const cx0 = tx * core;
-      const cy0 = ty * core;
+/** One tile: its core (the output pixels it owns) and its region (the core plus context, clamped to the image). */
+interface Tile {
+  cx0: number;
+  cy0: number;
+  cw: number;
+  ch: number;
+  x0: number;
+  y0: number;
+  w: number;
+  h: number;
+}
+
+function tileGrid(img: Image, core: number, halo: number): Tile[] {
+  const tiles: Tile[] = [];
+  for (let cy0 = 0; cy0 < img.height; cy0 += core) {
+    for (let cx0 = 0; cx0 < img.width; cx0 += core) {
       const cw = Math.min(core, img.width - cx0);
       const ch = Math.min(core, img.height - cy0);
       // At the image border the zero padding of the untiled run is reproduced by clamping.
       const x0 = Math.max(0, cx0 - halo);
       const y0 = Math.max(0, cy0 - halo);
-      const x1 = Math.min(img.width, cx0 + cw + halo);
-      const y1 = Math.min(img.height, cy0 + ch + halo);
-      const w = x1 - x0;
-      const h = y1 - y0;
+      const w = Math.min(img.width, cx0 + cw + halo) - x0;
+      const h = Math.min(img.height, cy0 + ch + halo) - y0;
+      tiles.push({ cx0, cy0, cw, ch, x0, y0, w, h });
+    }
+  }
+  return tiles;
+}
+
+/** Default of `DerainOptions.stateBudget`. */
+export const DEFAULT_STATE_BUDGET = 2 ** 30;
+
+async function derainEval(model: DrdNet, img: Image, opts: DerainOptions): Promise<Image> {
+  const engine = model.parameters()[0].engine;
+  const { core, halo } = planTiles(model, img.width, img.height, opts);
+  // Stored kernel choices first; a tile size met untuned is timed after that tile (engine.tune).
+  await prepareTuning(engine);
+  const tiles = tileGrid(img, core, halo);
+  const out = new Float32Array(3 * img.width * img.height);
+  // Gates pool the whole image: with more than one tile they need the network run in stages.
+  const stages = tiles.length > 1 ? noGrad(() => model.gateStages()) : null;
+  if (stages) {
+    await derainStaged(model, stages, img, tiles, out, opts);
+  } else {
+    // Without SE gates every output pixel depends on its receptive field only. (Gates replaced
+    // through DrdNetOptions run per tile: one that pools globally sees its tile only.)
+    for (const [i, t] of tiles.entries()) {
       const result = await tidy(async () => {
-        const input = Tensor.fromData(engine, crop(img, x0, y0, w, h), [1, 3, h, w]);
+        const input = Tensor.fromData(engine, crop(img, t.x0, t.y0, t.w, t.h), [1, 3, t.h, t.w]);
         const { final } = noGrad(() => model.forward(input));
         return await final.read();
       });
-      const bad = result.findIndex((v) => !Number.isFinite(v));
-      if (bad >= 0) throw new Error(`the model's output is ${result[bad]} (at tile ${done + 1} of ${nx * ny}): the weights are broken`);
-      for (let c = 0; c < 3; c++) {
-        for (let y = 0; y < ch; y++) {
-          const src = c * w * h + (cy0 - y0 + y) * w + (cx0 - x0);
-          out.set(result.subarray(src, src + cw), c * img.width * img.height + (cy0 + y) * img.width + cx0);
-        }
-      }
+      place(out, img, t, result, i, tiles.length);
       await tunePending(engine);
-      opts.onTile?.(++done, nx * ny);
+      opts.onTile?.(i + 1, tiles.length);
     }
   }
   return { width: img.width, height: img.height, data: out };
+}
+
+/** Copies a tile's core out of its result into the image, refusing a non-finite output. */
+function place(out: Float32Array, img: Image, t: Tile, result: Float32Array, index: number, total: number): void {
+  const bad = result.findIndex((v) => !Number.isFinite(v));
+  if (bad >= 0) throw new Error(`the model's output is ${result[bad]} (at tile ${index + 1} of ${total}): the weights are broken`);
+  for (let c = 0; c < 3; c++) {
+    for (let y = 0; y < t.ch; y++) {
+      const src = c * t.w * t.h + (t.cy0 - t.y0 + y) * t.w + (t.cx0 - t.x0);
+      out.set(result.subarray(src, src + t.cw), c * img.width * img.height + (t.cy0 + y) * img.width + t.cx0);
+    }
+  }
+}
+
+/** A tile's activation between stages: on the GPU, or in CPU memory past the state budget. */
+type Stored = Tensor | { data: Float32Array; shape: number[] };
+
+/**
+ * Tiled inference whose SE gates equal the untiled run's. Stage j runs every tile from its stored
+ * state (block j's input over the tile's whole region) through block j's convs and adds the sums of
+ * the pre-gate activation over the tile's core to one buffer; the cores partition the image, so
+ * after the last tile that buffer holds the image's sums and block j's gate for every tile is the
+ * untiled one up to summation order. The last stage applies the last gate and runs the rest of the
+ * network (rain body and tail, the detail branch, which has no gate) per tile in one go.
+ */
+async function derainStaged(model: DrdNet, stages: GateStages, img: Image, tiles: Tile[], out: Float32Array, opts: DerainOptions): Promise<void> {
+  const engine = model.parameters()[0].engine;
+  const C = model.config.channels;
+  const count = img.width * img.height;
+  const parts = pooledParts(engine, C, Math.max(...tiles.map((t) => t.cw * t.ch)));
+  // Between stages each tile keeps its block input and pre-gate activation: 2C channels.
+  const stateBytes = tiles.reduce((a, t) => a + 2 * C * t.w * t.h * 4, 0);
+  const resident = stateBytes <= (opts.stateBudget ?? DEFAULT_STATE_BUDGET);
+  const store = async (x: Tensor): Promise<Stored> => (resident ? x.keep() : { data: await x.read(), shape: [...x.shape] });
+  const restore = (s: Stored): Tensor => (s instanceof Tensor ? s : Tensor.fromData(engine, s.data, s.shape));
+  const upload = (t: Tile) => Tensor.fromData(engine, crop(img, t.x0, t.y0, t.w, t.h), [1, 3, t.h, t.w]);
+  // Tile i's state, replaced by tile i alone at each stage.
+  const states: Array<[Stored, Stored] | null> = tiles.map(() => null);
+  let sums: Tensor | null = null; // the previous stage's pooled sums
+  let next: Tensor | null = null; // this stage's
+  const freeStates = () => {
+    for (const s of states) for (const v of s ?? []) if (v instanceof Tensor) v.dispose();
+  };
+  try {
+    for (let j = 0; j <= stages.blocks; j++) {
+      next = j < stages.blocks ? Tensor.fromData(engine, new Float32Array(C * parts), [C * parts]).keep() : null;
+      const pooled = sums && { sums, parts, count };
+      for (const [i, t] of tiles.entries()) {
+        await tidy(async () => {
+          let x: Tensor;
+          if (j === 0) {
+            x = noGrad(() => stages.head(upload(t)));
+          } else {
+            const [xp, hp] = states[i]!.map(restore);
+            x = noGrad(() => stages.gate(j - 1, hp, xp, pooled));
+            xp.dispose();
+            hp.dispose();
+            states[i] = null;
+          }
+          if (next) {
+            const h = noGrad(() => stages.preGate(j, x));
+            squeezeExcitePoolRect(h, { x0: t.cx0 - t.x0, y0: t.cy0 - t.y0, w: t.cw, h: t.ch }, next!, parts);
+            const [xs, hs] = await Promise.all([store(x), store(h)]);
+            states[i] = [xs, hs];
+          } else {
+            // The head is recomputed (27C multiply-adds a pixel) rather than kept for the long skip.
+            const o = upload(t);
+            const { final } = noGrad(() => stages.finish(o, stages.head(o), x));
+            place(out, img, t, await final.read(), i, tiles.length);
+          }
+        });
+        await tunePending(engine);
+        if (!next) opts.onTile?.(i + 1, tiles.length);
+      }
+      sums?.dispose();
+      sums = next;
+      next = null;
+    }
+  } finally {
+    freeStates();
+    sums?.dispose();
+    next?.dispose();
+  }
 }

@@ -8,7 +8,7 @@ import { add, sub } from '../graph/ops.js';
 import { isGradEnabled } from '../graph/autograd.js';
 import { type Tensor, shapeStr } from '../core/tensor.js';
 import { composeFusedBias, conv2dForward, conv2dMultiForward, foldAffine, pair, type ConvEpilogue, type FoldBn } from '../kernels/conv2d.js';
-import { squeezeExciteForward } from '../kernels/se.js';
+import { squeezeExciteForward, type PooledSums } from '../kernels/se.js';
 import { Rng } from '../util/rng.js';
 import { type DrdConfig, validateConfig } from './config.js';
 
@@ -87,14 +87,20 @@ class RainBlock extends Module {
     const body = gate ? gate() : k.c.se ? new SqueezeExcite(k.engine, k.rng, C, k.c.seHidden) : null;
     this.body = body && this.child('rain_residual_block_body', body);
   }
+  /** Folded only: the two convs, the activation the gate pools. */
+  preGate(x: Tensor): Tensor {
+    const [c1, , , c2] = this.head.items as [Conv2d, BatchNorm2d, PReLU, Conv2d, BatchNorm2d];
+    const h2 = foldedConv(c1, x, this.folded!.get(c1)!);
+    this.tap?.(h2);
+    const h = foldedConv(c2, h2, this.folded!.get(c2)!);
+    h2.dispose();
+    return h;
+  }
   forward(x: Tensor): Tensor {
     const [c1, bn1, act, c2, bn2] = this.head.items as [Conv2d, BatchNorm2d, PReLU, Conv2d, BatchNorm2d];
     let h: Tensor;
     if (this.folded) {
-      const h2 = foldedConv(c1, x, this.folded.get(c1)!);
-      this.tap?.(h2);
-      h = foldedConv(c2, h2, this.folded.get(c2)!);
-      h2.dispose();
+      h = this.preGate(x);
       if (this.body instanceof SqueezeExcite) {
         // The SE scale and the skip connection in one pass.
         const { y, saved } = squeezeExciteForward(h, this.body.fc1.weight, this.body.fc2.weight, false, x);
@@ -185,6 +191,10 @@ class Branch extends Module {
       if (h !== x0) h.dispose();
       h = n;
     }
+    return this.finish(h, x0);
+  }
+  /** Body conv + BN on the last block's output h, the long skip from x0, then the tail; frees h and x0. */
+  finish(h: Tensor, x0: Tensor): Tensor {
     const [bc, bbn] = this.body.items as [Conv2d, BatchNorm2d];
     const b1 = this.folded ? null : bc.forward(h);
     const b2 = b1 ? bbn.forward(b1) : foldedConv(bc, h, this.folded!.get(bc)!);
@@ -194,6 +204,23 @@ class Branch extends Module {
     s.dispose();
     return out;
   }
+}
+
+/**
+ * The folded network cut where the rain blocks' SE gates pool (`DrdNet.gateStages`): head, then per
+ * block preGate and gate, then finish, equals forward when each gate pools its own input.
+ */
+export interface GateStages {
+  /** Rain blocks: gates to pool. */
+  blocks: number;
+  /** The rain head (conv + PReLU): the first block's input and the long skip x0. */
+  head(o: Tensor): Tensor;
+  /** Rain block j's convs on its input x: the activation h its gate pools. */
+  preGate(j: number, x: Tensor): Tensor;
+  /** Block j's output h * gate + x, the gate from `pooled`'s sums (null: from h itself). */
+  gate(j: number, h: Tensor, x: Tensor, pooled: PooledSums | null): Tensor;
+  /** From the last block's output y and x0 to the outputs (rain body and tail, detail branch); frees y and x0. */
+  finish(o: Tensor, x0: Tensor, y: Tensor): DrdOutputs;
 }
 
 /** The network's outputs: rain layer, derained image, detail map and final image. */
@@ -267,9 +294,33 @@ export class DrdNet extends Module {
     this.#folded = null;
   }
 
-  /** Runs the network on a [N,3,H,W] batch of rainy images in [0,1]. Intermediates are freed. */
-  forward(o: Tensor): DrdOutputs {
-    if (o.shape.length !== 4 || o.shape[1] !== 3) throw new Error(`DrdNet: expected input [N,3,H,W], got ${shapeStr(o.shape)}`);
+  /**
+   * The rain branch cut at its SE pooling points, for tiled inference whose gates pool the whole
+   * image (derain.ts); null unless the network is folded (`foldForInference`, no gradient, BN in
+   * eval mode) and every rain block is a built-in block with an SE gate.
+   */
+  gateStages(): GateStages | null {
+    const folded = this.#prepare();
+    const blocks = this.rainNet.blocks.items;
+    if (!folded || blocks.length === 0 || !blocks.every((b) => b instanceof RainBlock && b.body instanceof SqueezeExcite)) return null;
+    const rain = blocks as RainBlock[];
+    const head = this.rainNet.head.items[0] as Conv2d;
+    return {
+      blocks: rain.length,
+      head: (o) => foldedConv(head, o, folded.get(head)!),
+      preGate: (j, x) => rain[j].preGate(x),
+      gate: (j, h, x, pooled) => {
+        const se = rain[j].body as SqueezeExcite;
+        const { y, saved } = squeezeExciteForward(h, se.fc1.weight, se.fc2.weight, false, x, pooled);
+        saved.dispose();
+        return y;
+      },
+      finish: (o, x0, y) => this.#outputs(o, this.rainNet.finish(y, x0)),
+    };
+  }
+
+  /** Sets every block's tap and folded state for one forward; returns the epilogues when folded. */
+  #prepare(): Folded {
     const tap = this.tap;
     // The folded path only where it equals the layer path: no gradients, BatchNorm on running stats.
     const folded = this.#folded && !isGradEnabled() && this.namedModules().every(([, m]) => !(m instanceof BatchNorm2d) || !m.training) ? this.#folded : null;
@@ -280,7 +331,18 @@ export class DrdNet extends Module {
       else if (m instanceof Branch) m.tap = at(`${m === this.rainNet ? 'rain_net_head' : 'back_net_head'}.1`);
       if (m instanceof RainBlock || m instanceof DetailBlock || m instanceof Branch) m.folded = folded;
     }
-    const rain = this.rainNet.forward(o);
+    return folded;
+  }
+
+  /** Runs the network on a [N,3,H,W] batch of rainy images in [0,1]. Intermediates are freed. */
+  forward(o: Tensor): DrdOutputs {
+    if (o.shape.length !== 4 || o.shape[1] !== 3) throw new Error(`DrdNet: expected input [N,3,H,W], got ${shapeStr(o.shape)}`);
+    this.#prepare();
+    return this.#outputs(o, this.rainNet.forward(o));
+  }
+
+  /** The outputs from the input and the rain layer: O - R, then the detail branch. */
+  #outputs(o: Tensor, rain: Tensor): DrdOutputs {
     const derained = sub(o, rain);
     if (!this.backNet) return { rain, derained, detail: null, final: derained };
     let input = o;
