@@ -22,6 +22,7 @@ export interface BenchCase {
 }
 
 export interface BenchRun {
-  run(): void;
+  /** May resolve later (whole-image inference reads tiles back); the harness awaits it. */
+  run(): void | Promise<void>;
   dispose(): void;
 }

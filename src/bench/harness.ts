@@ -69,7 +69,7 @@ export async function timeCase(engine: Engine, c: BenchCase, opts: RunOptions = 
     const once = async (): Promise<number> => {
       await engine.sync();
       const t0 = performance.now();
-      run.run();
+      await run.run();
       await engine.sync();
       return performance.now() - t0;
     };
