@@ -81,33 +81,35 @@ export async function derainImage(model: DrdNet, img: Image, opts: DerainOptions
   }
 }
 
-/** One tile: its core (the output pixels it owns) and its region (the core plus context, clamped to the image). */
+/** One tile's core: the output pixels it owns (the cores partition the image). */
 interface Tile {
   cx0: number;
   cy0: number;
   cw: number;
   ch: number;
+}
+
+/** A rectangle of the image: a tile's core plus context. */
+interface Region {
   x0: number;
   y0: number;
   w: number;
   h: number;
 }
 
-function tileGrid(img: Image, core: number, halo: number): Tile[] {
+function tileGrid(img: Image, core: number): Tile[] {
   const tiles: Tile[] = [];
   for (let cy0 = 0; cy0 < img.height; cy0 += core) {
-    for (let cx0 = 0; cx0 < img.width; cx0 += core) {
-      const cw = Math.min(core, img.width - cx0);
-      const ch = Math.min(core, img.height - cy0);
-      // At the image border the zero padding of the untiled run is reproduced by clamping.
-      const x0 = Math.max(0, cx0 - halo);
-      const y0 = Math.max(0, cy0 - halo);
-      const w = Math.min(img.width, cx0 + cw + halo) - x0;
-      const h = Math.min(img.height, cy0 + ch + halo) - y0;
-      tiles.push({ cx0, cy0, cw, ch, x0, y0, w, h });
-    }
+    for (let cx0 = 0; cx0 < img.width; cx0 += core) tiles.push({ cx0, cy0, cw: Math.min(core, img.width - cx0), ch: Math.min(core, img.height - cy0) });
   }
   return tiles;
+}
+
+/** The core with `halo` pixels of context on each side; at the image border the zero padding of the untiled run is reproduced by clamping. */
+function region(img: Image, t: Tile, halo: number): Region {
+  const x0 = Math.max(0, t.cx0 - halo);
+  const y0 = Math.max(0, t.cy0 - halo);
+  return { x0, y0, w: Math.min(img.width, t.cx0 + t.cw + halo) - x0, h: Math.min(img.height, t.cy0 + t.ch + halo) - y0 };
 }
 
 /** Default of `DerainOptions.stateBudget`. */
@@ -118,22 +120,23 @@ async function derainEval(model: DrdNet, img: Image, opts: DerainOptions): Promi
   const { core, halo } = planTiles(model, img.width, img.height, opts);
   // Stored kernel choices first; a tile size met untuned is timed after that tile (engine.tune).
   await prepareTuning(engine);
-  const tiles = tileGrid(img, core, halo);
+  const tiles = tileGrid(img, core);
   const out = new Float32Array(3 * img.width * img.height);
   // Gates pool the whole image: with more than one tile they need the network run in stages.
   const stages = tiles.length > 1 ? noGrad(() => model.gateStages()) : null;
   if (stages) {
-    await derainStaged(model, stages, img, tiles, out, opts);
+    await derainStaged(model, stages, img, tiles, halo, out, opts);
   } else {
     // Without SE gates every output pixel depends on its receptive field only. (Gates replaced
     // through DrdNetOptions run per tile: one that pools globally sees its tile only.)
     for (const [i, t] of tiles.entries()) {
+      const r = region(img, t, halo);
       const result = await tidy(async () => {
-        const input = Tensor.fromData(engine, crop(img, t.x0, t.y0, t.w, t.h), [1, 3, t.h, t.w]);
+        const input = Tensor.fromData(engine, crop(img, r.x0, r.y0, r.w, r.h), [1, 3, r.h, r.w]);
         const { final } = noGrad(() => model.forward(input));
         return await final.read();
       });
-      place(out, img, t, result, i, tiles.length);
+      place(out, img, t, r, result, i, tiles.length);
       await tunePending(engine);
       opts.onTile?.(i + 1, tiles.length);
     }
@@ -141,13 +144,13 @@ async function derainEval(model: DrdNet, img: Image, opts: DerainOptions): Promi
   return { width: img.width, height: img.height, data: out };
 }
 
-/** Copies a tile's core out of its result into the image, refusing a non-finite output. */
-function place(out: Float32Array, img: Image, t: Tile, result: Float32Array, index: number, total: number): void {
+/** Copies a tile's core out of its region's result into the image, refusing a non-finite output. */
+function place(out: Float32Array, img: Image, t: Tile, r: Region, result: Float32Array, index: number, total: number): void {
   const bad = result.findIndex((v) => !Number.isFinite(v));
   if (bad >= 0) throw new Error(`the model's output is ${result[bad]} (at tile ${index + 1} of ${total}): the weights are broken`);
   for (let c = 0; c < 3; c++) {
     for (let y = 0; y < t.ch; y++) {
-      const src = c * t.w * t.h + (t.cy0 - t.y0 + y) * t.w + (t.cx0 - t.x0);
+      const src = c * r.w * r.h + (t.cy0 - r.y0 + y) * r.w + (t.cx0 - r.x0);
       out.set(result.subarray(src, src + t.cw), c * img.width * img.height + (t.cy0 + y) * img.width + t.cx0);
     }
   }
@@ -158,23 +161,30 @@ type Stored = Tensor | { data: Float32Array; shape: number[] };
 
 /**
  * Tiled inference whose SE gates equal the untiled run's. Stage j runs every tile from its stored
- * state (block j's input over the tile's whole region) through block j's convs and adds the sums of
+ * state (block j's input over the tile's rain region) through block j's convs and adds the sums of
  * the pre-gate activation over the tile's core to one buffer; the cores partition the image, so
  * after the last tile that buffer holds the image's sums and block j's gate for every tile is the
  * untiled one up to summation order. The last stage applies the last gate and runs the rest of the
- * network (rain body and tail, the detail branch, which has no gate) per tile in one go.
+ * network per tile in one go (the detail branch has no gate).
+ *
+ * With detail input O (the presets), the final image is O - R + D with D computed from O alone, so
+ * the rain branch needs only its own receptive field as context (35 px for the paper preset, 9 for
+ * tiny, against the detail branch's 163 and 33): its regions, states and work are that much smaller.
  */
-async function derainStaged(model: DrdNet, stages: GateStages, img: Image, tiles: Tile[], out: Float32Array, opts: DerainOptions): Promise<void> {
+async function derainStaged(model: DrdNet, stages: GateStages, img: Image, tiles: Tile[], halo: number, out: Float32Array, opts: DerainOptions): Promise<void> {
   const engine = model.parameters()[0].engine;
   const C = model.config.channels;
   const count = img.width * img.height;
+  const split = model.config.detail && model.config.detailInput === 'O';
+  const rainHalo = split ? receptiveRadius({ ...model.config, detail: false }) : halo;
+  const rainRegions = tiles.map((t) => region(img, t, rainHalo));
   const parts = pooledParts(engine, C, Math.max(...tiles.map((t) => t.cw * t.ch)));
   // Between stages each tile keeps its block input and pre-gate activation: 2C channels.
-  const stateBytes = tiles.reduce((a, t) => a + 2 * C * t.w * t.h * 4, 0);
+  const stateBytes = rainRegions.reduce((a, r) => a + 2 * C * r.w * r.h * 4, 0);
   const resident = stateBytes <= (opts.stateBudget ?? DEFAULT_STATE_BUDGET);
   const store = async (x: Tensor): Promise<Stored> => (resident ? x.keep() : { data: await x.read(), shape: [...x.shape] });
   const restore = (s: Stored): Tensor => (s instanceof Tensor ? s : Tensor.fromData(engine, s.data, s.shape));
-  const upload = (t: Tile) => Tensor.fromData(engine, crop(img, t.x0, t.y0, t.w, t.h), [1, 3, t.h, t.w]);
+  const upload = (r: Region) => Tensor.fromData(engine, crop(img, r.x0, r.y0, r.w, r.h), [1, 3, r.h, r.w]);
   // Tile i's state, replaced by tile i alone at each stage.
   const states: Array<[Stored, Stored] | null> = tiles.map(() => null);
   let sums: Tensor | null = null; // the previous stage's pooled sums
@@ -187,10 +197,11 @@ async function derainStaged(model: DrdNet, stages: GateStages, img: Image, tiles
       next = j < stages.blocks ? Tensor.fromData(engine, new Float32Array(C * parts), [C * parts]).keep() : null;
       const pooled = sums && { sums, parts, count };
       for (const [i, t] of tiles.entries()) {
+        const r = rainRegions[i];
         await tidy(async () => {
           let x: Tensor;
           if (j === 0) {
-            x = noGrad(() => stages.head(upload(t)));
+            x = noGrad(() => stages.head(upload(r)));
           } else {
             const [xp, hp] = states[i]!.map(restore);
             x = noGrad(() => stages.gate(j - 1, hp, xp, pooled));
@@ -200,14 +211,32 @@ async function derainStaged(model: DrdNet, stages: GateStages, img: Image, tiles
           }
           if (next) {
             const h = noGrad(() => stages.preGate(j, x));
-            squeezeExcitePoolRect(h, { x0: t.cx0 - t.x0, y0: t.cy0 - t.y0, w: t.cw, h: t.ch }, next!, parts);
+            squeezeExcitePoolRect(h, { x0: t.cx0 - r.x0, y0: t.cy0 - r.y0, w: t.cw, h: t.ch }, next, parts);
             const [xs, hs] = await Promise.all([store(x), store(h)]);
             states[i] = [xs, hs];
-          } else {
+          } else if (split) {
             // The head is recomputed (27C multiply-adds a pixel) rather than kept for the long skip.
-            const o = upload(t);
-            const { final } = noGrad(() => stages.finish(o, stages.head(o), x));
-            place(out, img, t, await final.read(), i, tiles.length);
+            const o = upload(r);
+            const rain = noGrad(() => stages.rain(stages.head(o), x));
+            const f = region(img, t, halo);
+            const detail = noGrad(() => stages.detail(upload(f)))!;
+            const [rd, dd] = await Promise.all([rain.read(), detail.read()]);
+            // O - R + D as the untiled run adds them (float32, in that order), over the core.
+            const result = new Float32Array(3 * t.cw * t.ch);
+            for (let c = 0; c < 3; c++) {
+              for (let y = 0; y < t.ch; y++) {
+                for (let k = 0; k < t.cw; k++) {
+                  const ri = (c * r.h + t.cy0 - r.y0 + y) * r.w + t.cx0 - r.x0 + k;
+                  const derained = Math.fround(img.data[(c * img.height + t.cy0 + y) * img.width + t.cx0 + k] - rd[ri]);
+                  result[(c * t.ch + y) * t.cw + k] = derained + dd[(c * f.h + t.cy0 - f.y0 + y) * f.w + t.cx0 - f.x0 + k];
+                }
+              }
+            }
+            place(out, img, t, { x0: t.cx0, y0: t.cy0, w: t.cw, h: t.ch }, result, i, tiles.length);
+          } else {
+            const o = upload(r);
+            const { final } = noGrad(() => stages.outputs(o, stages.rain(stages.head(o), x)));
+            place(out, img, t, r, await final.read(), i, tiles.length);
           }
         });
         await tunePending(engine);

@@ -208,7 +208,7 @@ class Branch extends Module {
 
 /**
  * The folded network cut where the rain blocks' SE gates pool (`DrdNet.gateStages`): head, then per
- * block preGate and gate, then finish, equals forward when each gate pools its own input.
+ * block preGate and gate, then rain and outputs, equals forward when each gate pools its own input.
  */
 export interface GateStages {
   /** Rain blocks: gates to pool. */
@@ -219,8 +219,12 @@ export interface GateStages {
   preGate(j: number, x: Tensor): Tensor;
   /** Block j's output h * gate + x, the gate from `pooled`'s sums (null: from h itself). */
   gate(j: number, h: Tensor, x: Tensor, pooled: PooledSums | null): Tensor;
-  /** From the last block's output y and x0 to the outputs (rain body and tail, detail branch); frees y and x0. */
-  finish(o: Tensor, x0: Tensor, y: Tensor): DrdOutputs;
+  /** The rain layer R from the last block's output y and x0 (rain body, long skip, tail); frees y and x0. */
+  rain(x0: Tensor, y: Tensor): Tensor;
+  /** The detail branch on its input (O, or 2O - R), null without one. */
+  detail(input: Tensor): Tensor | null;
+  /** The outputs from the input and its rain layer (O - R, the detail branch), as forward ends them. */
+  outputs(o: Tensor, rain: Tensor): DrdOutputs;
 }
 
 /** The network's outputs: rain layer, derained image, detail map and final image. */
@@ -315,7 +319,9 @@ export class DrdNet extends Module {
         saved.dispose();
         return y;
       },
-      finish: (o, x0, y) => this.#outputs(o, this.rainNet.finish(y, x0)),
+      rain: (x0, y) => this.rainNet.finish(y, x0),
+      detail: (input) => this.backNet?.forward(input) ?? null,
+      outputs: (o, rain) => this.#outputs(o, rain),
     };
   }
 
