@@ -16,7 +16,8 @@ export interface DerainOptions {
   activationBudget?: number;
   /**
    * Bytes the tiles' activations may hold on the GPU between the SE stages of a tiled run (default
-   * 1 GiB); past it they wait in CPU memory, read back and uploaded again at each stage.
+   * 1 GiB; unlimited on a software adapter, whose GPU memory is CPU memory anyway); past it they
+   * wait in CPU memory, read back and uploaded again at each stage.
    */
   stateBudget?: number;
   /** Called after each tile's output with the tiles done and the total (the earlier SE stages of a tiled run, its smaller part, report nothing). */
@@ -112,7 +113,7 @@ function region(img: Image, t: Tile, halo: number): Region {
   return { x0, y0, w: Math.min(img.width, t.cx0 + t.cw + halo) - x0, h: Math.min(img.height, t.cy0 + t.ch + halo) - y0 };
 }
 
-/** Default of `DerainOptions.stateBudget`. */
+/** Default of `DerainOptions.stateBudget` on a hardware adapter. */
 export const DEFAULT_STATE_BUDGET = 2 ** 30;
 
 async function derainEval(model: DrdNet, img: Image, opts: DerainOptions): Promise<Image> {
@@ -181,7 +182,7 @@ async function derainStaged(model: DrdNet, stages: GateStages, img: Image, tiles
   const parts = pooledParts(engine, C, Math.max(...tiles.map((t) => t.cw * t.ch)));
   // Between stages each tile keeps its block input and pre-gate activation: 2C channels.
   const stateBytes = rainRegions.reduce((a, r) => a + 2 * C * r.w * r.h * 4, 0);
-  const resident = stateBytes <= (opts.stateBudget ?? DEFAULT_STATE_BUDGET);
+  const resident = stateBytes <= (opts.stateBudget ?? (engine.adapter.software ? Infinity : DEFAULT_STATE_BUDGET));
   const store = async (x: Tensor): Promise<Stored> => (resident ? x.keep() : { data: await x.read(), shape: [...x.shape] });
   const restore = (s: Stored): Tensor => (s instanceof Tensor ? s : Tensor.fromData(engine, s.data, s.shape));
   const upload = (r: Region) => Tensor.fromData(engine, crop(img, r.x0, r.y0, r.w, r.h), [1, 3, r.h, r.w]);
