@@ -128,8 +128,8 @@ async function derainEval(model: DrdNet, img: Image, opts: DerainOptions): Promi
   if (stages) {
     await derainStaged(model, stages, img, tiles, halo, out, opts);
   } else {
-    // Without SE gates every output pixel depends on its receptive field only. (Gates replaced
-    // through DrdNetOptions run per tile: one that pools globally sees its tile only.)
+    // One tile, or no SE gates: every output pixel depends on its receptive field only. (Gates
+    // replaced through DrdNetOptions run per tile: one that pools globally sees its tile only.)
     for (const [i, t] of tiles.entries()) {
       const r = region(img, t, halo);
       const result = await tidy(async () => {
