@@ -52,7 +52,8 @@ const WG = 64u; // the 1-D entries' workgroup size (transform; lib/grid.wgsl)
 #include "lib/grid.wgsl"
 
 const MAX_TT = 4u;
-const ACC = 64u; // vec4 accumulators: TT * 16 * TM / 4 <= 64
+const ACC_G = 16u; // accumulator groups of 16 vec4s: TT * TM / 4 <= 16
+override S: u32 = TM / 4u; // channel groups per tile
 
 // The first output row (or column) of tile row r at dilation d: 2*d*(r / d) + r % d.
 fn tileStart(r: u32, d: u32) -> u32 {
@@ -73,78 +74,75 @@ fn winograd(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid:
   let t0 = wg.y * WG_X * TT + lid.x;
   let xb = p.xOff + n * p.Ci * HWi;
   // Per tile: its origin, and the 16 patch offsets with their in-bounds flags (computed once,
-  // reused for every input channel).
+  // reused for every input channel). Every array below is indexed by a loop's own counter and
+  // constants: lavapipe then unrolls the loops and keeps the arrays in registers (a computed
+  // index makes it gather per lane from the stack, several times slower).
   var org: array<vec2<u32>, MAX_TT>;
-  var off: array<u32, 64>;
-  var ok: array<bool, 64>;
+  var off: array<array<u32, 16>, MAX_TT>;
+  var ok: array<array<bool, 16>, MAX_TT>;
   for (var t = 0u; t < TT; t++) {
     let tile = min(t0 + t * WG_X, nt - 1u);
     let y0 = tileStart(tile / p.TC, p.dh);
     let x0 = tileStart(tile % p.TC, p.dw);
     org[t] = vec2(y0, x0);
-    for (var j = 0u; j < 4u; j++) {
-      let iy = i32(y0) - p.ph + i32(j * p.dh);
-      for (var i = 0u; i < 4u; i++) {
-        let ix = i32(x0) - p.pw + i32(i * p.dw);
-        let k = t * 16u + j * 4u + i;
-        ok[k] = iy >= 0 && iy < i32(p.Hi) && ix >= 0 && ix < i32(p.Wi);
-        off[k] = xb + select(0u, u32(iy) * p.Wi + u32(ix), ok[k]);
-      }
+    for (var k = 0u; k < 16u; k++) {
+      let iy = i32(y0) - p.ph + i32((k / 4u) * p.dh);
+      let ix = i32(x0) - p.pw + i32((k % 4u) * p.dw);
+      ok[t][k] = iy >= 0 && iy < i32(p.Hi) && ix >= 0 && ix < i32(p.Wi);
+      off[t][k] = xb + select(0u, u32(iy) * p.Wi + u32(ix), ok[t][k]);
     }
   }
-  var acc: array<vec4<f32>, ACC>;
+  // acc[t * S + c4][e]: tile t, channel group c4 (4 output channels), transform element e.
+  var acc: array<array<vec4<f32>, 16>, ACC_G>;
   let C4 = p.CoP / 4u;
   for (var c = 0u; c < p.Ci; c++) {
     // V = B^T d B per tile, as 4 rows of 4.
-    var v: array<vec4<f32>, 16>;
+    var v: array<array<vec4<f32>, 4>, MAX_TT>;
     for (var t = 0u; t < TT; t++) {
-      var d: array<vec4<f32>, 4>;
-      for (var j = 0u; j < 4u; j++) {
-        let k = t * 16u + j * 4u;
-        d[j] = vec4(
-          select(0.0, X[off[k] + c * HWi], ok[k]),
-          select(0.0, X[off[k + 1u] + c * HWi], ok[k + 1u]),
-          select(0.0, X[off[k + 2u] + c * HWi], ok[k + 2u]),
-          select(0.0, X[off[k + 3u] + c * HWi], ok[k + 3u]));
-      }
-      v[t * 4u] = colT(d[0] - d[2]);
-      v[t * 4u + 1u] = colT(d[1] + d[2]);
-      v[t * 4u + 2u] = colT(d[2] - d[1]);
-      v[t * 4u + 3u] = colT(d[1] - d[3]);
+      var x: array<f32, 16>;
+      for (var k = 0u; k < 16u; k++) { x[k] = select(0.0, X[off[t][k] + c * HWi], ok[t][k]); }
+      let d0 = vec4(x[0], x[1], x[2], x[3]);
+      let d1 = vec4(x[4], x[5], x[6], x[7]);
+      let d2 = vec4(x[8], x[9], x[10], x[11]);
+      let d3 = vec4(x[12], x[13], x[14], x[15]);
+      v[t][0] = colT(d0 - d2);
+      v[t][1] = colT(d1 + d2);
+      v[t][2] = colT(d2 - d1);
+      v[t][3] = colT(d1 - d3);
     }
-    // M[e][co] += U[c][e][co] * V[e]: U as vec4s over 4 output channels.
+    // M[e][co] += U[c][e][co] * V[e]: U as vec4s over 4 output channels (uniform across the
+    // workgroup: lavapipe loads them once per SIMD row).
     let u0 = (p.uOff / 4u) + c * 16u * C4 + co0 / 4u;
-    for (var e = 0u; e < 16u; e++) {
-      for (var c4 = 0u; c4 < TM / 4u; c4++) {
-        let u = U[u0 + e * C4 + c4];
-        for (var t = 0u; t < TT; t++) {
-          let a = (t * 16u + e) * (TM / 4u) + c4;
-          acc[a] = fma(u, vec4(v[t * 4u + e / 4u][e % 4u]), acc[a]);
-        }
+    for (var g = 0u; g < TT * S; g++) {
+      let ub = u0 + g % S;
+      let vt = v[g / S];
+      for (var e = 0u; e < 16u; e++) {
+        acc[g][e] = fma(U[ub + e * C4], vec4(vt[e / 4u][e % 4u]), acc[g][e]);
       }
     }
   }
   // Y = A^T M A per tile, 4 output channels at a time, then the epilogue.
   let HWq = p.Hq * p.Wq;
   let yb = p.yOff + n * p.Co * HWq;
-  for (var t = 0u; t < TT; t++) {
+  for (var g = 0u; g < TT * S; g++) {
+    let t = g / S;
+    let c4 = g % S;
     if (t0 + t * WG_X >= nt) { break; }
     let y0 = org[t].x;
     let x0 = org[t].y;
     let y1 = y0 + p.dh;
     let x1 = x0 + p.dw;
     if (y0 >= p.Hq || x0 >= p.Wq) { continue; }
-    for (var c4 = 0u; c4 < TM / 4u; c4++) {
-      let b = t * 16u * (TM / 4u) + c4;
-      let s = TM / 4u; // stride between transform-domain elements
-      let r00 = acc[b] + acc[b + 4u * s] + acc[b + 8u * s];
-      let r01 = acc[b + s] + acc[b + 5u * s] + acc[b + 9u * s];
-      let r02 = acc[b + 2u * s] + acc[b + 6u * s] + acc[b + 10u * s];
-      let r03 = acc[b + 3u * s] + acc[b + 7u * s] + acc[b + 11u * s];
-      let r10 = acc[b + 4u * s] - acc[b + 8u * s] - acc[b + 12u * s];
-      let r11 = acc[b + 5u * s] - acc[b + 9u * s] - acc[b + 13u * s];
-      let r12 = acc[b + 6u * s] - acc[b + 10u * s] - acc[b + 14u * s];
-      let r13 = acc[b + 7u * s] - acc[b + 11u * s] - acc[b + 15u * s];
+    {
+      let m4 = acc[g];
+      let r00 = m4[0] + m4[4] + m4[8];
+      let r01 = m4[1] + m4[5] + m4[9];
+      let r02 = m4[2] + m4[6] + m4[10];
+      let r03 = m4[3] + m4[7] + m4[11];
+      let r10 = m4[4] - m4[8] - m4[12];
+      let r11 = m4[5] - m4[9] - m4[13];
+      let r12 = m4[6] - m4[10] - m4[14];
+      let r13 = m4[7] - m4[11] - m4[15];
       var o: array<vec4<f32>, 4>;
       o[0] = r00 + r01 + r02; // (y0, x0)
       o[1] = r01 - r02 - r03; // (y0, x1)

@@ -1,4 +1,4 @@
-// Self-tuning: first use times and persists per adapter, later engines reuse without timing, corrupt files are ignored, tune:false never times; every candidate the tuner can pick matches the float64 reference.
+// Self-tuning: first use times and persists per adapter, later engines reuse without timing, corrupt files are ignored, tune:false never times; every candidate the tuner can pick (Winograd included) matches the float64 reference.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -148,7 +148,8 @@ const geom = (Ci: number, Co: number) => ({ N: 2, Ci, H: 9, W: 11, Co, KH: 3, KW
 test('every software candidate (narrow and wide layers) matches the reference', async () => {
   const e = await engine();
   const soft = { ...e, adapter: { ...e.adapter, software: true }, limits: e.limits } as unknown as Engine;
-  const convs = [4, 8, 64].flatMap((M) => convCandidates(soft, M));
+  // The shape below (3x3, stride 1) is Winograd-eligible: its candidates are checked too.
+  const convs = [4, 8, 64].flatMap((M) => convCandidates(soft, M, undefined, { winograd: true }));
   const wgrads = [[3, 64], [64, 3], [64, 64], [8, 8]].flatMap(([ci, co]) => wgradCandidates(soft, geom(ci, co)));
   await checkCandidates(e, 'software', uniq(convs), uniq(wgrads));
 });

@@ -30,7 +30,7 @@ const dgradClose = (got: Float32Array, want: ArrayLike<number>, what: string) =>
 const wino = (tm: number, tn: number, wgX = 64): ConvTileConfig => ({ algo: 'winograd', smem: false, wgX, wgY: 1, tm, tn, bk: 16 });
 
 // One tile per invocation (the default shape) and several (TT > 1, lanes past the last tile).
-const configs = (M: number): ConvTileConfig[] => [defaultWinogradConfig(M), wino(4, 4, 32)];
+const configs = (M: number): ConvTileConfig[] => [defaultWinogradConfig(M), wino(4, 4, 32), wino(16, 1)];
 
 const shapes: Array<[string, number[], number[]]> = [
   ['3->16', [2, 3, 7, 9], [16, 3, 3, 3]],

@@ -1,5 +1,6 @@
 // Bench cases for the conv2d family: forward, dgrad, wgrad (split-K and its reduction pass
-// included) on the Semi-DRDNet shapes, and the fused detail block (multiDilationConv).
+// included) on the Semi-DRDNet shapes, and the fused detail block (multiDilationConv); rows marked
+// `winograd` force the Winograd F(2x2,3x3) path on the same shapes, so one run shows both.
 import type { BenchCase } from '../case.js';
 import type { Engine } from '../../gpu/runtime.js';
 import { Tensor } from '../../core/tensor.js';
@@ -9,6 +10,8 @@ import {
   conv2dBackwardFilter,
   conv2dForward,
   conv2dMultiForward,
+  defaultWinogradConfig,
+  type ConvTileConfig,
 } from '../../kernels/conv2d.js';
 
 function random(engine: Engine, shape: number[], seed: number, scale = 1): Tensor {
@@ -45,17 +48,22 @@ const specs: ConvSpec[] = [
   { n: 1, ci: 192, h: 128, w: 128, co: 64, k: 1, d: 1 },
   { n: 1, ci: 3, h: 128, w: 128, co: 64, k: 3, d: 1, quick: ['fwd', 'dgrad', 'wgrad'] },
   { n: 1, ci: 64, h: 128, w: 128, co: 3, k: 3, d: 1, quick: ['fwd', 'dgrad', 'wgrad'] },
+  // The tiny preset's width.
+  { n: 1, ci: 16, h: 128, w: 128, co: 16, k: 3, d: 1 },
+  { n: 1, ci: 16, h: 128, w: 128, co: 16, k: 3, d: 3 },
 ];
 
-function convCase(s: ConvSpec, pass: ConvPass): BenchCase {
+/** With `winograd`, the pass runs the Winograd kernel with its software default tiles. */
+function convCase(s: ConvSpec, pass: ConvPass, winograd = false): BenchCase {
   const pad = (s.d * (s.k - 1)) >> 1;
+  const config: ConvTileConfig | undefined = winograd ? defaultWinogradConfig(pass === 'fwd' ? s.co : s.ci) : undefined;
   const opts = { padding: pad, dilation: s.d };
   const xShape = [s.n, s.ci, s.h, s.w];
   const wShape = [s.co, s.ci, s.k, s.k];
   return {
     name: `conv2d.${pass}`,
-    shape: `${xShape.join('x')} ${s.ci}->${s.co} k${s.k}${s.d > 1 ? ` d${s.d}` : ''}`,
-    quick: s.quick?.includes(pass),
+    shape: `${xShape.join('x')} ${s.ci}->${s.co} k${s.k}${s.d > 1 ? ` d${s.d}` : ''}${winograd ? ' winograd' : ''}`,
+    quick: !winograd && s.quick?.includes(pass),
     flops: 2 * s.n * s.h * s.w * s.co * s.ci * s.k * s.k,
     setup(engine) {
       const x = random(engine, xShape, 1);
@@ -63,8 +71,8 @@ function convCase(s: ConvSpec, pass: ConvPass): BenchCase {
       const b = random(engine, [s.co], 3);
       const dy = random(engine, [s.n, s.co, s.h, s.w], 4);
       const run =
-        pass === 'fwd' ? () => conv2dForward(x, w, b, opts)
-        : pass === 'dgrad' ? () => conv2dBackwardData(dy, w, xShape, opts)
+        pass === 'fwd' ? () => conv2dForward(x, w, b, { ...opts, config })
+        : pass === 'dgrad' ? () => conv2dBackwardData(dy, w, xShape, { ...opts, config })
         : () => conv2dBackwardFilter(x, dy, wShape, opts);
       return {
         run: () => run().dispose(),
@@ -79,27 +87,39 @@ const HW = 128;
 const DILATIONS = [1, 3, 5];
 
 /** multiDilationConv forward: composes the fuse weight into the three branches, then one kernel. */
-const dccl: BenchCase = {
-  name: 'dccl.fwd',
-  shape: `1x${C}x${HW}x${HW} 3x(${C}->${C} k3 d${DILATIONS.join(',')}) + 1x1 ${3 * C}->${C} folded`,
-  // The work done: three dilated 3x3 convolutions (the 1x1 fuse is folded into their weights).
-  flops: DILATIONS.length * 2 * HW * HW * C * C * 9,
-  setup(engine) {
-    const x = random(engine, [1, C, HW, HW], 1);
-    const ws = DILATIONS.map((_, k) => random(engine, [C, C, 3, 3], 10 + k, 0.1));
-    const bs = DILATIONS.map((_, k) => random(engine, [C], 20 + k));
-    const wf = random(engine, [C, 3 * C, 1, 1], 30, 0.1);
-    const bf = random(engine, [C], 31);
-    const branches = ws.map((w, k) => ({ weight: w, padding: [DILATIONS[k], DILATIONS[k]] as [number, number], dilation: [DILATIONS[k], DILATIONS[k]] as [number, number] }));
-    return {
-      run() {
-        const bias = composeFusedBias(wf, DILATIONS.map(() => C), bs, bf);
-        conv2dMultiForward(x, branches, bias, { fuse: wf }).dispose();
-        bias?.dispose();
-      },
-      dispose: () => [x, ...ws, ...bs, wf, bf].forEach((t) => t.dispose()),
-    };
-  },
-};
+function dcclCase(winograd: boolean): BenchCase {
+  const config: ConvTileConfig | undefined = winograd ? defaultWinogradConfig(C) : undefined;
+  return {
+    name: 'dccl.fwd',
+    shape: `1x${C}x${HW}x${HW} 3x(${C}->${C} k3 d${DILATIONS.join(',')}) + 1x1 ${3 * C}->${C} folded${winograd ? ' winograd' : ''}`,
+    // The work done: three dilated 3x3 convolutions (the 1x1 fuse is folded into their weights).
+    flops: DILATIONS.length * 2 * HW * HW * C * C * 9,
+    setup(engine) {
+      const x = random(engine, [1, C, HW, HW], 1);
+      const ws = DILATIONS.map((_, k) => random(engine, [C, C, 3, 3], 10 + k, 0.1));
+      const bs = DILATIONS.map((_, k) => random(engine, [C], 20 + k));
+      const wf = random(engine, [C, 3 * C, 1, 1], 30, 0.1);
+      const bf = random(engine, [C], 31);
+      const branches = ws.map((w, k) => ({ weight: w, padding: [DILATIONS[k], DILATIONS[k]] as [number, number], dilation: [DILATIONS[k], DILATIONS[k]] as [number, number] }));
+      return {
+        run() {
+          const bias = composeFusedBias(wf, DILATIONS.map(() => C), bs, bf);
+          conv2dMultiForward(x, branches, bias, { fuse: wf, config }).dispose();
+          bias?.dispose();
+        },
+        dispose: () => [x, ...ws, ...bs, wf, bf].forEach((t) => t.dispose()),
+      };
+    },
+  };
+}
 
-export const cases: BenchCase[] = [...specs.flatMap((s) => (['fwd', 'dgrad', 'wgrad'] as ConvPass[]).map((p) => convCase(s, p))), dccl];
+const winogradPasses = (s: ConvSpec): ConvPass[] => (s.k === 3 ? ['fwd', 'dgrad'] : []);
+
+export const cases: BenchCase[] = [
+  ...specs.flatMap((s) => [
+    ...(['fwd', 'dgrad', 'wgrad'] as ConvPass[]).map((p) => convCase(s, p)),
+    ...winogradPasses(s).map((p) => convCase(s, p, true)),
+  ]),
+  dcclCase(false),
+  dcclCase(true),
+];

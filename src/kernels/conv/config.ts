@@ -152,9 +152,13 @@ export function defaultWgradConfig(e: Engine, g: Geometry): WgradTileConfig {
   return { ...base, kernel: 'pixels', wgX: 8, tv: Math.min(g.Ci, 128 / tu, 16) };
 }
 
-/** The Winograd config a software adapter runs best for a pass with `M` output channels (bench rows force it). */
+/**
+ * The Winograd tiles for a pass with `M` output channels (the tuner's first Winograd candidate;
+ * bench rows force it): 8 channels x 2 tiles per invocation measured best on lavapipe for 64->64
+ * (16 x 1 spills: 64 vec4 accumulators), 4 x 4 when there are only 4 channels.
+ */
 export function defaultWinogradConfig(M: number): ConvTileConfig {
-  return { algo: 'winograd', smem: false, wgX: 64, wgY: 1, tm: M <= 4 ? 4 : M <= 8 ? 8 : 16, tn: 1, bk: 16 };
+  return { algo: 'winograd', smem: false, wgX: 64, wgY: 1, tm: M <= 4 ? 4 : 8, tn: M <= 4 ? 4 : 2, bk: 16 };
 }
 
 /** Winograd tile rows (or columns) covering `size` outputs at dilation d: d interleaved sub-grids of ceil(size / 2d) pairs each. */
