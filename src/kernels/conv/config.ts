@@ -90,7 +90,7 @@ export interface PendingShape {
 }
 const PENDING = Symbol('conv2d shape classes awaiting tuning');
 
-/** While set (`recordConvConfigs`), every config chosen without an explicit `config` option, by key. */
+/** While set (`recordConvConfigs`), every forward/dgrad/wgrad config used, by key (explicit `config` options included, so bench rows that force one show it). */
 const USED = Symbol('conv2d configs in use');
 const used = (e: Engine) => e.local(USED, () => ({ map: null as Map<string, ConvTileConfig | WgradTileConfig> | null }));
 
@@ -187,6 +187,7 @@ export function convConfig(e: Engine, kind: 'fwd' | 'dgrad', g: Geometry, given?
     if (given.algo === 'winograd' && !winogradEligible(e, kind, g, branches, given)) {
       throw new Error(`conv2d: the Winograd config ${JSON.stringify(given)} needs a stride-1 3x3 conv (kernel ${g.KH}x${g.KW}, stride ${g.sh}x${g.sw}) within the workgroup grid limit`);
     }
+    noteUse(e, tuningKey(e, kind, g, branches && branches.length > 1 ? branches.length : undefined), given);
     return given;
   }
   const t = tuned<ConvTileConfig>(e, kind, g, branches);
