@@ -203,7 +203,7 @@ test('errors read as sentences in the page: a non-image file, a lost device (and
   await bare.close();
 });
 
-test('the synthetic example: a held-out photo under heavy rain, PSNR against its clean original before and after adaptation', async () => {
+test('the synthetic example: a held-out photo under unseen (hazy) rain, PSNR against its clean original before and after adaptation', async () => {
   await page.click('#try-example');
   await waitForState(page, ['done'], 120_000);
   assert.match((await page.textContent('#quality')) ?? '', /rainy input \d+\.\d+ dB, derained \d+\.\d+ dB PSNR/);

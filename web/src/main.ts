@@ -136,14 +136,14 @@ function outputPsnr(): number | null {
   return state.truth && state.result ? psnr(clampImage(state.result), state.truth) : null;
 }
 
-/** The synthetic example: a clean held-out photo under heavy rain, which the bundled weights never trained on. */
+/** The synthetic example: a clean held-out photo under the hazy `real` recipe, which no labelled pair of the bundled weights' training had. */
 async function tryExample(): Promise<void> {
   const path = state.manifest?.example;
   if (!path) return;
   setStatus('Loading the example photo…', 'busy');
   const clean = await loadImage(path);
-  const { rainy } = synthesizeRain(clean, 'heavy', rngFor(1, 'page-example'));
-  state.photo = { img: rainy, name: 'example (synthetic heavy rain)' };
+  const { rainy } = synthesizeRain(clean, 'real', rngFor(1, 'page-example'));
+  state.photo = { img: rainy, name: 'example (synthetic hazy rain)' };
   state.truth = clean;
   state.result = null;
   view.setBefore(rainy);
