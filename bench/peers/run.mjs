@@ -42,7 +42,7 @@ if (!convOnly) {
 peerRows.push(...rows(run('node', [join(here, 'tfjs_peer.mjs'), ...q])));
 const engineRows = [
   ...rows(run('node', ['scripts/bench.mjs', '--json', '--filter', '1x64x128x128 64->64 k3'])),
-  ...(convOnly ? [] : rows(run('node', ['scripts/bench.mjs', '--json', '--filter', 'model.']))),
+  ...(convOnly ? [] : ['model.infer', 'model.train_step'].flatMap((f) => rows(run('node', ['scripts/bench.mjs', '--json', '--filter', f])))),
 ];
 
 const out = [];
