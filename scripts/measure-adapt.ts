@@ -74,9 +74,9 @@ const FFTW_ARG = opt('fft-weight', '');
 const FFTW = FFTW_ARG ? Number(FFTW_ARG) : ADAPT_DEFAULTS.fftWeight;
 const VARIANTS: Variant[] = [
   { name: 'bundled', what: 'bundled weights, no adaptation', opts: null, perPhoto: false },
-  { name: 'adapt', what: 'contrastive (photo) + supervised, BN batch statistics', opts: { ...base, contrastive: true, bn: 'batch' }, perPhoto: true },
-  { name: 'adapt-running', what: 'contrastive + supervised, real batch on running BN statistics', opts: { ...base, contrastive: true, bn: 'running' }, perPhoto: true },
-  { name: 'adapt-frozen', what: 'contrastive + supervised, BN frozen (eval mode throughout)', opts: { ...base, contrastive: true, bn: 'frozen' }, perPhoto: true },
+  { name: 'adapt', what: 'contrastive (photo) + supervised, BN batch statistics', opts: { ...base, contrastive: true, bn: 'batch', contrastiveSpace: 'vgg' }, perPhoto: true },
+  { name: 'adapt-running', what: 'contrastive + supervised, real batch on running BN statistics', opts: { ...base, contrastive: true, bn: 'running', contrastiveSpace: 'vgg' }, perPhoto: true },
+  { name: 'adapt-frozen', what: 'VGG contrastive + supervised, BN frozen (eval mode throughout)', opts: { ...base, contrastive: true, bn: 'frozen', contrastiveSpace: 'vgg' }, perPhoto: true },
   { name: 'adapt-frozen-patchnce', what: `PatchNCE (photo, own frozen first layers, weight ${PNW}) + supervised, BN frozen`, opts: { ...base, contrastive: true, bn: 'frozen', contrastiveSpace: 'patchnce', patchnceWeight: PNW }, perPhoto: true },
   { name: 'adapt-frozen-fft', what: `dual ratio in patch DFTs (high-band log amplitude, low-band phase; weight ${FFTW}) + supervised, BN frozen`, opts: { ...base, contrastive: true, bn: 'frozen', contrastiveSpace: 'fft', fftWeight: FFTW }, perPhoto: true },
   { name: 'sup', what: 'supervised only on the pairs (no photo), BN batch statistics', opts: { ...base, contrastive: false, bn: 'batch' }, perPhoto: false },

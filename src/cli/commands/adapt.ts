@@ -32,8 +32,9 @@ is compared with the starting weights; a warning says when it got worse.
                          PatchNCE (output vs photo, same position vs others) in a
                          frozen copy of the network's own first layers; or the dual
                          ratio in patch DFTs (high-band amplitude, low-band phase)  default ${D.contrastiveSpace}
-The defaults are what measured best on held-out photos with unseen rain; adaptation gained
-about +0.4 dB there and can still make a photo worse (experiments/adapt-summary.md).`;
+The defaults are what measured best against the other spaces on held-out photos with unseen
+rain; adaptation gained +0.5 dB on two photos and lost 0.4 dB on two others, so it can make a
+photo worse (experiments/adapt-fft.md).`;
 
 export async function run(argv: string[]): Promise<number> {
   const a = parseArgs(argv, ['out', 'weights', 'steps', 'seed', 'log', 'lr', 'patch', 'batch', 'bn', 'contrastive', 'space'], [], { o: 'out' });
