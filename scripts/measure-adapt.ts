@@ -1,4 +1,4 @@
-// Measures what `adapt` does on held-out photos rained with recipes the bundled weights never saw:
+// Measures what `adapt` does on held-out photos rained with recipes the bundled weights had no labels for:
 // PSNR/SSIM against the known clean image (the model never sees it) for the bundled weights and
 // several adaptation variants over seeds, plus how often the no-ground-truth guard agrees.
 //   node scripts/run-ts.mjs scripts/measure-adapt.ts [--photos a,b] [--recipes real,heavy,slant]
@@ -27,7 +27,8 @@ const opt = (name: string, fallback: string) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? args[i + 1]! : fallback;
 };
-// The bundled weights were trained on data/photos/train (light rain only); heldout/ is unseen.
+// The bundled weights were trained on data/photos/train (light and, since the retraining of
+// 2026-11-30, heavy rain: `heavy` is no longer unseen, `real` and `slant` are); heldout/ is unseen.
 const PHOTOS = opt('photos', 'brick,chelsea').split(',');
 const RECIPES = opt('recipes', 'real,heavy,slant').split(',');
 const SEEDS = opt('seeds', '1,2,3').split(',').map(Number);

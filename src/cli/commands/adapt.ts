@@ -32,9 +32,10 @@ is compared with the starting weights; a warning says when it got worse.
                          PatchNCE (output vs photo, same position vs others) in a
                          frozen copy of the network's own first layers; or the dual
                          ratio in patch DFTs (high-band amplitude, low-band phase)  default ${D.contrastiveSpace}
-The defaults are what measured best against the other spaces on held-out photos with unseen
-rain; adaptation gained +0.5 dB on two photos and lost 0.4 dB on two others, so it can make a
-photo worse (experiments/adapt-fft.md).`;
+The default space (patchnce) had the highest mean over the 12 measured held-out cases with
+unseen rain (+0.20 dB) and the best result on the two photos no choice was made on (+0.33 dB,
+worst -0.01); adaptation can still make a photo worse, by up to 1.2 dB in those cases
+(experiments/adapt-fft.md).`;
 
 export async function run(argv: string[]): Promise<number> {
   const a = parseArgs(argv, ['out', 'weights', 'steps', 'seed', 'log', 'lr', 'patch', 'batch', 'bn', 'contrastive', 'space'], [], { o: 'out' });
