@@ -145,7 +145,8 @@ test('adaptation: 3 steps with finite losses change the weights and the output; 
   assert.is(steps.length, 3, `expected 3 steps${context()}`);
   for (const s of steps) {
     for (const k of ['loss', 'loss_sup', 'loss_cr_bg', 'loss_cr_rain']) assert.ok(Number.isFinite(s[k]), `step ${s.step}: ${k} = ${s[k]}`);
-    assert.ok(s.loss_cr_bg > 0 && s.loss_cr_rain > 0, `step ${s.step}: the contrastive terms should be active`);
+    // The default space (PatchNCE) has a background term only; loss_cr_rain stays 0.
+    assert.ok(s.loss_cr_bg > 0, `step ${s.step}: the contrastive term should be active`);
   }
   summary.adapt_losses = steps.map((s) => Number(s.loss.toPrecision(5)));
   assert.match((await page.textContent('#quality')) ?? '', /Self-consistency \(no ground truth needed\): \d+\.\d+ dB before, \d+\.\d+ dB after/);

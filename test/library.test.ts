@@ -105,7 +105,10 @@ test('loadDerainer: bundled weights by default, same result as derainImage, modu
   assert.ok(d.model.training, 'derain switched the caller\'s model to eval mode');
   const { model } = loadModel(e, readFileSync(bundledWeightsPath()), 'bundled');
   const want = await derainImage(model, img);
-  assert.equal(got.data, want.data);
+  // Tiled (SE gates pooled over all tiles) vs whole: equal up to float summation order.
+  let worst = 0;
+  for (let i = 0; i < want.data.length; i++) worst = Math.max(worst, Math.abs(got.data[i] - want.data[i]));
+  assert.ok(worst <= 1e-5, `tiled derain differs from derainImage by ${worst}`);
   const rgba = { width: 2, height: 1, data: Uint8ClampedArray.of(255, 0, 0, 255, 0, 255, 0, 255) } as unknown as ImageData;
   assert.is((await d.derain(rgba)).data.length, 6);
   d.dispose();
