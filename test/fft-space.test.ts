@@ -3,19 +3,15 @@
 // direction on synthetic streaks, and adaptation / the CLI with --space fft.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { encodeImage } from '../src/io/image-node.js';
+import { readFileSync } from 'node:fs';
 import { parseSafetensors } from '../src/io/safetensors.js';
-import { weightsToBytes } from '../src/model/weights.js';
 import { Tensor, tidy } from '../src/core/tensor.js';
 import { preset } from '../src/model/config.js';
 import { DrdNet } from '../src/model/drdnet.js';
 import { adaptToPhotos } from '../src/train/adapt.js';
-import type { AdaptPair } from '../src/train/adapt-pairs.js';
 import { fftContrastiveLoss, fftContrastiveRatio, patchDft, type FftSpaceOptions } from '../src/train/fft-space.js';
 import { checkOp } from './gradcheck-gpu.js';
+import { adaptCliSetup, adaptOnce, tinyAdaptCase } from './adapt-space.js';
 import { engine } from './helpers.js';
 import { allclose, mulberry32, refTensor, uniform, type RefTensor } from './ref/tensor.js';
 import { assertCliError, runCli } from './run-cli.js';
@@ -196,19 +192,10 @@ test('fftContrastiveRatio points the right way: removing oriented streaks lowers
 
 test('adaptToPhotos: contrastiveSpace fft trains, replays with the seed, refuses a bad weight', async () => {
   const e = await engine();
-  const img = (f: (i: number) => number) => ({ width: 20, height: 20, data: Float32Array.from({ length: 3 * 400 }, (_, i) => f(i)) });
-  const pairs: AdaptPair[] = [{ rainy: img((i) => ((i * 13) % 17) / 17), clean: img((i) => ((i * 7) % 11) / 11) }];
-  const photo = img((i) => ((i * 31) % 23) / 23);
-  const opts = { steps: 2, patch: 16, batch: 1, lr: 1e-3, contrastiveSpace: 'fft' as const };
-  const run = async () => {
-    const m = new DrdNet(e, preset('micro'), 3);
-    const r = await adaptToPhotos(e, m, [photo], pairs, opts);
-    const w = await m.parameters()[0]!.read();
-    m.dispose();
-    return { r, w };
-  };
-  const a = await run();
-  const b = await run();
+  const c = tinyAdaptCase('fft');
+  const { pairs, photo, opts } = c;
+  const a = await adaptOnce(e, c);
+  const b = await adaptOnce(e, c);
   assert.is(a.r.records.length, 2);
   assert.ok(a.r.records.every((r) => Number.isFinite(r.loss_cr_bg) && r.loss_cr_bg > 0 && r.loss_cr_rain === 0 && r.grad_norm_cr > 0));
   assert.equal([...a.w], [...b.w], 'same seed, same weights');
@@ -224,15 +211,7 @@ test('adaptToPhotos: contrastiveSpace fft trains, replays with the seed, refuses
 });
 
 test('adapt --space fft writes weights; an unknown --space is a usage error naming fft', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'semi-drdnet-fft-'));
-  const weights = join(dir, 'micro.safetensors');
-  const photo = join(dir, 'photo.png');
-  const m = new DrdNet(await engine(), preset('micro'), 3);
-  writeFileSync(weights, await weightsToBytes(m));
-  m.dispose();
-  writeFileSync(photo, encodeImage({ width: 24, height: 24, data: Float32Array.from({ length: 3 * 576 }, (_, i) => ((i * 37) % 101) / 100) }, 'png'));
-  const out = join(dir, 'adapted.safetensors');
-  const common = [photo, '-o', out, '--weights', weights, '--steps', '2', '--patch', '16', '--batch', '1'];
+  const { out, common } = await adaptCliSetup('semi-drdnet-fft-');
   const r = runCli(['adapt', ...common, '--space', 'fft']);
   assert.is(r.status, 0, r.errLines.join('\n'));
   assert.ok(parseSafetensors(readFileSync(out)).tensors.size > 0);

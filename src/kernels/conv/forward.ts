@@ -1,11 +1,11 @@
 // Conv forward and input gradient (dgrad), single and multi-branch: one implicit-GEMM kernel over packed weights, or Winograd (conv/winograd.ts) when the config says so.
 import code from '../../../shaders/conv2d.wgsl';
-import { Tensor, shapeStr, type Shape } from '../../core/tensor.js';
-import { batchGroups, perImage, windowOf } from '../windows.js';
+import { Tensor, type Shape } from '../../core/tensor.js';
 import { convConfig, type ConvTileConfig } from './config.js';
 import { branchGeometry, checkDy, geometry, type Activation, type Conv2dParams, type ConvBranch } from './geometry.js';
 import { packWeights } from './pack.js';
-import { ACT, ACT_PRELU, runWinograd } from './winograd.js';
+import { ACT, ACT_PRELU, convLaunch } from './launch.js';
+import { runWinograd } from './winograd.js';
 
 /**
  * A per-channel affine epilogue from `foldAffine` (inference: BatchNorm and PReLU folded into the
@@ -54,18 +54,12 @@ function runConv(r: ConvRun): Tensor {
   // convConfig only hands out Winograd configs for stride-1 3x3 passes.
   if (r.cfg.algo === 'winograd') return runWinograd(r);
   const e = r.input.engine;
-  const N = r.input.shape[0];
   const cfg = r.cfg;
   const tileM = cfg.smem ? cfg.wgY * cfg.tm : cfg.tm;
   const MP = Math.ceil(r.M / tileM) * tileM;
-  const out = Tensor.empty(e, [N, r.M, r.Hq, r.Wq]);
-  if (out.size === 0) return out;
-  if (r.bias && r.bias.size !== r.M) throw new Error(`${r.op}: bias ${shapeStr(r.bias.shape)} does not match ${r.M} output channels`);
-  if (r.epilogue && (r.bias || r.epilogue.affine.size !== 3 * r.M)) throw new Error(`${r.op}: an affine epilogue needs ${3 * r.M} values and no bias`);
+  const { out, windows } = convLaunch(r);
+  if (windows.length === 0) return out;
   const packed = packWeights(r.weights, r.transposed, MP, r.op, r.fuse);
-  const inImg = r.Cin * r.Hi * r.Wi;
-  const outImg = r.M * r.Hq * r.Wq;
-  const groups = batchGroups(e, r.op, N, [perImage(r.transposed ? 'dy' : 'x', r.input, inImg), perImage(r.transposed ? 'dx' : 'y', out, outImg)]);
   const vec = (f: (b: { ph: number; pw: number; dh: number; dw: number }) => number) => [0, 1, 2, 3].map((i) => (r.branches[i] ? f(r.branches[i]) : 0));
   const sgn = r.transposed ? -1 : 1;
   const constants: Record<string, number> = {
@@ -76,10 +70,7 @@ function runConv(r: ConvRun): Tensor {
     POINTWISE: r.KH === 1 && r.KW === 1 && r.sh === 1 && r.sw === 1 && r.branches.every((b) => b.ph === 0 && b.pw === 0) && r.Hi === r.Hq && r.Wi === r.Wq ? 1 : 0,
   };
   const bn = cfg.wgX * cfg.tn;
-  for (const [n0, n1] of groups) {
-    const single = groups.length === 1;
-    const xin = single ? { binding: r.input.binding(), off: 0 } : windowOf(r.input, n0 * inImg, (n1 - n0) * inImg);
-    const yout = single ? { binding: out.binding(), off: 0 } : windowOf(out, n0 * outImg, (n1 - n0) * outImg);
+  for (const { n0, n1, xin, yout } of windows) {
     e.dispatch({
       label: r.op,
       code,

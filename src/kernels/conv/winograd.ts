@@ -1,14 +1,12 @@
 // Winograd F(2x2,3x3) forward/dgrad for stride-1 3x3 convs (dilated and multi-branch too): weight transform per call, then one kernel per branch.
 import code from '../../../shaders/conv2d_winograd.wgsl';
-import { Tensor, shapeStr } from '../../core/tensor.js';
-import { batchGroups, checkFits, perImage, windowOf } from '../windows.js';
+import { Tensor } from '../../core/tensor.js';
+import { checkFits } from '../windows.js';
 import { grid } from '../util.js';
 import { winogradTiles as tiles, type ConvTileConfig } from './config.js';
 import type { Activation } from './geometry.js';
+import { ACT, ACT_PRELU, convLaunch } from './launch.js';
 import { packWeights } from './pack.js';
-
-export const ACT = { none: 0, relu: 1, leakyRelu: 2 } as const;
-export const ACT_PRELU = 3; // slopes from the affine epilogue's third block
 
 /** Per-branch padding and dilation as the caller's conv sees them (forward orientation). */
 export interface WinogradBranch { ph: number; pw: number; dh: number; dw: number }
@@ -31,13 +29,10 @@ export interface WinogradRun {
 
 export function runWinograd(r: WinogradRun): Tensor {
   const e = r.input.engine;
-  const N = r.input.shape[0];
   const cfg = r.cfg;
   const MP = Math.ceil(r.M / cfg.tm) * cfg.tm;
-  const out = Tensor.empty(e, [N, r.M, r.Hq, r.Wq]);
-  if (out.size === 0) return out;
-  if (r.bias && r.bias.size !== r.M) throw new Error(`${r.op}: bias ${shapeStr(r.bias.shape)} does not match ${r.M} output channels`);
-  if (r.epilogue && (r.bias || r.epilogue.affine.size !== 3 * r.M)) throw new Error(`${r.op}: an affine epilogue needs ${3 * r.M} values and no bias`);
+  const { out, windows } = convLaunch(r);
+  if (windows.length === 0) return out;
   // U[b][c][e][m]: the packed (fused, transposed for dgrad) weights, then G g G^T (flipped for dgrad).
   const packed = packWeights(r.weights, r.transposed, MP, r.op, r.fuse);
   const NB = r.branches.length;
@@ -52,13 +47,7 @@ export function runWinograd(r: WinogradRun): Tensor {
     bindings: [packed.binding(), U.binding()],
     workgroups: grid(e, Math.ceil(total / 64)),
   });
-  const inImg = r.Cin * r.Hi * r.Wi;
-  const outImg = r.M * r.Hq * r.Wq;
-  const groups = batchGroups(e, r.op, N, [perImage(r.transposed ? 'dy' : 'x', r.input, inImg), perImage(r.transposed ? 'dx' : 'y', out, outImg)]);
-  for (const [n0, n1] of groups) {
-    const single = groups.length === 1;
-    const xin = single ? { binding: r.input.binding(), off: 0 } : windowOf(r.input, n0 * inImg, (n1 - n0) * inImg);
-    const yout = single ? { binding: out.binding(), off: 0 } : windowOf(out, n0 * outImg, (n1 - n0) * outImg);
+  for (const { n0, n1, xin, yout } of windows) {
     r.branches.forEach((b, k) => {
       const TR = tiles(r.Hq, b.dh);
       const TC = tiles(r.Wq, b.dw);
