@@ -60,15 +60,15 @@ export interface FftSpaceOptions {
 }
 
 /** Periodic Hann window of length p (all ones for 'none'). */
-function windowOf(p: number, window: 'hann' | 'none'): Float64Array {
+function taper(p: number, window: 'hann' | 'none'): Float64Array {
   return Float64Array.from({ length: p }, (_, n) => (window === 'hann' ? 0.5 - 0.5 * Math.cos((2 * Math.PI * n) / p) : 1));
 }
 
-const cache = new WeakMap<Engine, Map<string, Tensor>>();
+const CONSTANTS = Symbol('fft-space constant matrices');
 
+/** A constant matrix or mask, made once per engine (the engine owns it, as its other per-engine state). */
 function cached(engine: Engine, key: string, make: () => { data: Float32Array; shape: number[] }): Tensor {
-  let m = cache.get(engine);
-  if (!m) cache.set(engine, (m = new Map()));
+  const m = engine.local(CONSTANTS, () => new Map<string, Tensor>());
   let t = m.get(key);
   if (!t || t.disposed) {
     const { data, shape } = make();
@@ -86,7 +86,7 @@ function rightFactor(engine: Engine, w: number, p: number, window: 'hann' | 'non
   return cached(engine, `R${w}/${p}/${window}`, () => {
     const nw = Math.floor(w / p);
     const k = nw * p;
-    const win = windowOf(p, window);
+    const win = taper(p, window);
     const d = new Float32Array(w * 2 * k);
     for (let j = 0; j < nw; j++) {
       for (let n = 0; n < p; n++) {
@@ -108,7 +108,7 @@ function leftFactor(engine: Engine, planes: number, h: number, p: number, window
     const nh = Math.floor(h / p);
     const rows = planes * nh * p;
     const cols = planes * h;
-    const win = windowOf(p, window);
+    const win = taper(p, window);
     const d = new Float32Array(rows * cols);
     for (let c = 0; c < planes; c++) {
       for (let i = 0; i < nh; i++) {
