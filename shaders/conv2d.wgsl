@@ -3,7 +3,8 @@
 //   out[n, m, q] = act(bias[m] + sum_b sum_tap sum_c in[n, c, src_b(q, tap)] * Wp[b][c*KK + tap][m])
 //
 // or, with an affine epilogue (inference with BatchNorm folded in, entry `fold`), Bias holds
-// [scale | shift | slope] per channel: out = act(acc * scale[m] + shift[m]), act 3 = PReLU.
+// [scale | shift | slope] per channel: out = act(acc * scale[m] + shift[m]), act 3 = PReLU; with
+// `residual` the epilogue then adds a skip connection read from Res (a tensor of the output's shape).
 //
 // The forward pass reads x and writes y; dgrad reads dy and writes dx with the same code in
 // "transposed" index mode (see `src`). Weights come pre-packed (entry `pack`) as
@@ -43,6 +44,8 @@ struct Params {
   act: u32,                               // epilogue: 0 none, 1 relu, 2 leakyRelu, 3 PReLU (affine only)
   hasBias: u32,
   affine: u32,                            // Bias is [scale | shift | slope] (3 x Co)
+  residual: u32,                          // the epilogue adds Res[rOff + same index as Y] (a skip connection)
+  rOff: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -50,6 +53,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> Wv: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> Bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(5) var<storage, read> Res: array<f32>;
 
 var<workgroup> As: array<f32, SA>;
 var<workgroup> Bs: array<f32, SB>;
@@ -105,7 +109,9 @@ fn store(acc: ptr<function, Tile>, n: u32, q0: u32, co0: u32) {
       var v = (*acc)[i][j] * scale[i] + shift[i];
       if (p.act == 1u) { v = max(v, 0.0); }
       if (p.act >= 2u) { v = select(v * slope[i], v, v > 0.0); } // 2 leakyRelu (alpha), 3 PReLU (affine slopes)
-      Y[yb + m * HWq + q] = v;
+      let at = yb + m * HWq + q;
+      if (p.residual != 0u) { v += Res[p.rOff + at - p.yOff]; }
+      Y[at] = v;
     }
   }
 }

@@ -40,6 +40,8 @@ struct Params {
   affine: u32,                              // Bias is [scale | shift | slope] (3 x Co)
   accumulate: u32,                          // add to Y (branches after the first)
   epilogue: u32,                            // apply bias/affine/activation (the last branch)
+  residual: u32,                            // the epilogue adds Res[rOff + same index as Y] (a skip connection)
+  rOff: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -47,6 +49,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> U: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> Bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(5) var<storage, read> Res: array<f32>;
 
 const WG = 64u; // the 1-D entries' workgroup size (transform; lib/grid.wgsl)
 #include "lib/grid.wgsl"
@@ -172,6 +175,7 @@ fn winograd(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid:
             val = val * scale + shift;
             if (p.act == 1u) { val = max(val, 0.0); }
             if (p.act >= 2u) { val = select(val * slope, val, val > 0.0); } // 2 leakyRelu (alpha), 3 PReLU (affine slopes)
+            if (p.residual != 0u) { val += Res[p.rOff + at - p.yOff]; }
           }
           Y[at] = val;
         }

@@ -6,11 +6,11 @@ import { FWD, allclose, mulberry32, randn, relL2, uniform, type RefTensor } from
 import { Tensor, tidy } from '../src/core/tensor.js';
 import { noGrad } from '../src/graph/autograd.js';
 import { BatchNorm2d } from '../src/graph/layers.js';
-import { composeFusedBias, conv2dForward, conv2dMultiForward, foldAffine, type ConvTileConfig } from '../src/kernels/conv2d.js';
+import { composeFusedBias, conv2dForward, conv2dMultiForward, defaultWinogradConfig, foldAffine, type ConvTileConfig } from '../src/kernels/conv2d.js';
 import { squeezeExciteForward } from '../src/kernels/se.js';
 import { preset } from '../src/model/config.js';
 import { DrdNet } from '../src/model/drdnet.js';
-import { engine, gpu } from './helpers.js';
+import { engine, engineWith, gpu } from './helpers.js';
 
 const rng = mulberry32(23);
 const t = (shape: number[]) => randn(shape, rng);
@@ -63,6 +63,45 @@ test('the affine epilogue (bias, eval BatchNorm, PReLU per channel or shared) ma
       }
     });
   }
+});
+
+test('the residual epilogue adds a skip after BN + PReLU on every tiling family, multi-branch, and over split batches', async () => {
+  const Co = 5;
+  const x = t([3, 3, 12, 13]);
+  const w = t([Co, 3, 3, 3]);
+  const w2 = t([Co, 3, 3, 3]);
+  const bias = t([Co]);
+  const slope = t([Co]);
+  const res = t([3, Co, 12, 13]);
+  const conv = R.conv2d(x, w, bias.data, { pad: 2, dilation: 2 });
+  const want = bnPreluRef(conv, null, slope, 0).map((v, i) => v + res.data[i]);
+  // Two branches (d2 and d1) summed, then bias, PReLU and the skip.
+  const sum = R.conv2d(x, w2, null, { pad: 1, dilation: 1 });
+  const wantMulti = bnPreluRef({ shape: conv.shape, data: conv.data.map((v, i) => v + sum.data[i]) }, null, slope, 0).map((v, i) => v + res.data[i]);
+  const configs: Array<[string, ConvTileConfig]> = [...tilings, ['winograd', defaultWinogradConfig(Co)]];
+  // One image of the output or the residual is 5*12*13*4 = 3120 bytes: a 4096-byte binding limit runs one image per launch.
+  for (const [what, e] of [['whole batch', await engine()], ['one image per launch', await engineWith({ limits: { maxStorageBufferBindingSize: 4096 } })]] as const) {
+    // The workgroup-memory tilings pad the packed weights to 64 channels: over the small limit.
+    for (const [name, config] of what === 'whole batch' ? configs : configs.filter(([, c]) => !c.smem)) {
+      await tidy(async () => {
+        const [gx, gw, gr] = [gpu(e, x), gpu(e, w), gpu(e, res)];
+        const affine = foldAffine(Co, gpu(e, bias), null, gpu(e, slope));
+        const got = await conv2dForward(gx, gw, null, { padding: 2, dilation: 2, config, epilogue: { affine, prelu: true, residual: gr } }).read();
+        const r = allclose(got, want, FWD.rtol * 10, FWD.atol * 10);
+        assert.ok(r.ok, `${what}, ${name}: ${r.message}`);
+        const branches = [{ weight: gw, padding: [2, 2] as [number, number], dilation: [2, 2] as [number, number] }, { weight: gpu(e, w2), padding: [1, 1] as [number, number], dilation: [1, 1] as [number, number] }];
+        const gotMulti = await conv2dMultiForward(gx, branches, null, { config, epilogue: { affine, prelu: true, residual: gr } }).read();
+        const rm = allclose(gotMulti, wantMulti, FWD.rtol * 10, FWD.atol * 10);
+        assert.ok(rm.ok, `${what}, ${name}, two branches: ${rm.message}`);
+      });
+    }
+    if (what !== 'whole batch') e.destroy();
+  }
+  const e = await engine();
+  await tidy(async () => {
+    const affine = foldAffine(Co, gpu(e, bias), null, null);
+    assert.throws(() => conv2dForward(gpu(e, x), gpu(e, w), null, { padding: 0, epilogue: { affine, prelu: false, residual: gpu(e, res) } }), /residual \[3,5,12,13\] does not match the output \[3,5,10,11\]/);
+  });
 });
 
 test('the affine epilogue on the fused multi-dilation conv (composed bias, BN, PReLU)', async () => {
@@ -146,9 +185,11 @@ for (const name of ['micro', 'tiny'] as const) {
       }
       // Per forward, folding drops: every BatchNorm pass (2 per block, 1 per branch body), the
       // branch heads' PReLU, the detail blocks' composed-bias dispatches (1 + dilations each) and
-      // the rain blocks' skip additions (done by the SE pass).
+      // the skip additions: the rain blocks' (done by the SE pass), the detail blocks' and each
+      // branch's long skip (done by a conv epilogue).
       const branches = c.detail ? 2 : 1;
-      const saved = 2 * (c.rainBlocks + (c.detail ? c.detailBlocks : 0)) + 2 * branches + (c.detail ? 2 * c.detailBlocks * (1 + c.dilations.length) : 0) + (c.se ? c.rainBlocks : 0);
+      const blocks = c.rainBlocks + (c.detail ? c.detailBlocks : 0);
+      const saved = 2 * blocks + 2 * branches + (c.detail ? 2 * c.detailBlocks * (1 + c.dilations.length) : 0) + (c.se ? c.rainBlocks : 0) + (c.detail ? c.detailBlocks : 0) + branches;
       assert.is(plain.dispatches - folded.dispatches, saved, `dispatches per forward: ${plain.dispatches} layer by layer, ${folded.dispatches} folded`);
     } finally {
       x.dispose();

@@ -142,9 +142,9 @@ class DetailBlock extends Module {
     if (this.folded) {
       const h2 = foldedConv(d1, x, this.folded.get(d1)!);
       this.tap?.(h2);
-      const h4 = foldedConv(d2, h2, this.folded.get(d2)!);
-      const out = add(h4, x);
-      for (const t of [h2, h4]) t.dispose();
+      // The skip connection is added by the second conv's epilogue.
+      const out = foldedConv(d2, h2, { ...this.folded.get(d2)!, residual: x });
+      h2.dispose();
       return out;
     }
     const h1 = d1.forward(x);
@@ -196,10 +196,18 @@ class Branch extends Module {
   /** Body conv + BN on the last block's output h, the long skip from x0, then the tail; frees h and x0. */
   finish(h: Tensor, x0: Tensor): Tensor {
     const [bc, bbn] = this.body.items as [Conv2d, BatchNorm2d];
-    const b1 = this.folded ? null : bc.forward(h);
-    const b2 = b1 ? bbn.forward(b1) : foldedConv(bc, h, this.folded!.get(bc)!);
-    const s = add(b2, x0);
-    for (const t of new Set([h, x0, b1, b2])) t?.dispose();
+    let s: Tensor;
+    if (this.folded) {
+      // The long skip is added by the body conv's epilogue.
+      s = foldedConv(bc, h, { ...this.folded.get(bc)!, residual: x0 });
+    } else {
+      const b1 = bc.forward(h);
+      const b2 = bbn.forward(b1);
+      s = add(b2, x0);
+      b1.dispose();
+      b2.dispose();
+    }
+    for (const t of new Set([h, x0])) t.dispose();
     const out = (this.tail.items[0] as Conv2d).forward(s);
     s.dispose();
     return out;
@@ -271,7 +279,8 @@ export class DrdNet extends Module {
    * once here), so a conv + BN + PReLU runs as one conv. Used by forward while no gradient is
    * recorded and every BatchNorm is in eval mode. The folded values are a snapshot: call the
    * returned function (it frees them) before the parameters or running statistics change. The rain
-   * blocks' SE pass also adds their skip connection.
+   * blocks' SE pass also adds their skip connection; the detail blocks' second conv and each
+   * branch's body conv add theirs in the epilogue.
    * Blocks replaced through DrdNetOptions keep their own forward.
    */
   foldForInference(): () => void {

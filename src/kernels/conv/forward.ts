@@ -9,11 +9,13 @@ import { runWinograd } from './winograd.js';
 
 /**
  * A per-channel affine epilogue from `foldAffine` (inference: BatchNorm and PReLU folded into the
- * conv): out = acc * scale + shift, then PReLU with its slopes when `prelu`. Replaces the bias.
+ * conv): out = acc * scale + shift, then PReLU with its slopes when `prelu`, then + `residual`
+ * when given (a skip connection, the output's shape). Replaces the bias.
  */
 export interface ConvEpilogue {
   affine: Tensor;
   prelu: boolean;
+  residual?: Tensor | null;
 }
 
 export interface ConvForwardOptions extends Conv2dParams {
@@ -70,7 +72,7 @@ function runConv(r: ConvRun): Tensor {
     POINTWISE: r.KH === 1 && r.KW === 1 && r.sh === 1 && r.sw === 1 && r.branches.every((b) => b.ph === 0 && b.pw === 0) && r.Hi === r.Hq && r.Wi === r.Wq ? 1 : 0,
   };
   const bn = cfg.wgX * cfg.tn;
-  for (const { n0, n1, xin, yout } of windows) {
+  for (const { n0, n1, xin, yout, res } of windows) {
     e.dispatch({
       label: r.op,
       code,
@@ -82,8 +84,9 @@ function runConv(r: ConvRun): Tensor {
         sh: r.transposed ? 1 : r.sh, sw: r.transposed ? 1 : r.sw, divh: r.transposed ? r.sh : 1, divw: r.transposed ? r.sw : 1,
         ph: vec((b) => sgn * b.ph), pw: vec((b) => sgn * b.pw), dh: vec((b) => sgn * b.dh), dw: vec((b) => sgn * b.dw),
         alpha: r.alpha, act: r.epilogue?.prelu ? ACT_PRELU : ACT[r.act], hasBias: r.bias ? 1 : 0, affine: r.epilogue ? 1 : 0,
+        residual: res ? 1 : 0, rOff: res?.off ?? 0,
       },
-      bindings: [xin.binding, packed.binding(), (r.epilogue?.affine ?? r.bias ?? packed).binding(), yout.binding],
+      bindings: [xin.binding, packed.binding(), (r.epilogue?.affine ?? r.bias ?? packed).binding(), yout.binding, (res ?? xin).binding],
       workgroups: [Math.ceil(r.M / tileM), Math.ceil((r.Hq * r.Wq) / bn), n1 - n0],
     });
   }

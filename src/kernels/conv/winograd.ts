@@ -23,7 +23,7 @@ export interface WinogradRun {
   bias: Tensor | null;
   act: Activation;
   alpha: number;
-  epilogue: { affine: Tensor; prelu: boolean } | null;
+  epilogue: { affine: Tensor; prelu: boolean; residual?: Tensor | null } | null;
   cfg: ConvTileConfig;
 }
 
@@ -47,7 +47,7 @@ export function runWinograd(r: WinogradRun): Tensor {
     bindings: [packed.binding(), U.binding()],
     workgroups: grid(e, Math.ceil(total / 64)),
   });
-  for (const { n0, n1, xin, yout } of windows) {
+  for (const { n0, n1, xin, yout, res } of windows) {
     r.branches.forEach((b, k) => {
       const TR = tiles(r.Hq, b.dh);
       const TC = tiles(r.Wq, b.dw);
@@ -62,9 +62,9 @@ export function runWinograd(r: WinogradRun): Tensor {
           // Dgrad: the flipped kernel's padding is d*(k-1) - pad.
           ph: r.transposed ? 2 * b.dh - b.ph : b.ph, pw: r.transposed ? 2 * b.dw - b.pw : b.pw, dh: b.dh, dw: b.dw,
           alpha: r.alpha, act: r.epilogue?.prelu ? ACT_PRELU : ACT[r.act], hasBias: r.bias ? 1 : 0, affine: r.epilogue ? 1 : 0,
-          accumulate: k > 0 ? 1 : 0, epilogue: k === NB - 1 ? 1 : 0,
+          accumulate: k > 0 ? 1 : 0, epilogue: k === NB - 1 ? 1 : 0, residual: res ? 1 : 0, rOff: res?.off ?? 0,
         },
-        bindings: [xin.binding, U.binding(), (r.epilogue?.affine ?? r.bias ?? U).binding(), yout.binding],
+        bindings: [xin.binding, U.binding(), (r.epilogue?.affine ?? r.bias ?? U).binding(), yout.binding, (res ?? xin).binding],
         workgroups: [MP / cfg.tm, Math.ceil((TR * TC) / (cfg.wgX * cfg.tn)), n1 - n0],
       });
     });
