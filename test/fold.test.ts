@@ -174,9 +174,15 @@ for (const name of ['micro', 'tiny'] as const) {
         return { out, dispatches: e.counters.dispatches - before };
       };
       const plain = await run();
+      const live = e.pool.stats().liveBuffers;
       const unfold = model.foldForInference();
       const folded = await run();
+      // Later folded runs reuse the packed weights the first one cached: fewer dispatches, same output.
+      const cached = await run();
+      assert.ok(cached.dispatches < folded.dispatches, `cached packs: ${cached.dispatches} dispatches vs ${folded.dispatches} on the first folded run`);
+      assert.equal(Array.from(cached.out[0]), Array.from(folded.out[0]), 'cached packs give the same output');
       unfold();
+      assert.is(e.pool.stats().liveBuffers, live, 'unfold frees the epilogues and the cached packs');
       const again = await run();
       assert.is(again.dispatches, plain.dispatches, 'unfold returns to the layer path');
       for (const i of [0, 1]) {

@@ -70,7 +70,8 @@ function foldLayer(layer: Conv2d | DilatedContextBlock, bn: BatchNorm2d | null, 
   // Kept out of any enclosing tidy scope: the returned unfold function frees it.
   const affine = foldAffine(Co, bias, bn && bnOf(bn), act?.weight ?? null).keep();
   if (bias && !(layer instanceof Conv2d)) bias.dispose();
-  return { affine, prelu: !!act };
+  // Packed weights are cached per layout on first use (the weights are a snapshot too).
+  return { affine, prelu: !!act, packs: new Map() };
 }
 
 /** Conv, BN, PReLU, conv, BN, then an SE gate; added to the block input. */
@@ -303,7 +304,10 @@ export class DrdNet extends Module {
   }
 
   #unfold(): void {
-    for (const ep of this.#folded?.values() ?? []) ep.affine.dispose();
+    for (const ep of this.#folded?.values() ?? []) {
+      ep.affine.dispose();
+      for (const t of ep.packs?.values() ?? []) t.dispose();
+    }
     this.#folded = null;
   }
 

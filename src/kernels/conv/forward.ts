@@ -4,19 +4,10 @@ import { Tensor, type Shape } from '../../core/tensor.js';
 import { convConfig, type ConvTileConfig } from './config.js';
 import { branchGeometry, checkDy, geometry, type Activation, type Conv2dParams, type ConvBranch } from './geometry.js';
 import { packWeights } from './pack.js';
-import { ACT, ACT_PRELU, convLaunch } from './launch.js';
+import { ACT, ACT_PRELU, convLaunch, packedFor, type ConvEpilogue } from './launch.js';
 import { runWinograd } from './winograd.js';
 
-/**
- * A per-channel affine epilogue from `foldAffine` (inference: BatchNorm and PReLU folded into the
- * conv): out = acc * scale + shift, then PReLU with its slopes when `prelu`, then + `residual`
- * when given (a skip connection, the output's shape). Replaces the bias.
- */
-export interface ConvEpilogue {
-  affine: Tensor;
-  prelu: boolean;
-  residual?: Tensor | null;
-}
+export type { ConvEpilogue };
 
 export interface ConvForwardOptions extends Conv2dParams {
   activation?: Activation;
@@ -61,7 +52,7 @@ function runConv(r: ConvRun): Tensor {
   const MP = Math.ceil(r.M / tileM) * tileM;
   const { out, windows } = convLaunch(r);
   if (windows.length === 0) return out;
-  const packed = packWeights(r.weights, r.transposed, MP, r.op, r.fuse);
+  const { packed, owned } = packedFor(r, `direct:${MP}:${r.transposed}`, () => packWeights(r.weights, r.transposed, MP, r.op, r.fuse));
   const vec = (f: (b: { ph: number; pw: number; dh: number; dw: number }) => number) => [0, 1, 2, 3].map((i) => (r.branches[i] ? f(r.branches[i]) : 0));
   const sgn = r.transposed ? -1 : 1;
   const constants: Record<string, number> = {
@@ -90,7 +81,7 @@ function runConv(r: ConvRun): Tensor {
       workgroups: [Math.ceil(r.M / tileM), Math.ceil((r.Hq * r.Wq) / bn), n1 - n0],
     });
   }
-  packed.dispose();
+  if (owned) packed.dispose();
   return out;
 }
 

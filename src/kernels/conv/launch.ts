@@ -1,4 +1,4 @@
-// What the direct and Winograd conv launches share: activation codes, the output with its bias/epilogue checks, and the batch windows each launch binds.
+// What the direct and Winograd conv launches share: activation codes, the epilogue, the output with its bias/epilogue checks, the batch windows each launch binds, and cached packed weights.
 import type { BufferBinding } from '../../gpu/runtime.js';
 import { Tensor, shapeStr } from '../../core/tensor.js';
 import { batchGroups, perImage, windowOf } from '../windows.js';
@@ -13,7 +13,7 @@ export interface LaunchShape {
   transposed: boolean;
   Cin: number; Hi: number; Wi: number; M: number; Hq: number; Wq: number;
   bias: Tensor | null;
-  epilogue: { affine: Tensor; residual?: Tensor | null } | null;
+  epilogue: ConvEpilogue | null;
 }
 
 /** One launch's batch slice [n0, n1) with its input and output bindings and offsets. */
@@ -50,4 +50,30 @@ export function convLaunch(r: LaunchShape): { out: Tensor; windows: BatchWindow[
       : { n0, n1, xin: windowOf(r.input, n0 * inImg, (n1 - n0) * inImg), yout: windowOf(out, n0 * outImg, (n1 - n0) * outImg), res: res && windowOf(res, n0 * outImg, (n1 - n0) * outImg) },
   );
   return { out, windows };
+}
+
+/**
+ * A per-channel affine epilogue from `foldAffine` (inference: BatchNorm and PReLU folded into the
+ * conv): out = acc * scale + shift, then PReLU with its slopes when `prelu`, then + `residual`
+ * when given (a skip connection, the output's shape). Replaces the bias.
+ */
+export interface ConvEpilogue {
+  affine: Tensor;
+  prelu: boolean;
+  residual?: Tensor | null;
+  /**
+   * Packed (or Winograd-transformed) weights kept across calls while the weights stay fixed
+   * (folded inference): filled on first use (kept out of tidy scopes), keyed by layout. Whoever
+   * made the map disposes them.
+   */
+  packs?: Map<string, Tensor>;
+}
+
+/** The packed weights for this launch: from the epilogue's cache when it has one (not to be freed), else made now. */
+export function packedFor(r: { epilogue: ConvEpilogue | null }, key: string, make: () => Tensor): { packed: Tensor; owned: boolean } {
+  const cache = r.epilogue?.packs;
+  if (!cache) return { packed: make(), owned: true };
+  let packed = cache.get(key);
+  if (!packed) cache.set(key, (packed = make().keep())); // outlives the caller's tidy scope
+  return { packed, owned: false };
 }

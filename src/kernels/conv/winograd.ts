@@ -5,7 +5,7 @@ import { checkFits } from '../windows.js';
 import { grid } from '../util.js';
 import { winogradTiles as tiles, type ConvTileConfig } from './config.js';
 import type { Activation } from './geometry.js';
-import { ACT, ACT_PRELU, convLaunch } from './launch.js';
+import { ACT, ACT_PRELU, convLaunch, packedFor, type ConvEpilogue } from './launch.js';
 import { packWeights } from './pack.js';
 
 /** Per-branch padding and dilation as the caller's conv sees them (forward orientation). */
@@ -23,7 +23,7 @@ export interface WinogradRun {
   bias: Tensor | null;
   act: Activation;
   alpha: number;
-  epilogue: { affine: Tensor; prelu: boolean; residual?: Tensor | null } | null;
+  epilogue: ConvEpilogue | null;
   cfg: ConvTileConfig;
 }
 
@@ -33,20 +33,8 @@ export function runWinograd(r: WinogradRun): Tensor {
   const MP = Math.ceil(r.M / cfg.tm) * cfg.tm;
   const { out, windows } = convLaunch(r);
   if (windows.length === 0) return out;
-  // U[b][c][e][m]: the packed (fused, transposed for dgrad) weights, then G g G^T (flipped for dgrad).
-  const packed = packWeights(r.weights, r.transposed, MP, r.op, r.fuse);
   const NB = r.branches.length;
-  const total = NB * r.Cin * MP;
-  checkFits(e, r.op, 'transformed weight', [NB, r.Cin, 16, MP], total * 16);
-  const U = Tensor.empty(e, [total * 16]);
-  e.dispatch({
-    label: `${r.op}.winograd.transform`,
-    code,
-    entry: 'transform',
-    uniforms: { total, MP, flip: r.transposed ? 1 : 0 },
-    bindings: [packed.binding(), U.binding()],
-    workgroups: grid(e, Math.ceil(total / 64)),
-  });
+  const { packed: U, owned } = packedFor(r, `winograd:${MP}:${r.transposed}`, () => transformed(r, MP));
   for (const { n0, n1, xin, yout, res } of windows) {
     r.branches.forEach((b, k) => {
       const TR = tiles(r.Hq, b.dh);
@@ -69,7 +57,26 @@ export function runWinograd(r: WinogradRun): Tensor {
       });
     });
   }
-  packed.dispose();
-  U.dispose();
+  if (owned) U.dispose();
   return out;
+}
+
+/** U[b][c][e][m]: the packed (fused, transposed for dgrad) weights, then G g G^T (flipped for dgrad). */
+function transformed(r: WinogradRun, MP: number): Tensor {
+  const e = r.input.engine;
+  const packed = packWeights(r.weights, r.transposed, MP, r.op, r.fuse);
+  const NB = r.branches.length;
+  const total = NB * r.Cin * MP;
+  checkFits(e, r.op, 'transformed weight', [NB, r.Cin, 16, MP], total * 16);
+  const U = Tensor.empty(e, [total * 16]);
+  e.dispatch({
+    label: `${r.op}.winograd.transform`,
+    code,
+    entry: 'transform',
+    uniforms: { total, MP, flip: r.transposed ? 1 : 0 },
+    bindings: [packed.binding(), U.binding()],
+    workgroups: grid(e, Math.ceil(total / 64)),
+  });
+  packed.dispose();
+  return U;
 }
