@@ -12,7 +12,7 @@ import { preset } from '../src/model/config.js';
 import { DrdNet } from '../src/model/drdnet.js';
 import { loadModel, weightsToBytes } from '../src/model/weights.js';
 import { adaptToPhotos, fitPatch } from '../src/train/adapt.js';
-import { guardSaysWorse, selfConsistency } from '../src/train/adapt-guard.js';
+import { guardKeeps, guardSaysWorse, selfConsistency } from '../src/train/adapt-guard.js';
 import { ADAPT_PAIR_SIZE, ADAPT_PAIR_SOURCES, type AdaptPair } from '../src/train/adapt-pairs.js';
 import { loadAdaptPairs, writeAdaptPairs } from '../src/train/adapt-pairs-node.js';
 import { errorOf, assertMessage } from './errors.js';
@@ -83,24 +83,45 @@ test('adaptToPhotos: frozen BN keeps running statistics, batch BN moves them; su
   assert.ok(Number.isFinite(score), `guard score ${score}`);
   model.dispose();
   assert.ok(guardSaysWorse(30, 29) && !guardSaysWorse(30, 30.5) && !guardSaysWorse(30, 29.99));
+  assert.ok(guardKeeps(30, 30.06) && !guardKeeps(30, 30.05) && !guardKeeps(30, 30) && !guardKeeps(30, 29));
   assertMessage(errorOf(() => fitPatch(64, [image(5, 40, () => 0.5)], pairs)), 'photo (5x40)', 'too small');
 });
+
+/** Names of the F32 tensors whose values differ between two weight files (same names required). */
+function changedTensors(fileA: string, fileB: string): string[] {
+  const a = parseSafetensors(readFileSync(fileA));
+  const b = parseSafetensors(readFileSync(fileB));
+  assert.equal([...a.tensors.keys()].sort(), [...b.tensors.keys()].sort());
+  return [...a.tensors].filter(([n, t]) => t.dtype === 'F32' && toFloat32(t, n, 'a').some((v, i) => v !== toFloat32(b.tensors.get(n)!, n, 'b')[i])).map(([n]) => n);
+}
 
 test('adapt writes weights that derain loads, a per-step log, and says what the guard found', () => {
   const out = join(dir, 'adapted.safetensors');
   const log = join(dir, 'adapt.jsonl');
-  const r = runCli(['adapt', photo, '-o', out, '--weights', weights, '--steps', '2', '--patch', '16', '--batch', '1', '--lr', '1e-3', '--log', log]);
+  const args = ['--weights', weights, '--steps', '2', '--patch', '16', '--batch', '1', '--lr', '1e-3'];
+  const r = runCli(['adapt', photo, '-o', out, ...args, '--log', log, '--guard', 'warn']);
   assert.is(r.status, 0, r.errLines.join('\n'));
   assert.ok(r.errLines.some((l) => /self-consistency .* dB -> .* dB/.test(l)), r.errLines.join('\n'));
+  assert.ok(r.errLines.some((l) => /adapted weights -> /.test(l)), r.errLines.join('\n'));
   const steps = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss: number });
   assert.equal(steps.map((s) => s.step), [1, 2]);
-  const a = parseSafetensors(readFileSync(out));
-  const b = parseSafetensors(readFileSync(weights));
-  assert.equal([...a.tensors.keys()].sort(), [...b.tensors.keys()].sort());
-  const changed = [...a.tensors].filter(([n, t]) => t.dtype === 'F32' && toFloat32(t, n, 'a').some((v, i) => v !== toFloat32(b.tensors.get(n)!, n, 'b')[i]));
-  assert.ok(changed.length > 0, 'no weight changed');
+  assert.ok(changedTensors(out, weights).length > 0, 'no weight changed');
   const d = runCli(['derain', photo, '-o', join(dir, 'derained.png'), '--weights', out]);
   assert.is(d.status, 0, d.errLines.join('\n'));
+  // The default guard (keep) writes the adapted weights only when the check rose, else the
+  // starting weights, and says which; the same seed gives the same adaptation as above.
+  const kept = join(dir, 'kept.safetensors');
+  const k = runCli(['adapt', photo, '-o', kept, ...args]);
+  assert.is(k.status, 0, k.errLines.join('\n'));
+  const [before, after] = (/self-consistency .* ([\d.]+) dB -> ([\d.]+) dB/.exec(k.errLines.join('\n')) ?? []).slice(1).map(Number);
+  assert.ok(Number.isFinite(before) && Number.isFinite(after), k.errLines.join('\n'));
+  const keptLine = k.errLines.some((l) => /kept the adapted weights/.test(l));
+  assert.ok(keptLine || k.errLines.some((l) => /holds the starting weights unchanged/.test(l)), k.errLines.join('\n'));
+  const rose = keptLine;
+  // The printed scores are rounded to 0.01 dB: away from the margin they must agree with the verdict.
+  if (Math.abs(after - before - 0.05) > 0.011) assert.is(rose, after > before + 0.05, k.errLines.join('\n'));
+  assert.equal(changedTensors(kept, weights).length > 0, rose, rose ? 'kept: the adapted weights' : 'reverted: the starting weights');
+  assert.equal(changedTensors(kept, out).length === 0, rose, 'kept weights equal the --guard warn run');
   assert.not.ok(readdirSync(dir).some((f) => f.includes('.tmp-')), 'a temporary file was left behind');
 });
 
@@ -111,6 +132,7 @@ test('adapt: usage errors are one line with exit 2, and no input is ever overwri
   assertCliError(runCli(['adapt', photo, '-o', weights, '--weights', weights]), 2, /same file as --weights/);
   assertCliError(runCli(['adapt', photo, '-o', join(dir, 'x.safetensors'), '--weights', weights, '--log', photo]), 2, /--log .*same file as the photo/);
   assertCliError(runCli(['adapt', photo, '-o', join(dir, 'x.safetensors'), '--bn', 'sometimes']), 2, /--bn must be one of batch, running, frozen/);
+  assertCliError(runCli(['adapt', photo, '-o', join(dir, 'x.safetensors'), '--guard', 'maybe']), 2, /--guard must be one of keep, warn/);
   assertCliError(runCli(['adapt', photo, '-o', join(dir, 'x.safetensors'), '--steps', '0']), 2, /--steps/);
   assertCliError(runCli(['adapt', join(dir, 'missing.png'), '-o', join(dir, 'x.safetensors'), '--weights', weights]), 1, /missing\.png/);
   assert.ok(readFileSync(weights).length > 0 && decodeImage(readFileSync(photo)).width === 40, 'inputs intact');

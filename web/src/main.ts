@@ -8,7 +8,7 @@ import type { DrdNet } from '../../src/model/drdnet.js';
 import { describe, loadModel, weightsToBytes } from '../../src/model/weights.js';
 import { rngFor, synthesizeRain } from '../../src/data/synth.js';
 import { ADAPT_DEFAULTS, adaptToPhotos, fitPatch } from '../../src/train/adapt.js';
-import { guardSaysWorse, selfConsistency } from '../../src/train/adapt-guard.js';
+import { GUARD_TOLERANCE_DB, guardKeeps, selfConsistency } from '../../src/train/adapt-guard.js';
 import { clampImage, psnr } from '../../src/train/metrics.js';
 import { loadBytes, loadImage, loadManifest, loadPairs, type Manifest, type Pair } from './assets.js';
 import { CompareView } from './compare.js';
@@ -240,8 +240,11 @@ async function adapt(): Promise<void> {
       lines.push(`Known ground truth: PSNR ${psnrBefore.toFixed(2)} dB before adaptation, ${psnrAfter.toFixed(2)} dB after (${d >= 0 ? '+' : ''}${d.toFixed(2)} dB).`);
     }
     lines.push(`Self-consistency (no ground truth needed): ${consistencyBefore.toFixed(2)} dB before, ${consistencyAfter.toFixed(2)} dB after.`);
-    if (guardSaysWorse(consistencyBefore, consistencyAfter)) {
-      lines.push('Warning: the self-consistency check dropped, so adaptation may have made this photo worse. Compare both outputs (Revert shows the original); the check also flags many runs that improved.');
+    // The CLI's default rule (adapt --guard keep): adapted weights pass only when the check rose.
+    if (!guardKeeps(consistencyBefore, consistencyAfter)) {
+      lines.push(
+        `Warning: the self-consistency check did not rise by more than ${GUARD_TOLERANCE_DB} dB, so this adaptation may have made the photo worse (the command-line adapt would keep the starting weights). Compare both outputs; Revert puts the original weights back.`,
+      );
     }
     el('quality').textContent = lines.join(' ');
     setStatus(derained ?? '', 'done');
