@@ -17,7 +17,7 @@ import type { Image } from '../src/io/image.js';
 import { derainImage } from '../src/model/derain.js';
 import { loadModel } from '../src/model/weights.js';
 import { ADAPT_DEFAULTS, adaptToPhotos, type AdaptOptions } from '../src/train/adapt.js';
-import { guardSaysWorse, selfConsistency } from '../src/train/adapt-guard.js';
+import { guardKeeps, guardSaysWorse, selfConsistency } from '../src/train/adapt-guard.js';
 import { centerCrop, quantize8 } from '../src/train/adapt-pairs.js';
 import { loadAdaptPairs } from '../src/train/adapt-pairs-node.js';
 import { psnr, ssim } from '../src/train/metrics.js';
@@ -296,6 +296,22 @@ function report(rows: Row[], totalS: number): string {
     L.push(`| ${name} | ${rs.length} | ${truly} | ${said} | ${((100 * agree) / rs.length).toFixed(0)}% | ${caught} of ${truly} | ${alarms} |`);
   }
   L.push('', `Overall agreement: ${((100 * allGuard.filter(Boolean).length) / allGuard.length).toFixed(0)}% of ${allGuard.length} runs.`, '');
+  // `adapt --guard keep` (the default): the adapted weights only when the score rose, else the bundled ones.
+  L.push(
+    '', '## The guard as a keep rule (`adapt --guard keep`)', '',
+    'Adapted weights kept only when the score rose by more than 0.05 dB (`guardKeeps`), else the starting',
+    'weights (a change of 0). Change in PSNR per run against the bundled weights:', '',
+    '| variant | runs | always written: mean | worst | runs worse | keep rule: mean | worst | runs worse | kept |', '|---|---|---|---|---|---|---|---|---|',
+  );
+  for (const name of variants.filter((n) => n !== 'bundled')) {
+    const rs = rows.filter((r) => r.variant === name);
+    const raw = rs.map(delta);
+    const kept = rs.map((r) => guardKeeps(bundled.get(`${r.photo}/${r.recipe}`)!.guard, r.guard));
+    const fin = raw.map((d, i) => (kept[i] ? d : 0));
+    const worse = (ds: number[]) => ds.filter((d) => d < 0).length;
+    L.push(`| ${name} | ${rs.length} | ${signed(mean(raw))} | ${signed(Math.min(...raw))} | ${worse(raw)} | ${signed(mean(fin))} | ${signed(Math.min(...fin))} | ${worse(fin)} | ${kept.filter(Boolean).length} |`);
+  }
+  L.push('');
   return L.join('\n');
 }
 

@@ -27,6 +27,8 @@ export interface SelectOptions {
   filter?: string;
   /** Keep only `quick: true` cases. */
   quick?: boolean;
+  /** Drop cases whose name or shape contains this text. */
+  exclude?: string;
 }
 
 export interface RunOptions {
@@ -46,7 +48,8 @@ export const MIN_REPS = 5;
 const MAX_REPS = 50;
 
 export function selectCases(cases: readonly BenchCase[], opts: SelectOptions = {}): BenchCase[] {
-  return cases.filter((c) => (!opts.quick || c.quick) && (!opts.filter || c.name.includes(opts.filter) || c.shape.includes(opts.filter)));
+  const has = (c: BenchCase, text: string) => c.name.includes(text) || c.shape.includes(text);
+  return cases.filter((c) => (!opts.quick || c.quick) && (!opts.filter || has(c, opts.filter)) && (!opts.exclude || !has(c, opts.exclude)));
 }
 
 /** The adapter as one short string, e.g. 'llvmpipe: Mesa 25.0.7 (LLVM 15.0.6)' (the tuning store's name for it). */

@@ -1,13 +1,15 @@
 // `npm run bench`: runs the registered cases on dawn.node and prints a table or JSON lines.
 //   --json           one JSON object per line (name, shape, median_ms, gflops|gbps, adapter, runs, min_ms)
 //   --filter TEXT    only cases whose name or shape contains TEXT
+//   --exclude TEXT   no case whose name or shape contains TEXT
 //   --quick          only the quick set (about a minute on lavapipe; CI runs it)
 //   --compare FILE   speed ratios (new/old) against an earlier --json run, matched by name + shape
 //   --reps N         timed runs per case (default: 5..50 within ~1 s per case)
 //   --list           print the selected cases without running them
 //   --no-tune        default conv tiles only (no timing of candidates, no cache file; also SEMI_DRDNET_TUNE=0)
 //   --show-config    print the conv tile configs each case ran with (JSON rows carry them as `config` anyway)
-import { readFileSync } from 'node:fs';
+//   --swiftshader    run on Chromium's SwiftShader (Chrome's fallback adapter) instead of the system's Vulkan driver
+import { existsSync, readFileSync } from 'node:fs';
 import { useDawn } from '../gpu/node.js';
 import { Engine } from '../gpu/runtime.js';
 import { tuneStats } from '../kernels/conv2d.js';
@@ -20,15 +22,20 @@ interface Args {
   list: boolean;
   tune: boolean;
   showConfig: boolean;
+  swiftshader: boolean;
   filter?: string;
+  exclude?: string;
   compare?: string;
   reps?: number;
 }
 
-const USAGE = 'usage: npm run bench -- [--json] [--quick] [--filter TEXT] [--compare OLD.jsonl] [--reps N] [--list] [--no-tune] [--show-config]';
+/** Where Debian's chromium package puts SwiftShader's Vulkan driver manifest. */
+const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
+
+const USAGE = 'usage: npm run bench -- [--swiftshader] [--json] [--quick] [--filter TEXT] [--exclude TEXT] [--compare OLD.jsonl] [--reps N] [--list] [--no-tune] [--show-config]';
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { json: false, quick: false, list: false, tune: true, showConfig: false };
+  const args: Args = { json: false, quick: false, list: false, tune: true, showConfig: false, swiftshader: false };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split(/=(.*)/s, 2);
     const value = (): string => {
@@ -42,7 +49,9 @@ function parseArgs(argv: string[]): Args {
       case '--list': args.list = true; break;
       case '--no-tune': args.tune = false; break;
       case '--show-config': args.showConfig = true; break;
+      case '--swiftshader': args.swiftshader = true; break;
       case '--filter': args.filter = value(); break;
+      case '--exclude': args.exclude = value(); break;
       case '--compare': args.compare = value(); break;
       case '--reps': {
         const n = Number(value());
@@ -83,6 +92,14 @@ export async function benchMain(argv: string[]): Promise<number> {
   if (args.list) {
     for (const c of cases) console.log(`${c.name}  ${c.shape}${c.quick ? '  (quick)' : ''}`);
     return 0;
+  }
+  if (args.swiftshader) {
+    if (!existsSync(SWIFTSHADER_ICD)) {
+      console.error(`bench: --swiftshader needs Chromium's SwiftShader Vulkan driver (${SWIFTSHADER_ICD}; on Debian: apt-get install chromium)`);
+      return 2;
+    }
+    // Read by the Vulkan loader when Dawn creates its instance, which has not happened yet.
+    process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
   }
   useDawn();
   const engine = await Engine.create(args.tune ? {} : { tune: false });
