@@ -38,9 +38,9 @@ unchanged and a line says so. --guard warn writes the adapted weights and warns 
                          ratio in patch DFTs (high-band amplitude, low-band phase)  default ${D.contrastiveSpace}
 The default space (patchnce) had the highest mean over the 12 measured held-out cases with
 unseen rain (+0.20 dB) and the best result on the two photos no choice was made on (+0.33 dB,
-worst -0.01); adaptation can still make a photo worse, by up to 1.8 dB in those runs, and the
-keep rule reverted every such run there: over the 36 runs no kept result was worse than the
-starting weights, at the cost of a smaller mean gain (+0.08 dB; experiments/adapt-fft.md).`;
+worst -0.01), but on four more held-out photos it lost 0.18 dB on average: over all 72 runs
+adaptation was a wash (+0.01 dB, worst -1.82). With the keep rule the same runs came out at
++0.03 dB, worst -0.25 (experiments/adapt-fft.md, experiments/adapt-guard-check.md).`;
 
 export async function run(argv: string[]): Promise<number> {
   const a = parseArgs(argv, ['out', 'weights', 'steps', 'seed', 'log', 'lr', 'patch', 'batch', 'bn', 'contrastive', 'space', 'guard'], [], { o: 'out' });
