@@ -23,7 +23,7 @@ export interface DerainerOptions {
 export interface DerainCallOptions {
   /** Output pixels per tile side (default: as large as the device allows; tiling never changes the result). */
   tile?: number;
-  /** Bytes of tile activations kept on the GPU between the SE stages of a tiled run (default 1 GiB, unlimited on software adapters; past it, CPU memory). */
+  /** Bytes of tile activations kept on the GPU between the SE stages of a tiled run (default 1 GiB, unlimited on software adapters; past it, half as many bytes in CPU memory). */
   stateBudget?: number;
   /** Called after each tile with the tiles done and the total. */
   onProgress?: (done: number, total: number) => void;
