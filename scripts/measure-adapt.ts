@@ -17,7 +17,7 @@ import type { Image } from '../src/io/image.js';
 import { derainImage } from '../src/model/derain.js';
 import { loadModel } from '../src/model/weights.js';
 import { ADAPT_DEFAULTS, adaptToPhotos, type AdaptOptions } from '../src/train/adapt.js';
-import { guardKeeps, guardSaysWorse, selfConsistency } from '../src/train/adapt-guard.js';
+import { GUARD_TOLERANCE_DB, guardKeeps, guardSaysWorse, selfConsistency } from '../src/train/adapt-guard.js';
 import { centerCrop, quantize8 } from '../src/train/adapt-pairs.js';
 import { loadAdaptPairs } from '../src/train/adapt-pairs-node.js';
 import { psnr, ssim } from '../src/train/metrics.js';
@@ -299,7 +299,7 @@ function report(rows: Row[], totalS: number): string {
   // `adapt --guard keep` (the default): the adapted weights only when the score rose, else the bundled ones.
   L.push(
     '', '## The guard as a keep rule (`adapt --guard keep`)', '',
-    'Adapted weights kept only when the score rose by more than 0.05 dB (`guardKeeps`), else the starting',
+    `Adapted weights kept only when the score rose by more than ${GUARD_TOLERANCE_DB} dB (\`guardKeeps\`), else the starting`,
     'weights (a change of 0). Change in PSNR per run against the bundled weights:', '',
     '| variant | runs | always written: mean | worst | runs worse | keep rule: mean | worst | runs worse | kept |', '|---|---|---|---|---|---|---|---|---|',
   );

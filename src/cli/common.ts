@@ -25,11 +25,11 @@ export function defaultWeightsPath(): string | null {
   return existsSync(p) ? p : null;
 }
 
-export async function loadWeightsFile(path: string | undefined, command: string): Promise<{ model: DrdNet; path: string }> {
+export async function loadWeightsFile(path: string | undefined, command: string): Promise<{ model: DrdNet; path: string; bytes: Uint8Array }> {
   const p = path ?? defaultWeightsPath();
   if (!p) throw new UsageError(`${command}: --weights is required (this checkout has no bundled default weights at ${BUNDLED_WEIGHTS})`);
   const bytes = await readSafetensorsBytes(p);
-  return { model: loadModel(await getEngine(), bytes, p).model, path: p };
+  return { model: loadModel(await getEngine(), bytes, p).model, path: p, bytes };
 }
 
 export async function readSafetensorsFile(path: string): Promise<ParsedSafetensors> {

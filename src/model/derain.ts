@@ -218,7 +218,7 @@ async function derainStaged(model: DrdNet, stages: GateStages, img: Image, tiles
           if (next) {
             const h = noGrad(() => stages.preGate(j, x));
             squeezeExcitePoolRect(h, { x0: t.cx0 - r.x0, y0: t.cy0 - r.y0, w: t.cw, h: t.ch }, next, parts);
-            states[i] = resident ? [await store(x), await store(h)] : [await store(x), null];
+            states[i] = [await store(x), resident ? await store(h) : null];
           } else if (split) {
             // The head is recomputed (27C multiply-adds a pixel) rather than kept for the long skip.
             const o = upload(r);

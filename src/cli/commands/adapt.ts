@@ -69,12 +69,11 @@ export async function run(argv: string[]): Promise<number> {
 
   const photos = [];
   for (const p of inputs) photos.push(await readImage(p));
-  const { model, path: weightsPath } = await loadWeightsFile(weightsArg, 'adapt');
+  const { model, path: weightsPath, bytes: startBytes } = await loadWeightsFile(weightsArg, 'adapt');
   const engine = await getEngine();
   const pairs = await loadAdaptPairs();
   progress(`adapt: checking the starting weights on ${photos.length} photo${photos.length > 1 ? 's' : ''}…`);
   const before = await selfConsistency(model, photos);
-  const start = guard === 'keep' ? await weightsToBytes(model) : null; // what -o gets if the check does not rise
 
   const log = logPath ? LineLog.open(logPath) : null;
   const t0 = performance.now();
@@ -99,12 +98,13 @@ export async function run(argv: string[]): Promise<number> {
     throw e;
   }
   const after = await selfConsistency(model, photos);
-  const keep = !start || guardKeeps(before, after);
-  await writeFileAtomic(out, keep ? bytes : start);
+  const keep = guard === 'warn' || guardKeeps(before, after);
+  // Not kept: -o gets the starting weights file as it was read.
+  await writeFileAtomic(out, keep ? bytes : startBytes);
   const secs = ((performance.now() - t0) / 1000).toFixed(0);
   progress(`adapt: ${result.records.length} steps from ${weightsPath} in ${secs} s`, true);
   progress(`adapt: self-consistency (re-rained output, derained again) ${before.toFixed(2)} dB -> ${after.toFixed(2)} dB`, true);
-  if (start) {
+  if (guard === 'keep') {
     progress(
       keep
         ? `adapt: the check rose by more than ${GUARD_TOLERANCE_DB} dB: kept the adapted weights -> ${out}`
