@@ -18,6 +18,16 @@ const rnd = (n: number) => Float32Array.from({ length: n }, () => Math.random() 
 const x = Tensor.fromData(engine, rnd(C * H * H), [1, C, H, H]);
 const w = Tensor.fromData(engine, rnd(CO * C * 9), [CO, C, 3, 3]);
 
+/** The generated kernel's end: the accumulators into the shipped `store`, and the entry point. */
+function finish(L: string[], TM: number, TN: number): string {
+  L.push('  var acc: Tile;');
+  for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) L.push(`  acc[${i}][${j}] = a_${i}_${j};`);
+  L.push('  store(&acc, n, q0, co0);');
+  L.push('}');
+  L.push(`@compute @workgroup_size(WG_X, 1) fn convG(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) { convGen(wg, lid.x); }`);
+  return L.join('\n');
+}
+
 function gen(TM: number, TN: number): string {
   const L: string[] = [];
   L.push('fn convGen(wg: vec3u, lane: u32) {');
@@ -67,12 +77,7 @@ function gen(TM: number, TN: number): string {
   L.push('      }');
   L.push('    } }');
   L.push('  }');
-  L.push('  var acc: Tile;');
-  for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) L.push(`  acc[${i}][${j}] = a_${i}_${j};`);
-  L.push('  store(&acc, n, q0, co0);');
-  L.push('}');
-  L.push(`@compute @workgroup_size(WG_X, 1) fn convG(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) { convGen(wg, lid.x); }`);
-  return L.join('\n');
+  return finish(L, TM, TN);
 }
 
 
@@ -103,12 +108,7 @@ function gen2(TM: number, TN: number): string {
     }
     L.push('  }');
   }
-  L.push('  var acc: Tile;');
-  for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) L.push(`  acc[${i}][${j}] = a_${i}_${j};`);
-  L.push('  store(&acc, n, q0, co0);');
-  L.push('}');
-  L.push(`@compute @workgroup_size(WG_X, 1) fn convG(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) { convGen(wg, lid.x); }`);
-  return L.join('\n');
+  return finish(L, TM, TN);
 }
 
 async function time(v: string): Promise<{ ms: number; out: Float32Array }> {
