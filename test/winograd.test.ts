@@ -193,6 +193,24 @@ test('the tuner offers winograd for stride-1 3x3 passes only, and a pick is used
   }
 });
 
+test('past the budget the tuner still times the first candidate of each algorithm, and only those', async () => {
+  const e = await engine();
+  const direct = (tm: number, tn: number): ConvTileConfig => ({ smem: false, wgX: 32, wgY: 1, tm, tn, bk: 16 });
+  // budgetMs 0: spent after the first candidate; the second direct and second Winograd configs are
+  // skipped, the first Winograd one is not (a slow adapter, where one run takes seconds, still
+  // compares the algorithms).
+  const conv = [direct(4, 2), direct(8, 1), wino(4, 2), wino(4, 1)];
+  const timed: ConvTileConfig[] = [];
+  const chosen = await autotuneConv(e, [{ x: [1, 4, 9, 10], w: [6, 4, 3, 3], padding: 1, kinds: ['fwd'] }], {
+    reps: 1, budgetMs: 0, candidates: { conv }, onTimed: (c) => timed.push(c as ConvTileConfig),
+  });
+  try {
+    assert.equal(timed, [conv[0], conv[2]]);
+  } finally {
+    for (const k of chosen.keys()) convTuning(e).delete(k);
+  }
+});
+
 test('a stored winograd entry round-trips through the tuning store and is used; a bad one is dropped', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'semi-drdnet-wino-'));
   const store = fileTuningStore({ dir, version: 'test' });

@@ -95,7 +95,11 @@ export function wgradCandidates(e: Engine, g: Geometry): WgradTileConfig[] {
   return dedupe(out);
 }
 
-async function timeIt(e: Engine, run: () => Tensor, reps: number): Promise<number> {
+/**
+ * Median of `reps` timed runs after a warm-up. A candidate whose first timed run is slower than
+ * `giveUp` stops there (it has lost: on a slow adapter each run of a loser costs seconds).
+ */
+async function timeIt(e: Engine, run: () => Tensor, reps: number, giveUp = Infinity): Promise<number> {
   run().dispose(); // compile and warm up
   await e.sync();
   const times: number[] = [];
@@ -104,10 +108,14 @@ async function timeIt(e: Engine, run: () => Tensor, reps: number): Promise<numbe
     run().dispose();
     await e.sync();
     times.push(performance.now() - t0);
+    if (times[0] > giveUp) return times[0];
   }
   times.sort((a, b) => a - b);
   return times[Math.floor(times.length / 2)];
 }
+
+/** A first run this much slower than the best so far ends a candidate's timing. */
+const GIVE_UP_RATIO = 1.5;
 
 /** Options of `autotuneConv`. */
 export interface AutotuneOptions {
@@ -117,9 +125,13 @@ export interface AutotuneOptions {
   maxCandidates?: number;
   /**
    * Stop timing further candidates of one pass and shape class once this many milliseconds
-   * (compiles included) are spent; the first candidate (the default) is always timed.
+   * (compiles included) are spent. The first candidate of each algorithm (the default, the first
+   * Winograd config) is always timed, so a slow adapter, where the budget runs out on the default,
+   * still compares the algorithms.
    */
   budgetMs?: number;
+  /** Called with each candidate timed and its median milliseconds (a candidate given up on: its one run). */
+  onTimed?: (config: ConvTileConfig | WgradTileConfig, ms: number) => void;
   /** Candidate lists to use instead of the built-in ones. */
   candidates?: { conv?: ConvTileConfig[]; wgrad?: WgradTileConfig[] };
 }
@@ -148,8 +160,12 @@ export async function autotuneConv(engine: Engine, shapes: ConvShape[], opts: Au
           kind === 'wgrad' ? (opts.candidates?.wgrad ?? wgradCandidates(engine, g))
           : (opts.candidates?.conv ?? convCandidates(engine, kind === 'fwd' ? g.Co : g.Ci, kind === 'fwd' ? defaultConvConfig(engine, g.Co, g.Ho * g.Wo, g.Ci * g.KH * g.KW) : defaultConvConfig(engine, g.Ci, g.H * g.W, g.Co * g.KH * g.KW), { winograd: winogradEligible(engine, kind, g) }));
         const t0 = performance.now();
+        const algos = new Set<string>();
         for (const c of cands.slice(0, opts.maxCandidates ?? Infinity)) {
-          if (best && performance.now() - t0 > (opts.budgetMs ?? Infinity)) break;
+          const algo = 'algo' in c ? (c.algo ?? 'direct') : 'wgrad';
+          const head = !algos.has(algo);
+          algos.add(algo);
+          if (best && !head && performance.now() - t0 > (opts.budgetMs ?? Infinity)) continue;
           const run =
             multi ? (kind === 'fwd' ? () => conv2dMultiForward(x, multi, null, { config: c as ConvTileConfig }) : () => conv2dMultiBackwardData(dy, multi, s.x, { config: c as ConvTileConfig }))
             : kind === 'fwd' ? () => conv2dForward(x, w, null, { ...p, config: c as ConvTileConfig })
@@ -157,10 +173,11 @@ export async function autotuneConv(engine: Engine, shapes: ConvShape[], opts: Au
             : () => conv2dBackwardFilter(x, dy, s.w, { ...p, config: c as WgradTileConfig });
           let t: number;
           try {
-            t = await timeIt(engine, run, reps);
+            t = await timeIt(engine, run, reps, best ? best.t * GIVE_UP_RATIO : Infinity);
           } catch {
             continue; // a candidate this device cannot run (limits) is skipped
           }
+          opts.onTimed?.(c, t);
           if (!best || t < best.t) best = { t, c };
         }
         if (best) {
