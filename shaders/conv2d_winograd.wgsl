@@ -114,13 +114,15 @@ fn winograd(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid:
       v[t][3] = colT(d1 - d3);
     }
     // M[e][co] += U[c][e][co] * V[e]: U as vec4s over 4 output channels (uniform across the
-    // workgroup: lavapipe loads them once per SIMD row).
+    // workgroup: lavapipe loads them once per SIMD row), each loaded once for all TT tiles
+    // (SwiftShader loads per lane: there the loads, not the FMAs, take most of the time).
     let u0 = (p.uOff / 4u) + c * 16u * C4 + co0 / 4u;
-    for (var g = 0u; g < TT * S; g++) {
-      let ub = u0 + g % S;
-      let vt = v[g / S];
+    for (var s = 0u; s < S; s++) {
       for (var e = 0u; e < 16u; e++) {
-        acc[g][e] = fma(U[ub + e * C4], vec4(vt[e / 4u][e % 4u]), acc[g][e]);
+        let u = U[u0 + s + e * C4];
+        for (var t = 0u; t < TT; t++) {
+          acc[t * S + s][e] = fma(u, vec4(v[t][e / 4u][e % 4u]), acc[t * S + s][e]);
+        }
       }
     }
   }
