@@ -196,8 +196,8 @@ test('the tuner offers winograd for stride-1 3x3 passes only, and a pick is used
 test('past the budget the tuner still times the first candidate of each algorithm, and only those', async () => {
   const e = await engine();
   const direct = (tm: number, tn: number): ConvTileConfig => ({ smem: false, wgX: 32, wgY: 1, tm, tn, bk: 16 });
-  // budgetMs 0: spent after the first candidate; the second direct and second Winograd configs are
-  // skipped, the first Winograd one is not (a slow adapter, where one run takes seconds, still
+  // budgetMs 0: nothing to spend on the second direct and second Winograd configs; the first of
+  // each algorithm is timed regardless (a slow adapter, where one run takes seconds, still
   // compares the algorithms).
   const conv = [direct(4, 2), direct(8, 1), wino(4, 2), wino(4, 1)];
   const timed: ConvTileConfig[] = [];

@@ -124,10 +124,10 @@ export interface AutotuneOptions {
   /** Only the first this many candidates of each list. */
   maxCandidates?: number;
   /**
-   * Stop timing further candidates of one pass and shape class once this many milliseconds
-   * (compiles included) are spent. The first candidate of each algorithm (the default, the first
-   * Winograd config) is always timed, so a slow adapter, where the budget runs out on the default,
-   * still compares the algorithms.
+   * Milliseconds (compiles included) to spend on the candidates after the first of each algorithm,
+   * per pass and shape class. The first candidate of each algorithm (the default, the first
+   * Winograd config) is always timed and not counted: on a slow adapter, or with a cold shader
+   * cache, the default alone can take longer than the budget, which then never tried anything.
    */
   budgetMs?: number;
   /** Called with each candidate timed and its median milliseconds (a candidate given up on: its one run). */
@@ -159,13 +159,14 @@ export async function autotuneConv(engine: Engine, shapes: ConvShape[], opts: Au
         const cands: Array<ConvTileConfig | WgradTileConfig> =
           kind === 'wgrad' ? (opts.candidates?.wgrad ?? wgradCandidates(engine, g))
           : (opts.candidates?.conv ?? convCandidates(engine, kind === 'fwd' ? g.Co : g.Ci, kind === 'fwd' ? defaultConvConfig(engine, g.Co, g.Ho * g.Wo, g.Ci * g.KH * g.KW) : defaultConvConfig(engine, g.Ci, g.H * g.W, g.Co * g.KH * g.KW), { winograd: winogradEligible(engine, kind, g) }));
-        const t0 = performance.now();
+        let spent = 0; // on candidates other than the first of each algorithm
         const algos = new Set<string>();
         for (const c of cands.slice(0, opts.maxCandidates ?? Infinity)) {
           const algo = 'algo' in c ? (c.algo ?? 'direct') : 'wgrad';
           const head = !algos.has(algo);
           algos.add(algo);
-          if (best && !head && performance.now() - t0 > (opts.budgetMs ?? Infinity)) continue;
+          if (best && !head && spent >= (opts.budgetMs ?? Infinity)) continue;
+          const t0 = performance.now();
           const run =
             multi ? (kind === 'fwd' ? () => conv2dMultiForward(x, multi, null, { config: c as ConvTileConfig }) : () => conv2dMultiBackwardData(dy, multi, s.x, { config: c as ConvTileConfig }))
             : kind === 'fwd' ? () => conv2dForward(x, w, null, { ...p, config: c as ConvTileConfig })
@@ -177,6 +178,7 @@ export async function autotuneConv(engine: Engine, shapes: ConvShape[], opts: Au
           } catch {
             continue; // a candidate this device cannot run (limits) is skipped
           }
+          if (!head) spent += performance.now() - t0;
           opts.onTimed?.(c, t);
           if (!best || t < best.t) best = { t, c };
         }
