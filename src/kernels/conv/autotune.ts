@@ -95,31 +95,27 @@ export function wgradCandidates(e: Engine, g: Geometry): WgradTileConfig[] {
   return dedupe(out);
 }
 
-/**
- * Median of `reps` timed runs after a warm-up. A candidate whose first timed run is slower than
- * `giveUp` stops there (it has lost: on a slow adapter each run of a loser costs seconds).
- */
-async function timeIt(e: Engine, run: () => Tensor, reps: number, giveUp = Infinity): Promise<number> {
-  run().dispose(); // compile and warm up
+/** Milliseconds of one run to completion. */
+async function timeOnce(e: Engine, run: () => Tensor): Promise<number> {
+  const t0 = performance.now();
+  run().dispose();
   await e.sync();
-  const times: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    const t0 = performance.now();
-    run().dispose();
-    await e.sync();
-    times.push(performance.now() - t0);
-    if (times[0] > giveUp) return times[0];
-  }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
+  return performance.now() - t0;
 }
 
-/** A first run this much slower than the best so far ends a candidate's timing. */
-const GIVE_UP_RATIO = 1.5;
+/**
+ * A candidate this much slower than the best so far (fastest runs compared) gets no more runs: 2,
+ * not less, because one run can land in a slow moment of a shared machine (2x swings seen).
+ */
+const GIVE_UP_RATIO = 2;
 
 /** Options of `autotuneConv`. */
 export interface AutotuneOptions {
-  /** Timed runs per candidate (median taken; default 3). */
+  /**
+   * Timed runs per candidate (default 3): one right after its warm-up, the rest in rounds over all
+   * candidates still in the race, so they share the machine's slow and fast moments; the fastest
+   * run counts (shared, noisy machines swing 2x from one second to the next).
+   */
   reps?: number;
   /** Only the first this many candidates of each list. */
   maxCandidates?: number;
@@ -130,7 +126,7 @@ export interface AutotuneOptions {
    * cache, the default alone can take longer than the budget, which then never tried anything.
    */
   budgetMs?: number;
-  /** Called with each candidate timed and its median milliseconds (a candidate given up on: its one run). */
+  /** Called with each candidate timed and its fastest run in milliseconds (after all rounds). */
   onTimed?: (config: ConvTileConfig | WgradTileConfig, ms: number) => void;
   /** Candidate lists to use instead of the built-in ones. */
   candidates?: { conv?: ConvTileConfig[]; wgrad?: WgradTileConfig[] };
@@ -155,32 +151,42 @@ export async function autotuneConv(engine: Engine, shapes: ConvShape[], opts: Au
       for (const kind of s.kinds ?? (['fwd', 'dgrad', 'wgrad'] as ConvKind[])) {
         const multi = kind !== 'wgrad' && s.branches && s.branches.length > 1 ? s.branches.map((b) => ({ weight: w, ...b })) : null;
         const key = tuningKey(engine, kind, g, multi?.length);
-        let best: { t: number; c: ConvTileConfig | WgradTileConfig } | null = null;
         const cands: Array<ConvTileConfig | WgradTileConfig> =
           kind === 'wgrad' ? (opts.candidates?.wgrad ?? wgradCandidates(engine, g))
           : (opts.candidates?.conv ?? convCandidates(engine, kind === 'fwd' ? g.Co : g.Ci, kind === 'fwd' ? defaultConvConfig(engine, g.Co, g.Ho * g.Wo, g.Ci * g.KH * g.KW) : defaultConvConfig(engine, g.Ci, g.H * g.W, g.Co * g.KH * g.KW), { winograd: winogradEligible(engine, kind, g) }));
         let spent = 0; // on candidates other than the first of each algorithm
         const algos = new Set<string>();
+        const timed: Array<{ c: ConvTileConfig | WgradTileConfig; run: () => Tensor; t: number }> = [];
+        const fastest = () => Math.min(...timed.map((x) => x.t));
         for (const c of cands.slice(0, opts.maxCandidates ?? Infinity)) {
           const algo = 'algo' in c ? (c.algo ?? 'direct') : 'wgrad';
           const head = !algos.has(algo);
           algos.add(algo);
-          if (best && !head && spent >= (opts.budgetMs ?? Infinity)) continue;
+          if (timed.length > 0 && !head && spent >= (opts.budgetMs ?? Infinity)) continue;
           const t0 = performance.now();
           const run =
             multi ? (kind === 'fwd' ? () => conv2dMultiForward(x, multi, null, { config: c as ConvTileConfig }) : () => conv2dMultiBackwardData(dy, multi, s.x, { config: c as ConvTileConfig }))
             : kind === 'fwd' ? () => conv2dForward(x, w, null, { ...p, config: c as ConvTileConfig })
             : kind === 'dgrad' ? () => conv2dBackwardData(dy, w, s.x, { ...p, config: c as ConvTileConfig })
             : () => conv2dBackwardFilter(x, dy, s.w, { ...p, config: c as WgradTileConfig });
-          let t: number;
           try {
-            t = await timeIt(engine, run, reps, best ? best.t * GIVE_UP_RATIO : Infinity);
+            run().dispose(); // compile and warm up
+            await engine.sync();
+            timed.push({ c, run, t: await timeOnce(engine, run) });
           } catch {
             continue; // a candidate this device cannot run (limits) is skipped
+          } finally {
+            if (!head) spent += performance.now() - t0;
           }
-          if (!head) spent += performance.now() - t0;
-          opts.onTimed?.(c, t);
-          if (!best || t < best.t) best = { t, c };
+        }
+        for (let round = 1; round < reps; round++) {
+          const bound = fastest() * GIVE_UP_RATIO;
+          for (const x of timed) if (x.t <= bound) x.t = Math.min(x.t, await timeOnce(engine, x.run));
+        }
+        let best: (typeof timed)[number] | null = null;
+        for (const x of timed) {
+          opts.onTimed?.(x.c, x.t);
+          if (!best || x.t < best.t) best = x;
         }
         if (best) {
           convTuning(engine).set(key, best.c);
