@@ -122,7 +122,7 @@ export interface AutotuneOptions {
   /**
    * Milliseconds (compiles included) to spend on the candidates after the first of each algorithm,
    * per pass and shape class. The first candidate of each algorithm (the default, the first
-   * Winograd config) is always timed and not counted: on a slow adapter, or with a cold shader
+   * Winograd config; for wgrad, of each kernel) is always timed and not counted: on a slow adapter, or with a cold shader
    * cache, the default alone can take longer than the budget, which then never tried anything.
    */
   budgetMs?: number;
@@ -159,7 +159,7 @@ export async function autotuneConv(engine: Engine, shapes: ConvShape[], opts: Au
         const timed: Array<{ c: ConvTileConfig | WgradTileConfig; run: () => Tensor; t: number }> = [];
         const fastest = () => Math.min(...timed.map((x) => x.t));
         for (const c of cands.slice(0, opts.maxCandidates ?? Infinity)) {
-          const algo = 'algo' in c ? (c.algo ?? 'direct') : 'wgrad';
+          const algo = 'kernel' in c ? c.kernel : (c.algo ?? 'direct');
           const head = !algos.has(algo);
           algos.add(algo);
           if (timed.length > 0 && !head && spent >= (opts.budgetMs ?? Infinity)) continue;
