@@ -9,7 +9,7 @@ import { FWD, allclose, mulberry32, randn } from './ref/tensor.js';
 import { Tensor, tidy } from '../src/core/tensor.js';
 import type { Engine } from '../src/gpu/runtime.js';
 import { fileTuningStore } from '../src/io/tuning-store-node.js';
-import { pendingTuning } from '../src/kernels/conv/config.js';
+import { TUNER_REVISION, pendingTuning } from '../src/kernels/conv/config.js';
 import {
   conv2dBackwardData, conv2dBackwardFilter, conv2dForward, conv2dMultiForward, convCandidates, convTuning, defaultConvConfig, prepareTuning, tunePending, tuneStats, wgradCandidates,
   type ConvTileConfig, type WgradTileConfig,
@@ -65,7 +65,10 @@ test('first use tunes and persists; a second engine reuses without timing; corru
       e2.destroy();
     }
 
-    for (const bad of ['{"entries": {"x', JSON.stringify({ entries: { [key]: { smem: false, tm: 5 } } })]) {
+    // An entry an earlier tuner stored (its revision is part of the key) is timed again.
+    const older = key.replace(/^r\d+:/, `r${TUNER_REVISION - 1}:`);
+    assert.ok(older !== key, key);
+    for (const bad of ['{"entries": {"x', JSON.stringify({ entries: { [key]: { smem: false, tm: 5 } } }), JSON.stringify({ entries: { [older]: config } })]) {
       writeFileSync(join(dir, files[0]), bad);
       const e3 = await engineWith({ tune: true, tuningStore: store });
       try {

@@ -57,9 +57,21 @@ export function convTuning(e: Engine): Map<string, ConvTileConfig | WgradTileCon
   return e.local(TUNING, () => new Map<string, ConvTileConfig | WgradTileConfig>());
 }
 
+/**
+ * Revision of the tuner and its candidates: part of every key, so choices stored by an earlier
+ * tuner are timed again (on 2026-12-07 the stored ones were often untuned defaults: its budget
+ * could run out on the default). Bump it when kernels or candidate lists change what wins.
+ */
+export const TUNER_REVISION = 2;
+
 function adapterKey(e: Engine): string {
   const a = e.adapter;
-  return `${a.vendor}/${a.architecture}/${a.device}`;
+  return `r${TUNER_REVISION}:${a.vendor}/${a.architecture}/${a.device}`;
+}
+
+/** Whether a stored key belongs to this engine's adapter and tuner revision (others are dropped on load). */
+export function isCurrentKey(e: Engine, key: string): boolean {
+  return key.startsWith(`${adapterKey(e)}|`);
 }
 
 const bucket = (v: number) => 2 ** Math.round(Math.log2(Math.max(1, v)));

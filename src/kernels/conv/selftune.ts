@@ -1,7 +1,7 @@
 // Self-tuning: loads an adapter's stored conv choices before the first use, and times the shape classes kernels met untuned at the next point where waiting is allowed.
 import type { Engine } from '../../gpu/runtime.js';
 import { autotuneConv, type AutotuneOptions } from './autotune.js';
-import { checkConvConfig, checkWgradConfig, convTuning, pendingTuning, type ConvTileConfig, type WgradTileConfig } from './config.js';
+import { checkConvConfig, checkWgradConfig, convTuning, isCurrentKey, pendingTuning, type ConvTileConfig, type WgradTileConfig } from './config.js';
 
 /** What self-tuning did on one engine (tests and `bench --show-config` read it). */
 export interface TuneStats {
@@ -34,7 +34,8 @@ export function tuneStats(e: Engine): TuneStats {
 
 /**
  * Loads this adapter's stored choices into the engine's tuning cache (once per engine; nothing
- * when tuning is off). Entries a kernel would refuse (stale or hand-edited) are dropped.
+ * when tuning is off). Entries a kernel would refuse (stale or hand-edited) and entries of another
+ * tuner revision are dropped.
  */
 export function prepareTuning(e: Engine): Promise<void> {
   const s = state(e);
@@ -43,7 +44,7 @@ export function prepareTuning(e: Engine): Promise<void> {
     const entries = await e.tuningStore!.load(adapterId(e)).catch(() => null);
     const cache = convTuning(e);
     for (const [key, c] of Object.entries(entries ?? {})) {
-      if (cache.has(key) || !c || typeof c !== 'object') continue;
+      if (cache.has(key) || !c || typeof c !== 'object' || !isCurrentKey(e, key)) continue;
       try {
         if (/\|wgrad:/.test(key)) checkWgradConfig(e, c as WgradTileConfig);
         else checkConvConfig(e, c as ConvTileConfig);
