@@ -1,6 +1,6 @@
 // Public API (platform-neutral): engine, tensors, autograd, ops, modules.
 export { Engine, setGpuProvider } from './gpu/runtime.js';
-export type { AdapterSummary, BufferBinding, DispatchSpec, EngineCounters, EngineLimits, EngineOptions, UniformValue, Uniforms } from './gpu/runtime.js';
+export type { AdapterSummary, BufferBinding, DispatchSpec, EngineCounters, EngineLimits, EngineOptions, KernelTime, UniformValue, Uniforms } from './gpu/runtime.js';
 export type { MemoryStats } from './gpu/pool.js';
 export { Tensor, tidy, numel, type Shape } from './core/tensor.js';
 export { backward, defineOp, isGradEnabled, noGrad, zeroGrad } from './graph/autograd.js';

@@ -1,8 +1,9 @@
-// Bench case selection (no GPU): --quick, --filter and --exclude as the CI runs them on both software adapters.
+// Bench: case selection (--quick, --filter, --exclude as the CI runs them on both software adapters) and a profiled case's JSON row.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { BenchCase } from '../src/bench/case.js';
-import { selectCases } from '../src/bench/harness.js';
+import { formatProfile, runCases, selectCases, toJsonLine } from '../src/bench/harness.js';
+import { engine } from './helpers.js';
 import { allCases } from '../src/bench/cases/index.js';
 
 const names = (cs: BenchCase[]) => cs.map((c) => `${c.name} ${c.shape}`);
@@ -19,6 +20,18 @@ test('selectCases: quick set, filter and exclude match name or shape', () => {
   assert.ok(convs.length > 0 && convs.every((c) => c.name.includes('conv2d')));
   const byShape = selectCases(allCases, { filter: 'conv2d', exclude: '64->64' });
   assert.ok(byShape.length > 0 && byShape.length < convs.length && byShape.every((c) => !c.shape.includes('64->64')));
+});
+
+test('a profiled case carries GPU time per kernel label in its JSON row', async () => {
+  const e = await engine();
+  const [c] = selectCases(allCases, { filter: 'gemm', quick: true }).slice(0, 1);
+  assert.ok(c, 'a quick gemm case');
+  const [r] = await runCases(e, [c], { reps: 5, profile: e.device.features.has('timestamp-query') });
+  if (!e.device.features.has('timestamp-query')) return; // Engine.profile's refusal is tested in engine.test.ts
+  const row = JSON.parse(toJsonLine(r)) as { kernels?: Array<{ label: string; count: number; ms: number }> };
+  assert.ok(row.kernels && row.kernels.length > 0 && row.kernels.every((k) => k.label && k.count > 0 && k.ms >= 0), JSON.stringify(row));
+  assert.ok(row.kernels.some((k) => k.label.startsWith('matmul')), JSON.stringify(row.kernels));
+  assert.match(formatProfile(r), /^profile of gemm .*dispatches/);
 });
 
 test.run();

@@ -6,6 +6,7 @@ import * as ops from '../src/graph/ops.js';
 import { Tensor, tidy } from '../src/core/tensor.js';
 import { Adam, SGD } from '../src/train/optim.js';
 import { engine, engineWith } from './helpers.js';
+import { assertMessage, rejectionOf } from './errors.js';
 import { checkOp } from './gradcheck-gpu.js';
 import { mulberry32, randn } from './ref/tensor.js';
 import * as R from './ref/ops.js';
@@ -25,6 +26,43 @@ test('many dispatches go out in few submits', async () => {
   const submits = e.counters.submits - s0;
   assert.ok(dispatches >= 201, `expected >= 201 dispatches, got ${dispatches}`);
   assert.ok(submits <= Math.ceil(dispatches / e.maxDispatchesPerSubmit) + 1, `${dispatches} dispatches took ${submits} submits`);
+});
+
+test('profile: GPU time per dispatch label over several submits, the same results, and a clear refusal without timestamps', async () => {
+  const e = await engine();
+  const run = async () => {
+    const out = tidy(() => {
+      let x = ops.ones(e, [4096]);
+      for (let i = 0; i < 150; i++) x = ops.addScalar(x, 1); // more dispatches than one submit holds
+      return ops.mul(x, x);
+    });
+    const v = await out.read();
+    out.dispose();
+    return v[0];
+  };
+  if (!e.device.features.has('timestamp-query')) {
+    assertMessage(await rejectionOf(e.profile(run)), 'timestamp-query');
+    return;
+  }
+  const plain = await run();
+  const d0 = e.counters.dispatches;
+  const { result, kernels } = await e.profile(run);
+  const dispatches = e.counters.dispatches - d0;
+  assert.is(result, plain);
+  assert.is(result, 151 * 151);
+  assert.ok(dispatches > e.maxDispatchesPerSubmit, `${dispatches} dispatches`);
+  assert.is(kernels.reduce((a, k) => a + k.count, 0), dispatches, JSON.stringify(kernels));
+  const add = kernels.find((k) => k.label === 'affine'); // addScalar's kernel
+  assert.ok(add && add.count === 150, JSON.stringify(kernels));
+  assert.ok(kernels.every((k) => Number.isFinite(k.ms) && k.ms >= 0) && kernels.some((k) => k.ms > 0), JSON.stringify(kernels));
+  for (let i = 1; i < kernels.length; i++) assert.ok(kernels[i - 1].ms >= kernels[i].ms, 'longest first');
+  // Profiling ends with the call: later work records no timestamps and nests are refused.
+  const d1 = e.counters.dispatches;
+  assert.is(await run(), plain);
+  assert.ok(e.counters.dispatches > d1);
+  assertMessage(await rejectionOf(e.profile(() => e.profile(run))), 'already in progress');
+  assertMessage(await rejectionOf(e.profile(() => { throw new Error('boom'); })), 'boom');
+  assert.is((await e.profile(run)).result, plain, 'usable after a failed run');
 });
 
 test('values survive pooled-buffer reuse inside one batch', async () => {

@@ -1,6 +1,6 @@
 // Benchmark runner shared by the CLI and browser pages: selects cases, times them, formats results.
 // No Node APIs here: bench/main.ts owns argument parsing and output.
-import type { Engine } from '../gpu/runtime.js';
+import type { Engine, KernelTime } from '../gpu/runtime.js';
 import { adapterId, prepareTuning, recordConvConfigs, tunePending } from '../kernels/conv2d.js';
 import type { BenchCase } from './case.js';
 
@@ -20,6 +20,8 @@ export interface BenchResult {
    * per shape class (`fwd:16->16:k3x3:px65536` ...). Absent when the case runs no conv.
    */
   config?: unknown;
+  /** With `RunOptions.profile`: GPU time per dispatch label in one more run, longest first. */
+  kernels?: KernelTime[];
 }
 
 export interface SelectOptions {
@@ -38,6 +40,8 @@ export interface RunOptions {
   warmup?: number;
   /** Target timing budget per case when `reps` is not given. Default 1000 ms. */
   budgetMs?: number;
+  /** After timing, one more run with every dispatch timed on the GPU (`Engine.profile`). */
+  profile?: boolean;
   /** Called after each case, e.g. to print it at once. */
   onResult?: (r: BenchResult) => void;
   /** Called when a case throws; the run goes on with the next case. */
@@ -99,6 +103,7 @@ export async function timeCase(engine: Engine, c: BenchCase, opts: RunOptions = 
     if (c.flops) r.gflops = c.flops / (med * 1e6);
     else if (c.bytes) r.gbps = c.bytes / (med * 1e6);
     if (c.pixels) r.ms_per_mp = med / (c.pixels / 1e6);
+    if (opts.profile) r.kernels = (await engine.profile(() => run.run())).kernels;
     return r;
   } finally {
     run.dispose();
@@ -136,6 +141,7 @@ export function toJsonLine(r: BenchResult, extra: Record<string, unknown> = {}):
   if (r.gbps !== undefined) o.gbps = round(r.gbps, 3);
   if (r.ms_per_mp !== undefined) o.ms_per_mp = round(r.ms_per_mp, 1);
   Object.assign(o, { adapter: r.adapter, runs: r.runs, min_ms: round(r.min_ms, 4) }, r.config === undefined ? {} : { config: r.config }, extra);
+  if (r.kernels) o.kernels = r.kernels.map((k) => ({ label: k.label, count: k.count, ms: round(k.ms, 3) }));
   return JSON.stringify(o);
 }
 
@@ -182,4 +188,13 @@ export function formatTable(results: readonly BenchResult[], baseline?: readonly
   const line = (cells: string[]) =>
     cells.map((c, i) => (i === cells.length - 1 ? c : right.has(i) ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ');
   return [line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+/** A profiled case's GPU time per kernel label: count, milliseconds and share of the profiled total. */
+export function formatProfile(r: BenchResult): string {
+  const ks = r.kernels ?? [];
+  const total = ks.reduce((a, k) => a + k.ms, 0);
+  const w = Math.max(6, ...ks.map((k) => k.label.length));
+  const lines = ks.map((k) => `  ${k.label.padEnd(w)}  ${String(k.count).padStart(5)}  ${k.ms.toFixed(2).padStart(10)} ms  ${total > 0 ? ((100 * k.ms) / total).toFixed(1).padStart(5) : '-'}%`);
+  return [`profile of ${r.name} ${r.shape}: ${ks.reduce((a, k) => a + k.count, 0)} dispatches, ${total.toFixed(2)} ms of GPU time`, ...lines].join('\n');
 }

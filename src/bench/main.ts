@@ -8,13 +8,14 @@
 //   --list           print the selected cases without running them
 //   --no-tune        default conv tiles only (no timing of candidates, no cache file; also SEMI_DRDNET_TUNE=0)
 //   --show-config    print the conv tile configs each case ran with (JSON rows carry them as `config` anyway)
+//   --profile        after timing, one more run of each case with GPU time per kernel label (timestamp queries)
 //   --swiftshader    run on Chromium's SwiftShader (Chrome's fallback adapter) instead of the system's Vulkan driver
 import { existsSync, readFileSync } from 'node:fs';
 import { useDawn } from '../gpu/node.js';
 import { Engine } from '../gpu/runtime.js';
 import { tuneStats } from '../kernels/conv2d.js';
 import { allCases } from './cases/index.js';
-import { MIN_REPS, formatTable, parseJsonLines, runCases, selectCases, speedups, toJsonLine, type BenchResult } from './harness.js';
+import { MIN_REPS, formatProfile, formatTable, parseJsonLines, runCases, selectCases, speedups, toJsonLine, type BenchResult } from './harness.js';
 
 interface Args {
   json: boolean;
@@ -23,6 +24,7 @@ interface Args {
   tune: boolean;
   showConfig: boolean;
   swiftshader: boolean;
+  profile: boolean;
   filter?: string;
   exclude?: string;
   compare?: string;
@@ -32,10 +34,10 @@ interface Args {
 /** Where Debian's chromium package puts SwiftShader's Vulkan driver manifest. */
 const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 
-const USAGE = 'usage: npm run bench -- [--swiftshader] [--json] [--quick] [--filter TEXT] [--exclude TEXT] [--compare OLD.jsonl] [--reps N] [--list] [--no-tune] [--show-config]';
+const USAGE = 'usage: npm run bench -- [--swiftshader] [--json] [--quick] [--filter TEXT] [--exclude TEXT] [--compare OLD.jsonl] [--reps N] [--list] [--no-tune] [--show-config] [--profile]';
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { json: false, quick: false, list: false, tune: true, showConfig: false, swiftshader: false };
+  const args: Args = { json: false, quick: false, list: false, tune: true, showConfig: false, swiftshader: false, profile: false };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split(/=(.*)/s, 2);
     const value = (): string => {
@@ -50,6 +52,7 @@ function parseArgs(argv: string[]): Args {
       case '--no-tune': args.tune = false; break;
       case '--show-config': args.showConfig = true; break;
       case '--swiftshader': args.swiftshader = true; break;
+      case '--profile': args.profile = true; break;
       case '--filter': args.filter = value(); break;
       case '--exclude': args.exclude = value(); break;
       case '--compare': args.compare = value(); break;
@@ -106,8 +109,10 @@ export async function benchMain(argv: string[]): Promise<number> {
   let failed = 0;
   const results = await runCases(engine, cases, {
     reps: args.reps,
+    profile: args.profile,
     onResult: (r) => {
       if (args.showConfig) console.error(`${r.name} ${r.shape}: config ${r.config === undefined ? '(no conv)' : JSON.stringify(r.config)}`);
+      if (r.kernels && !args.json) console.error(formatProfile(r));
       if (args.json) {
         const ratio = baseline ? speedups([r], baseline).values().next().value : undefined;
         console.log(toJsonLine(r, ratio === undefined ? {} : { speedup: Number(ratio.toFixed(3)) }));

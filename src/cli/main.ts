@@ -26,7 +26,7 @@ commands:
   parity --weights W --rainy R --clean C --mode train|eval -o X.safetensors
   train --preset P --data <pairs> [--real <dir>] --steps N -o ckpt   semi-supervised training
   experiment <file.json> -o <dir>    layer variants under one budget
-  bench [--json] [--quick] [--filter T] [--show-config]   kernel and model benchmarks
+  bench [--json] [--quick] [--filter T] [--profile]       kernel and model benchmarks
   info                               adapter, limits, model size
   --version                          the package version
   synth --clean <dir> -o <dir> --rain light|heavy|real --seed N   synthetic rainy/clean pairs

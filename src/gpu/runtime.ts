@@ -1,10 +1,12 @@
 // The GPU runtime: device acquisition or adoption, pipeline cache, batched dispatch, readback.
 import { BufferPool, type MemoryStats } from './pool.js';
+import { DispatchProfiler, type KernelTime } from './profile.js';
 import { defaultTuningStore, tuneByDefault, type TuningStore } from './tuning.js';
 import { matchStruct, packUniforms, type Uniforms } from './uniforms.js';
 import { yieldingAwait } from './wait.js';
 
 export type { UniformValue, Uniforms } from './uniforms.js';
+export type { KernelTime } from './profile.js';
 export type { TuningStore } from '../io/tuning-store.js';
 
 /** A storage buffer (or a window of one) bound to a kernel. */
@@ -119,6 +121,7 @@ export class Engine {
   #errors: string[] = [];
   #destroyed = false;
   #local = new Map<symbol, unknown>();
+  #profiler: DispatchProfiler | null = null;
 
   private constructor(device: GPUDevice, owned: boolean, adapter: AdapterSummary, opts: EngineOptions) {
     this.device = device;
@@ -167,7 +170,9 @@ export class Engine {
     ];
     const requiredLimits: Record<string, number> = {};
     for (const k of keys) requiredLimits[k] = adapter.limits[k] as number;
-    const device = await adapter.requestDevice({ requiredLimits });
+    // Timestamp queries where the adapter has them: only `Engine.profile` uses them.
+    const requiredFeatures: GPUFeatureName[] = adapter.features.has('timestamp-query') ? ['timestamp-query'] : [];
+    const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
     return new Engine(device, true, summarize(adapter.info), opts);
   }
 
@@ -208,10 +213,13 @@ export class Engine {
       entries.push({ binding: i + 1, resource: { buffer: b.buffer, offset: b.offset ?? 0, size: Math.max(4, b.size) } });
     });
     const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
-    const pass = this.#computePass();
+    // Profiling: each dispatch in a pass of its own, timestamped at its start and end.
+    if (this.#profiler) this.#endPass();
+    const pass = this.#computePass(this.#profiler?.writes(spec.label));
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
+    if (this.#profiler) this.#endPass();
     this.counters.dispatches++;
     if (++this.#recorded >= this.maxDispatchesPerSubmit) this.flush();
   }
@@ -238,6 +246,7 @@ export class Engine {
   flush(): void {
     if (this.#encoder) {
       this.#endPass();
+      this.#profiler?.resolve(this.#encoder);
       if (this.#arenaUsed > 0) this.device.queue.writeBuffer(this.#arenaBuf, 0, this.#arena, 0, this.#arenaUsed);
       this.device.queue.submit([this.#encoder.finish()]);
       this.counters.submits++;
@@ -323,6 +332,34 @@ export class Engine {
     return this.pool.stats();
   }
 
+  /**
+   * Runs `fn` with every dispatch timed on the GPU (timestamp queries; each dispatch then gets a
+   * compute pass of its own, so the run itself is a little slower) and returns its result with the
+   * GPU time per dispatch label, longest first. Work recorded before the call is submitted and
+   * awaited first, so it is not counted. Needs the adapter's 'timestamp-query' feature (an adopted
+   * device must have been created with it).
+   */
+  async profile<T>(fn: () => T | Promise<T>): Promise<{ result: T; kernels: KernelTime[] }> {
+    if (!this.device.features.has('timestamp-query')) {
+      throw new Error(`profiling needs the 'timestamp-query' feature, which this device (${this.adapter.description || this.adapter.vendor || 'unknown adapter'}) was not created with`);
+    }
+    if (this.#profiler) throw new Error('profile: a profiled run is already in progress on this engine');
+    await this.sync();
+    const profiler = new DispatchProfiler(this.device, this.maxDispatchesPerSubmit);
+    this.#profiler = profiler;
+    let result: T;
+    try {
+      result = await fn();
+      await this.sync();
+    } catch (e) {
+      profiler.destroy();
+      throw e;
+    } finally {
+      this.#profiler = null;
+    }
+    return { result, kernels: await profiler.collect() };
+  }
+
   /** Frees pooled buffers and, if the engine created the device, destroys it. */
   destroy(): void {
     if (this.#destroyed) return;
@@ -347,8 +384,8 @@ export class Engine {
     return (this.#encoder ??= this.device.createCommandEncoder());
   }
 
-  #computePass(): GPUComputePassEncoder {
-    return (this.#pass ??= this.#encoderOrNew().beginComputePass());
+  #computePass(timestampWrites?: GPUComputePassTimestampWrites): GPUComputePassEncoder {
+    return (this.#pass ??= this.#encoderOrNew().beginComputePass(timestampWrites ? { timestampWrites } : undefined));
   }
 
   #endPass(): void {
