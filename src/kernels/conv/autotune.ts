@@ -120,10 +120,11 @@ export interface AutotuneOptions {
   /** Only the first this many candidates of each list. */
   maxCandidates?: number;
   /**
-   * Milliseconds (compiles included) to spend on the candidates after the first of each algorithm,
-   * per pass and shape class. The first candidate of each algorithm (the default, the first
-   * Winograd config; for wgrad, of each kernel) is always timed and not counted: on a slow adapter, or with a cold shader
-   * cache, the default alone can take longer than the budget, which then never tried anything.
+   * Milliseconds (compiles included) per pass and shape class for everything but the first run of
+   * the first candidate of each algorithm (the default, the first Winograd config; for wgrad, of
+   * each kernel): those are always timed and not counted, since on a slow adapter, or with a cold
+   * shader cache, the default alone can take longer than the budget, which then never tried
+   * anything. The other candidates' first runs and the rounds share it.
    */
   budgetMs?: number;
   /** Called with each candidate timed and its fastest run in milliseconds (after all rounds). */
@@ -154,7 +155,8 @@ export async function autotuneConv(engine: Engine, shapes: ConvShape[], opts: Au
         const cands: Array<ConvTileConfig | WgradTileConfig> =
           kind === 'wgrad' ? (opts.candidates?.wgrad ?? wgradCandidates(engine, g))
           : (opts.candidates?.conv ?? convCandidates(engine, kind === 'fwd' ? g.Co : g.Ci, kind === 'fwd' ? defaultConvConfig(engine, g.Co, g.Ho * g.Wo, g.Ci * g.KH * g.KW) : defaultConvConfig(engine, g.Ci, g.H * g.W, g.Co * g.KH * g.KW), { winograd: winogradEligible(engine, kind, g) }));
-        let spent = 0; // on candidates other than the first of each algorithm
+        const budget = opts.budgetMs ?? Infinity;
+        let spent = 0; // beyond the first run of the first candidate of each algorithm
         const algos = new Set<string>();
         const timed: Array<{ c: ConvTileConfig | WgradTileConfig; run: () => Tensor; t: number }> = [];
         const fastest = () => Math.min(...timed.map((x) => x.t));
@@ -162,7 +164,7 @@ export async function autotuneConv(engine: Engine, shapes: ConvShape[], opts: Au
           const algo = 'kernel' in c ? c.kernel : (c.algo ?? 'direct');
           const head = !algos.has(algo);
           algos.add(algo);
-          if (timed.length > 0 && !head && spent >= (opts.budgetMs ?? Infinity)) continue;
+          if (timed.length > 0 && !head && spent >= budget) continue;
           const t0 = performance.now();
           const run =
             multi ? (kind === 'fwd' ? () => conv2dMultiForward(x, multi, null, { config: c as ConvTileConfig }) : () => conv2dMultiBackwardData(dy, multi, s.x, { config: c as ConvTileConfig }))
@@ -179,9 +181,15 @@ export async function autotuneConv(engine: Engine, shapes: ConvShape[], opts: Au
             if (!head) spent += performance.now() - t0;
           }
         }
-        for (let round = 1; round < reps; round++) {
+        // The rounds share the budget: on a slow adapter they would cost more than the screening.
+        for (let round = 1; round < reps && spent < budget; round++) {
           const bound = fastest() * GIVE_UP_RATIO;
-          for (const x of timed) if (x.t <= bound) x.t = Math.min(x.t, await timeOnce(engine, x.run));
+          for (const x of timed) {
+            if (x.t > bound || spent >= budget) continue;
+            const t = await timeOnce(engine, x.run);
+            x.t = Math.min(x.t, t);
+            spent += t;
+          }
         }
         let best: (typeof timed)[number] | null = null;
         for (const x of timed) {
