@@ -61,7 +61,16 @@ test('profile: GPU time per dispatch label over several submits, the same result
   assert.is(await run(), plain);
   assert.ok(e.counters.dispatches > d1);
   assertMessage(await rejectionOf(e.profile(() => e.profile(run))), 'already in progress');
-  assertMessage(await rejectionOf(e.profile(() => { throw new Error('boom'); })), 'boom');
+  // A run that fails after recording work: that work is submitted, the queries freed, and the
+  // engine stays usable (no validation error from a pass writing to a freed query set).
+  const failing = () => {
+    tidy(() => {
+      ops.addScalar(ops.ones(e, [64]), 1);
+    });
+    throw new Error('boom');
+  };
+  assertMessage(await rejectionOf(e.profile(failing)), 'boom');
+  await e.sync();
   assert.is((await e.profile(run)).result, plain, 'usable after a failed run');
 });
 

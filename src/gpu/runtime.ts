@@ -352,6 +352,8 @@ export class Engine {
       result = await fn();
       await this.sync();
     } catch (e) {
+      // Submit what `fn` recorded (its passes write to this profiler's queries) before freeing them.
+      if (!this.lost) this.flush();
       profiler.destroy();
       throw e;
     } finally {
