@@ -1,4 +1,4 @@
-// Self-tuning: first use times and persists per adapter, later engines reuse without timing, corrupt files are ignored, tune:false never times; every candidate the tuner can pick (Winograd included) matches the float64 reference.
+// Self-tuning: first use times and persists per adapter, later engines reuse without timing, corrupt files are ignored, tune:false never times; every candidate the tuner can pick (Winograd included) matches the float64 reference; derainImage announces tuning.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,6 +15,9 @@ import {
   type ConvTileConfig, type WgradTileConfig,
 } from '../src/kernels/conv2d.js';
 import { engine, engineWith, gpu } from './helpers.js';
+import { derainImage } from '../src/model/derain.js';
+import { DrdNet } from '../src/model/drdnet.js';
+import { preset } from '../src/model/config.js';
 
 const rng = mulberry32(13);
 const t = (shape: number[]) => randn(shape, rng);
@@ -95,6 +98,26 @@ test('first use tunes and persists; a second engine reuses without timing; corru
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('derainImage says before it tunes (first use only), and the result does not change', async () => {
+  const e = await engineWith({ tune: true, tuningStore: null });
+  try {
+    const m = new DrdNet(e, preset('micro'), 1);
+    const img = { width: 23, height: 17, data: Float32Array.from({ length: 3 * 23 * 17 }, (_, i) => 0.5 + 0.4 * Math.sin(i * 0.37)) };
+    const calls: number[] = [];
+    const first = await derainImage(m, img, { onTuning: (n) => calls.push(n) });
+    assert.ok(calls.length === 1 && calls[0] > 0, `onTuning calls: ${calls}`);
+    assert.ok(tuneStats(e).timed.length >= calls[0], 'the announced classes were timed');
+    const second = await derainImage(m, img, { onTuning: (n) => calls.push(n) });
+    assert.is(calls.length, 1, 'tuned classes are not announced again');
+    let worst = 0;
+    for (let i = 0; i < first.data.length; i++) worst = Math.max(worst, Math.abs(first.data[i] - second.data[i]));
+    assert.ok(worst <= 1e-4, `tuned configs changed the output by ${worst}`);
+    m.dispose();
+  } finally {
+    e.destroy();
   }
 });
 

@@ -2,8 +2,9 @@
 // gates pool the whole image, so the tiled result equals the untiled one and there are no seams.
 import { noGrad } from '../graph/autograd.js';
 import { Tensor, tidy } from '../core/tensor.js';
-import { prepareTuning, tunePending } from '../kernels/conv2d.js';
+import { pendingTuning, prepareTuning, tunePending } from '../kernels/conv2d.js';
 import { pooledParts, squeezeExcitePoolRect } from '../kernels/se.js';
+import type { Engine } from '../gpu/runtime.js';
 import type { Image } from '../io/image.js';
 import { receptiveRadius } from './config.js';
 import type { DrdNet, GateStages } from './drdnet.js';
@@ -23,6 +24,11 @@ export interface DerainOptions {
   stateBudget?: number;
   /** Called after each tile's output with the tiles done and the total (the earlier SE stages of a tiled run, its smaller part, report nothing). */
   onTile?: (done: number, total: number) => void;
+  /**
+   * Called before the engine times the conv shape classes this run met untuned (self-tuning: the
+   * first use of a shape on an adapter; seconds per class on a software adapter), with how many.
+   */
+  onTuning?: (classes: number) => void;
 }
 
 export interface TilePlan {
@@ -139,11 +145,18 @@ async function derainEval(model: DrdNet, img: Image, opts: DerainOptions): Promi
         return await final.read();
       });
       place(out, img, t, r, result, i, tiles.length);
-      await tunePending(engine);
+      await tune(engine, opts);
       opts.onTile?.(i + 1, tiles.length);
     }
   }
   return { width: img.width, height: img.height, data: out };
+}
+
+/** Times the conv shape classes met untuned so far (self-tuning), telling `onTuning` first. */
+async function tune(engine: Engine, opts: DerainOptions): Promise<void> {
+  const classes = pendingTuning(engine).size;
+  if (classes > 0 && engine.tune) opts.onTuning?.(classes);
+  await tunePending(engine);
 }
 
 /** Copies a tile's core out of its region's result into the image, refusing a non-finite output. */
@@ -244,7 +257,7 @@ async function derainStaged(model: DrdNet, stages: GateStages, img: Image, tiles
             place(out, img, t, r, await final.read(), i, tiles.length);
           }
         });
-        await tunePending(engine);
+        await tune(engine, opts);
         if (!next) opts.onTile?.(i + 1, tiles.length);
       }
       sums?.dispose();

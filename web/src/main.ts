@@ -121,6 +121,9 @@ async function derain(): Promise<void> {
     activationBudget: ACTIVATION_BUDGET,
     tile: TILE,
     onTile: (d, n) => n > 1 && setStatus(`Deraining ${img.width}x${img.height}: tile ${d}/${n}…`, 'busy'),
+    // First use on this adapter: kernels are timed once and the choices kept (seconds per shape
+    // on a GPU-less browser's software adapter).
+    onTuning: (n) => setStatus(`Deraining ${img.width}x${img.height}: tuning the convolution kernels for this GPU (${n} shape${n > 1 ? 's' : ''}; first use only)…`, 'busy'),
   });
   state.result = result;
   view.setAfter(result);
