@@ -9,7 +9,7 @@ import type { Image } from '../io/image.js';
 import { receptiveRadius } from './config.js';
 import type { DrdNet, GateStages } from './drdnet.js';
 
-/** Options of `derainImage`: tile size, activation budget and a per-tile callback. */
+/** Options of `derainImage`: tile size, memory budgets and progress callbacks. */
 export interface DerainOptions {
   /** Output pixels per tile side (default: the largest that fits the device's binding limit and budget). */
   tile?: number;
