@@ -2,7 +2,9 @@
 //   node scripts/run-ts.mjs experiments/swiftshader-tiles.ts [N,C,H,dil] [fwd|dgrad] [cfgs...]
 // A cfg is TMxTN:WG_X (register tiles), s:TMxTN:WGXxWGY:BK (workgroup memory) or w:TMxTN:WG_X (Winograd).
 // ADAPTER=lavapipe uses the system driver. Not part of the package or the tests.
-if (process.env.ADAPTER !== 'lavapipe') process.env.VK_ICD_FILENAMES = '/usr/lib/chromium/vk_swiftshader_icd.json';
+import { SWIFTSHADER_ICD } from '../src/gpu/node.js';
+
+if (process.env.ADAPTER !== 'lavapipe') process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
 const { Engine } = await import('../src/gpu/runtime.js');
 await import('../src/node.js');
 const { Tensor } = await import('../src/core/tensor.js');

@@ -11,7 +11,7 @@
 //   --profile        after timing, one more run of each case with GPU time per kernel label (timestamp queries)
 //   --swiftshader    run on Chromium's SwiftShader (Chrome's fallback adapter) instead of the system's Vulkan driver
 import { existsSync, readFileSync } from 'node:fs';
-import { useDawn } from '../gpu/node.js';
+import { SWIFTSHADER_ICD, useDawn } from '../gpu/node.js';
 import { Engine } from '../gpu/runtime.js';
 import { tuneStats } from '../kernels/conv2d.js';
 import { allCases } from './cases/index.js';
@@ -31,8 +31,6 @@ interface Args {
   reps?: number;
 }
 
-/** Where Debian's chromium package puts SwiftShader's Vulkan driver manifest. */
-const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 
 const USAGE = 'usage: npm run bench -- [--swiftshader] [--json] [--quick] [--filter TEXT] [--exclude TEXT] [--compare OLD.jsonl] [--reps N] [--list] [--no-tune] [--show-config] [--profile]';
 

@@ -7,6 +7,13 @@ import { defaultTuningStore, setTuningStore } from './tuning.js';
 let gpu: GPU | undefined;
 
 /**
+ * Where Debian's chromium package puts SwiftShader's Vulkan driver manifest (the adapter Chrome
+ * falls back to without a GPU): with VK_ICD_FILENAMES set to it before the first engine is
+ * created, Dawn runs on SwiftShader instead of the system's driver.
+ */
+export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
+
+/**
  * Registers dawn.node as the engine's GPU, installs the WebGPU globals (GPUBufferUsage, ...) and,
  * unless one is set, the tuning store in the user's cache folder.
  */
