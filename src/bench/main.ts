@@ -31,7 +31,6 @@ interface Args {
   reps?: number;
 }
 
-
 const USAGE = 'usage: npm run bench -- [--swiftshader] [--json] [--quick] [--filter TEXT] [--exclude TEXT] [--compare OLD.jsonl] [--reps N] [--list] [--no-tune] [--show-config] [--profile]';
 
 function parseArgs(argv: string[]): Args {

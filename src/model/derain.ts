@@ -154,8 +154,8 @@ async function derainEval(model: DrdNet, img: Image, opts: DerainOptions): Promi
 
 /** Times the conv shape classes met untuned so far (self-tuning), telling `onTuning` first. */
 async function tune(engine: Engine, opts: DerainOptions): Promise<void> {
-  const classes = pendingTuning(engine).size;
-  if (classes > 0 && engine.tune) opts.onTuning?.(classes);
+  const classes = pendingTuning(engine).size; // only filled while the engine tunes
+  if (classes > 0) opts.onTuning?.(classes);
   await tunePending(engine);
 }
 
