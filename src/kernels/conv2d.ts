@@ -26,7 +26,7 @@
 // fit, the call is refused with an error naming the tensor and the limit.
 export type { PerAxis } from './util.js';
 export { convOutputSize, pair, type Activation, type Conv2dParams, type ConvBranch, type Geometry } from './conv/geometry.js';
-export { convTuning, defaultConvConfig, defaultWgradConfig, defaultWinogradConfig, pendingTuning, recordConvConfigs, winogradEligible, type ConvKind, type ConvTileConfig, type WgradTileConfig } from './conv/config.js';
+export { convTuning, defaultConvConfig, defaultWgradConfig, defaultWinogradConfig, recordConvConfigs, winogradEligible, type ConvKind, type ConvTileConfig, type WgradTileConfig } from './conv/config.js';
 export { composeFusedBias, foldAffine, type FoldBn } from './conv/pack.js';
 export {
   conv2dBackwardData, conv2dForward, conv2dMultiBackwardData, conv2dMultiForward,

@@ -2,9 +2,8 @@
 // gates pool the whole image, so the tiled result equals the untiled one and there are no seams.
 import { noGrad } from '../graph/autograd.js';
 import { Tensor, tidy } from '../core/tensor.js';
-import { pendingTuning, prepareTuning, tunePending } from '../kernels/conv2d.js';
+import { prepareTuning, tunePending } from '../kernels/conv2d.js';
 import { pooledParts, squeezeExcitePoolRect } from '../kernels/se.js';
-import type { Engine } from '../gpu/runtime.js';
 import type { Image } from '../io/image.js';
 import { receptiveRadius } from './config.js';
 import type { DrdNet, GateStages } from './drdnet.js';
@@ -145,18 +144,11 @@ async function derainEval(model: DrdNet, img: Image, opts: DerainOptions): Promi
         return await final.read();
       });
       place(out, img, t, r, result, i, tiles.length);
-      await tune(engine, opts);
+      await tunePending(engine, { onStart: opts.onTuning });
       opts.onTile?.(i + 1, tiles.length);
     }
   }
   return { width: img.width, height: img.height, data: out };
-}
-
-/** Times the conv shape classes met untuned so far (self-tuning), telling `onTuning` first. */
-async function tune(engine: Engine, opts: DerainOptions): Promise<void> {
-  const classes = pendingTuning(engine).size; // only filled while the engine tunes
-  if (classes > 0) opts.onTuning?.(classes);
-  await tunePending(engine);
 }
 
 /** Copies a tile's core out of its region's result into the image, refusing a non-finite output. */
@@ -257,7 +249,7 @@ async function derainStaged(model: DrdNet, stages: GateStages, img: Image, tiles
             place(out, img, t, r, await final.read(), i, tiles.length);
           }
         });
-        await tune(engine, opts);
+        await tunePending(engine, { onStart: opts.onTuning });
         if (!next) opts.onTile?.(i + 1, tiles.length);
       }
       sums?.dispose();

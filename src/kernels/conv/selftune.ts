@@ -65,9 +65,10 @@ const budgetFor = (e: Engine) => (e.adapter.software ? 4000 : 1500);
  * Times the shape classes that ran untuned since the last call (`engine.tune` on), records the
  * winners in the engine's cache and saves the adapter's choices in the store. Cheap when nothing
  * is pending. Call it where the caller may wait: after a derain tile, a training step, a bench
- * warm-up. Returns the choices made.
+ * warm-up. `onStart` hears how many classes are about to be timed (none: not called). Returns the
+ * choices made.
  */
-export function tunePending(e: Engine, opts: AutotuneOptions = {}): Promise<Map<string, ConvTileConfig | WgradTileConfig>> {
+export function tunePending(e: Engine, opts: AutotuneOptions & { onStart?: (classes: number) => void } = {}): Promise<Map<string, ConvTileConfig | WgradTileConfig>> {
   const s = state(e);
   const run = s.queue.then(async () => {
     const made = new Map<string, ConvTileConfig | WgradTileConfig>();
@@ -81,6 +82,7 @@ export function tunePending(e: Engine, opts: AutotuneOptions = {}): Promise<Map<
     const todo = [...pending].filter(([key]) => !cache.has(key));
     pending.clear();
     if (todo.length === 0) return made;
+    opts.onStart?.(todo.length);
     for (const [key, { kind, g, branches }] of todo) {
       const t0 = performance.now();
       const chosen = await autotuneConv(e, [{
