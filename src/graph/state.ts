@@ -101,7 +101,7 @@ export function loadModule(module: Module, bytes: Uint8Array | ParsedSafetensors
     }
     const t = state.get(name);
     if (!t) throw new Error(`${source}: unexpected tensor '${name}' for a ${what}`);
-    if (entry.shape.join() !== t.shape.join()) throw new Error(`${source}: tensor '${name}' has shape ${shapeStr(entry.shape)}, expected ${shapeStr(t.shape)}`);
+    if (entry.shape.join() !== t.shape.join()) throw new Error(`${source}: tensor '${name}' has shape ${shapeStr(entry.shape)}, expected ${shapeStr(t.shape)} for a ${what}`);
     const data = toFloat32(entry, name, source);
     checkFinite(data, name, source);
     writes.push(() => t.write(data));

@@ -63,7 +63,10 @@ export function configFromWeights(file: ParsedSafetensors, source: string): DrdC
 
 /** Copies every tensor of the file into the model, checking names, shapes and values (nothing written on error). */
 export function assignWeights(model: DrdNet, file: ParsedSafetensors, source: string): void {
-  loadModule(model, file, { source, what: `${describe(model.config)} model` });
+  // The architecture itself comes from the file (configFromWeights), so say which tensors set it:
+  // with one odd tensor among many, the message then points at the odd one, not at the rest.
+  const what = `${describe(model.config)} model (channels from 'rain_net.0.rain_net_head.0.weight', blocks from the tensor names)`;
+  loadModule(model, file, { source, what });
 }
 
 export function describe(c: DrdConfig): string {
