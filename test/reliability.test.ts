@@ -116,6 +116,68 @@ test('parity and experiment refuse to overwrite inputs and typo\'d keys', () => 
   assert.not.ok(existsSync(join(dir, 'exp')));
 });
 
+test('train, adapt and experiment refuse outputs that would replace their inputs, before any work', () => {
+  const pairs = join(dir, 'pairs');
+  const rainy = photo(join(pairs, 'rain', 'a.png'));
+  photo(join(pairs, 'norain', 'a.png'));
+  const real = photo(join(dir, 'real', 'b.png'));
+  const before = readFileSync(rainy);
+  const train = (...extra: string[]) => cli('train', '--preset', 'micro', '--data', pairs, '--steps', '1', '--batch', '1', '--patch', '16', ...extra);
+  assertCliError(train('-o', rainy), 2, /-o '.*a\.png' is inside the --data folder/);
+  assertCliError(train('-o', join(dir, 'c.safetensors'), '--log', join(pairs, 'norain', 'a.png')), 2, /--log .* is inside the --data folder/);
+  assertCliError(train('-o', join(dir, 'c.safetensors'), '--real', join(dir, 'real'), '--export', real), 2, /--export .* is inside the --real folder/);
+  assert.ok(readFileSync(rainy).equals(before));
+  // Without --weights, adapt starts from the bundled weights: they are an input too.
+  const bundled = resolve('weights/semi-drdnet-tiny.safetensors');
+  const kept = readFileSync(bundled);
+  try {
+    assertCliError(cli('adapt', real, '-o', bundled, '--steps', '1'), 2, /is the same file as the bundled starting weights/);
+    assertCliError(cli('adapt', real, '-o', join(dir, 'ad.safetensors'), '--log', bundled, '--steps', '1'), 2, /--log .* is the same file as the bundled starting weights/);
+  } finally {
+    if (!readFileSync(bundled).equals(kept)) {
+      writeFileSync(bundled, kept);
+      assert.unreachable('adapt wrote over the bundled weights');
+    }
+  }
+  // An experiment file named like one of its results, in the output folder.
+  const exp = join(dir, 'expdir');
+  mkdirSync(exp, { recursive: true });
+  const spec = join(exp, 'results.json');
+  writeFileSync(spec, JSON.stringify({ base: { preset: 'micro', steps: 1 }, variants: [{ name: 'a' }] }));
+  assertCliError(cli('experiment', spec, '-o', exp), 2, /would overwrite the experiment file/);
+  assert.ok(existsSync(spec) && readFileSync(spec, 'utf8').includes('"variants"'));
+});
+
+test('arguments: a flag given twice, extra words, an empty -o and conflicting flags are usage errors', () => {
+  assertCliError(cli('derain', 'x.png', '-o', 'a/', '-o', 'b/'), 2, /--out given twice \('a\/' and 'b\/'\)/);
+  assertCliError(cli('train', '--preset', 'micro', '--data', dir, '-o', 'c.safetensors', 'extra'), 2, /unexpected argument 'extra'/);
+  assertCliError(cli('info', 'bogus'), 2, /unexpected argument 'bogus'/);
+  assertCliError(cli('info', '--preset', 'micro', '--weights', weights), 2, /--preset or --weights, not both/);
+  assertCliError(cli('info', '--preset', 'huge'), 2, /--preset must be one of micro, tiny, paper/);
+  assertCliError(cli('derain', 'x.png', '-o', ''), 2, /--out needs a non-empty value/);
+  const r = cli('synth', 'stray', '--clean', dir, '-o', join(dir, 'never'));
+  assertCliError(r, 2, /^semi-drdnet synth: unexpected argument 'stray'$/);
+});
+
+test('a result that cannot be written to stdout is an error, and synth names an image its recipe left without rain', async () => {
+  const { openSync, closeSync } = await import('node:fs');
+  if (existsSync('/dev/full')) {
+    const full = openSync('/dev/full', 'w');
+    const r = runCli(['info', '--preset', 'micro', '--json'], { stdio: ['ignore', full, 'pipe'] });
+    closeSync(full);
+    assertCliError(r, 1, /cannot write to standard output: no space left on device/);
+  }
+  const clean = join(dir, 'tinyclean');
+  photo(join(clean, 'fine.png'));
+  mkdirSync(clean, { recursive: true });
+  writeFileSync(join(clean, 'dot.png'), encodeImage(image(1, 1, 3), 'png'));
+  const out = join(dir, 'tinysynth');
+  const r = cli('synth', '--clean', clean, '-o', out, '--rain', 'light');
+  assert.is(r.status, 1);
+  assert.ok(r.errLines.some((l) => /dot\.png' \(1x1\) came out without rain/.test(l)), r.errLines.join(' | '));
+  assert.equal(readdirSync(join(out, 'rain')), ['fine.png']);
+});
+
 test('serve: nosniff, no symlinks out of the root, and a failing read is a 500 the server survives', async () => {
   const { serveStatic } = await import(pathToFileURL(resolve('scripts/serve.mjs')).href);
   const root = join(dir, 'www');

@@ -153,7 +153,7 @@ export function parseJsonLines(text: string): BenchResult[] {
     if (!t.startsWith('{')) continue;
     try {
       const o = JSON.parse(t) as BenchResult;
-      if (typeof o.name === 'string' && typeof o.shape === 'string' && typeof o.median_ms === 'number') out.push(o);
+      if (typeof o.name === 'string' && typeof o.shape === 'string' && typeof o.median_ms === 'number' && o.median_ms > 0 && Number.isFinite(o.median_ms)) out.push(o);
     } catch {
       // not a result line
     }

@@ -13,6 +13,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { SWIFTSHADER_ICD, useDawn } from '../gpu/node.js';
 import { Engine } from '../gpu/runtime.js';
+import { fsCause } from '../io/fs-node.js';
 import { tuneStats } from '../kernels/conv2d.js';
 import { allCases } from './cases/index.js';
 import { MIN_REPS, formatProfile, formatTable, parseJsonLines, runCases, selectCases, speedups, toJsonLine, type BenchResult } from './harness.js';
@@ -54,8 +55,9 @@ function parseArgs(argv: string[]): Args {
       case '--exclude': args.exclude = value(); break;
       case '--compare': args.compare = value(); break;
       case '--reps': {
-        const n = Number(value());
-        if (!Number.isInteger(n) || n < MIN_REPS) throw new Error(`--reps must be an integer >= ${MIN_REPS}`);
+        const v = value();
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < MIN_REPS) throw new Error(`--reps must be an integer >= ${MIN_REPS}, got '${v}'`);
         args.reps = n;
         break;
       }
@@ -80,7 +82,11 @@ export async function benchMain(argv: string[]): Promise<number> {
     try {
       baseline = parseJsonLines(readFileSync(args.compare, 'utf8'));
     } catch (e) {
-      console.error(`bench: cannot read ${args.compare}: ${(e as Error).message}`);
+      console.error(`bench: cannot read --compare '${args.compare}': ${fsCause(e)}`);
+      return 2;
+    }
+    if (baseline.length === 0) {
+      console.error(`bench: --compare '${args.compare}' holds no bench rows (it takes the output of bench --json)`);
       return 2;
     }
   }

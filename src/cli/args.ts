@@ -7,8 +7,12 @@ export interface ParsedArgs {
   flags: Map<string, string | true>;
 }
 
-/** `valued` lists flags that take a value; `aliases` maps short names (o -> out). */
-export function parseArgs(argv: string[], valued: string[], booleans: string[], aliases: Record<string, string> = {}): ParsedArgs {
+/**
+ * `valued` lists flags that take a value; `aliases` maps short names (o -> out); `maxPositionals`
+ * refuses extra words (a command that takes none would otherwise ignore a typo). A flag given
+ * twice is refused rather than letting the last one win unseen.
+ */
+export function parseArgs(argv: string[], valued: string[], booleans: string[], aliases: Record<string, string> = {}, maxPositionals = Infinity): ParsedArgs {
   const positionals: string[] = [];
   const flags = new Map<string, string | true>();
   for (let i = 0; i < argv.length; i++) {
@@ -37,10 +41,15 @@ export function parseArgs(argv: string[], valued: string[], booleans: string[], 
         value = argv[++i];
         if (value === undefined) throw new UsageError(`--${name} needs a value`);
       }
+      const prev = flags.get(name);
+      if (prev !== undefined) throw new UsageError(`--${name} given twice ('${prev}' and '${value}')`);
       flags.set(name, value);
     } else {
       throw new UsageError(`unknown option ${a}`);
     }
+  }
+  if (positionals.length > maxPositionals) {
+    throw new UsageError(`unexpected argument '${positionals[maxPositionals]}'${maxPositionals === 0 ? ' (this command takes only options)' : ''}`);
   }
   return { positionals, flags };
 }
@@ -53,6 +62,7 @@ export function str(a: ParsedArgs, name: string): string | undefined {
 export function required(a: ParsedArgs, name: string, why = ''): string {
   const v = str(a, name);
   if (v === undefined) throw new UsageError(`--${name} is required${why ? ` ${why}` : ''}`);
+  if (v === '') throw new UsageError(`--${name} needs a non-empty value`);
   return v;
 }
 

@@ -3,7 +3,7 @@ import { existsSync, statSync } from 'node:fs';
 import { BUNDLED_WEIGHTS, bundledWeightsPath } from '../api/node.js';
 import { useDawn } from '../gpu/node.js';
 import { Engine } from '../gpu/runtime.js';
-import { readSafetensorsBytes, samePath } from '../io/fs-node.js';
+import { isInside, readSafetensorsBytes, samePath } from '../io/fs-node.js';
 import { parseSafetensors, type ParsedSafetensors } from '../io/safetensors.js';
 import type { DrdNet } from '../model/drdnet.js';
 import { loadModel } from '../model/weights.js';
@@ -39,7 +39,17 @@ export async function readSafetensorsFile(path: string): Promise<ParsedSafetenso
 /** Refuses (usage error, before any work) an output that would replace one of the inputs. */
 export function refuseOverwrite(out: string, outFlag: string, inputs: Array<[flag: string, path: string | undefined]>): void {
   for (const [flag, p] of inputs) {
-    if (p !== undefined && samePath(out, p)) throw new UsageError(`${outFlag} '${out}' is the same file as ${flag} '${p}': refusing to overwrite an input`);
+    if (p !== undefined && samePath(out, p)) throw new UsageError(`${outFlag} '${out}' is the same file as ${flag} '${p}': refusing to overwrite it`);
+  }
+}
+
+/**
+ * Refuses (usage error, before any work) an output inside a folder the command reads images from:
+ * it could replace one of them, or be read as one by the next run.
+ */
+export function refuseInsideInputs(out: string, outFlag: string, dirs: Array<[flag: string, dir: string | undefined]>): void {
+  for (const [flag, d] of dirs) {
+    if (d !== undefined && isInside(out, d)) throw new UsageError(`${outFlag} '${out}' is inside the ${flag} folder '${d}': refusing to write among the inputs`);
   }
 }
 

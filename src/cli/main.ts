@@ -1,5 +1,5 @@
 // The `semi-drdnet` command line: dispatches to one module per command.
-import { packageVersion } from '../io/fs-node.js';
+import { fsCause, packageVersion } from '../io/fs-node.js';
 import { UsageError } from './args.js';
 import * as adapt from './commands/adapt.js';
 import * as bench from './commands/bench.js';
@@ -56,7 +56,9 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (!name || name === '--help' || name === '-h' || name === 'help') {
-    console.log(usage);
+    // Asked for: stdout, exit 0. No command at all is a usage error: stderr, exit 2.
+    if (name) console.log(usage);
+    else process.stderr.write(`${usage}\n`);
     return name ? 0 : 2;
   }
   const cmd = commands[name];
@@ -72,13 +74,23 @@ export async function main(argv: string[]): Promise<number> {
     return await cmd.run(rest);
   } catch (e) {
     const err = e as Error;
-    process.stderr.write(`semi-drdnet ${name}: ${err.message.split('\n')[0]}\n`);
+    // Messages that already start with the command's name are not prefixed twice.
+    const line = err.message.split('\n')[0]!.replace(new RegExp(`^${name}: `), '');
+    process.stderr.write(`semi-drdnet ${name}: ${line}\n`);
     if (process.env.SEMI_DRDNET_DEBUG) console.error(err.stack);
     return err instanceof UsageError ? 2 : 1;
   }
 }
 
 process.env.XDG_RUNTIME_DIR ??= '/tmp';
+// A result that cannot be written (a full disk behind `> file`) is a failure, not a silent exit 0;
+// a closed pipe (`| head`) is the reader's choice and ends the run quietly.
+let stdoutFailed = false;
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') process.stderr.write(`semi-drdnet: cannot write to standard output: ${fsCause(err)}\n`);
+  stdoutFailed = true;
+  process.exitCode = 1;
+});
 main(process.argv.slice(2)).then((code) => {
-  process.exitCode = code;
+  process.exitCode = stdoutFailed ? 1 : code;
 });

@@ -1,9 +1,9 @@
 // Node-only file helpers: crash-safe writes (checkpoints, images), capped reads, line-atomic logs,
 // output-folder checks, and one-line errors that name the path and the cause.
 import { randomBytes } from 'node:crypto';
-import { accessSync, closeSync, existsSync, constants, readFileSync, fstatSync, ftruncateSync, mkdirSync, openSync, readSync, realpathSync, statSync, writeSync } from 'node:fs';
+import { accessSync, closeSync, existsSync, constants, readFileSync, fstatSync, ftruncateSync, mkdirSync, openSync, readSync, realpathSync, statSync, writeSync, type Stats } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { safetensorsReadLimit } from './safetensors.js';
 
@@ -150,7 +150,7 @@ export function samePath(a: string, b: string): boolean {
 export function checkWritableDir(dir: string, what = 'output folder'): void {
   let p = resolve(dir);
   for (;;) {
-    const st = statSync(p, { throwIfNoEntry: false });
+    const st = statOrNull(p);
     if (st) {
       if (!st.isDirectory()) throw new Error(`cannot use ${what} '${dir}': ${p === resolve(dir) ? '' : `'${p}' `}exists and is not a directory`);
       try {
@@ -169,10 +169,9 @@ export function checkWritableDir(dir: string, what = 'output folder'): void {
 /** The folder an output file goes into must exist already and be writable (checked before training). */
 export function checkOutputFile(path: string, what = 'output'): void {
   const dir = dirname(resolve(path));
-  const st = statSync(dir, { throwIfNoEntry: false });
-  if (!st) throw new Error(`cannot write ${what} '${path}': folder '${dirname(path)}' does not exist`);
+  if (!statOrNull(dir)) throw new Error(`cannot write ${what} '${path}': folder '${dirname(path)}' does not exist`);
   checkWritableDir(dir, `the folder of ${what} '${path}'`);
-  if (statSync(path, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`cannot write ${what} '${path}': is a directory`);
+  if (statOrNull(path)?.isDirectory()) throw new Error(`cannot write ${what} '${path}': is a directory`);
 }
 
 /** Minimal write surface, so tests can simulate a disk that fills up mid-line. */
@@ -268,13 +267,42 @@ function readAll(fd: number, size: number): Buffer {
   return buf.subarray(0, pos);
 }
 
-/** mkdir -p with a one-line error naming the folder (e.g. a plain file in the way: "already exists"). */
+/**
+ * mkdir -p with a one-line error naming the folder (e.g. a plain file in the way). One component
+ * at a time: Node 20's recursive mkdirSync loops forever when mkdir(2) answers ENOENT under a
+ * folder that exists (as root under /proc).
+ */
 export function makeDir(dir: string): void {
-  try {
-    mkdirSync(dir, { recursive: true });
-  } catch (err) {
-    throw fsError('create folder', dir, err);
+  const missing: string[] = [];
+  for (let p = resolve(dir); !statOrNull(p); p = dirname(p)) {
+    missing.push(p);
+    if (dirname(p) === p) break;
   }
+  for (const p of missing.reverse()) {
+    try {
+      mkdirSync(p);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw fsError('create folder', dir, err);
+    }
+  }
+  if (!statOrNull(dir)?.isDirectory()) throw new Error(`cannot create folder '${dir}': already exists and is not a directory`);
+}
+
+/** stat, or null where nothing is there (a missing path, or a plain file where a folder would be). */
+export function statOrNull(p: string): Stats | null {
+  try {
+    return statSync(p, { throwIfNoEntry: false }) ?? null;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') return null;
+    throw fsError('read', p, err);
+  }
+}
+
+/** Whether `p` is `dir` or lies inside it, once symlinks and `..` are resolved. */
+export function isInside(p: string, dir: string): boolean {
+  const a = realPathOf(p);
+  const d = realPathOf(dir);
+  return a === d || a.startsWith(d.endsWith(sep) ? d : d + sep);
 }
 
 /** A safetensors file's bytes, the read capped by what its header declares (no endless devices). */

@@ -94,7 +94,8 @@ export interface AdaptResult {
 }
 
 /** Smallest crop the extractor accepts (relu3_1 sits behind two 2x2 poolings) and a sane floor. */
-const MIN_PATCH = 8;
+export const ADAPT_MIN_PATCH = 8;
+const MIN_PATCH = ADAPT_MIN_PATCH;
 
 /** The largest usable patch: the requested one, limited by every photo and every synthetic pair. */
 export function fitPatch(requested: number, photos: readonly Image[], pairs: readonly AdaptPair[]): number {

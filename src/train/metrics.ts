@@ -183,12 +183,19 @@ function ssimPlane(x: Plane, y: Plane, win: Window, range: number): number {
   return sum / ux.length;
 }
 
+const ssimWindow = (convention: Convention): Window => (convention === 'authors' ? uniformWindow(7, true) : gaussianWindow(1.5, 3.5));
+
+/** The smallest width and height SSIM accepts under a convention (its window's side). */
+export function ssimMinSide(convention: Convention = 'rgb'): number {
+  return 2 * ssimWindow(convention).r + 1;
+}
+
 /** Mean SSIM (1 for identical images); RGB conventions average the three channels. */
 export function ssim(a: Image, b: Image, convention: Convention = 'rgb'): number {
   checkPair(a, b);
   const pa = planes(a, convention);
   const pb = planes(b, convention);
-  const win = convention === 'authors' ? uniformWindow(7, true) : gaussianWindow(1.5, 3.5);
+  const win = ssimWindow(convention);
   let s = 0;
   for (let c = 0; c < pa.planes.length; c++) s += ssimPlane(pa.planes[c], pb.planes[c], win, pa.range);
   return s / pa.planes.length;

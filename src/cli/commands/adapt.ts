@@ -3,11 +3,11 @@
 import { checkOutputFile, LineLog, writeFileAtomic } from '../../io/fs-node.js';
 import { readImage } from '../../io/image-node.js';
 import { NonFiniteWeightsError, weightsToBytes } from '../../model/weights.js';
-import { ADAPT_BN_MODES, ADAPT_DEFAULTS, adaptToPhotos, CONTRASTIVE_SPACES } from '../../train/adapt.js';
+import { ADAPT_BN_MODES, ADAPT_DEFAULTS, ADAPT_MIN_PATCH, adaptToPhotos, CONTRASTIVE_SPACES } from '../../train/adapt.js';
 import { GUARD_TOLERANCE_DB, guardKeeps, guardSaysWorse, selfConsistency } from '../../train/adapt-guard.js';
 import { loadAdaptPairs } from '../../train/adapt-pairs-node.js';
 import { int, num, oneOf, parseArgs, required, str, UsageError } from '../args.js';
-import { getEngine, loadWeightsFile, progress, refuseOverwrite } from '../common.js';
+import { defaultWeightsPath, getEngine, loadWeightsFile, progress, refuseOverwrite } from '../common.js';
 
 const D = ADAPT_DEFAULTS;
 
@@ -61,14 +61,20 @@ export async function run(argv: string[]): Promise<number> {
   const weightsArg = str(a, 'weights');
   const logPath = str(a, 'log');
   // Nothing the user gave as input is ever overwritten, by the weights or by the log.
-  const given: Array<[string, string | undefined]> = [...inputs.map((p): [string, string] => ['the photo', p]), ['--weights', weightsArg]];
+  // Without --weights the bundled weights are the input that must survive.
+  const startWeights = weightsArg ?? defaultWeightsPath() ?? undefined;
+  const given: Array<[string, string | undefined]> = [...inputs.map((p): [string, string] => ['the photo', p]), [weightsArg ? '--weights' : 'the bundled starting weights', startWeights]];
   refuseOverwrite(out, '-o', [...given, ['--log', logPath]]);
   if (logPath) refuseOverwrite(logPath, '--log', given);
   checkOutputFile(out, 'weights');
   if (logPath) checkOutputFile(logPath, 'log');
 
   const photos = [];
-  for (const p of inputs) photos.push(await readImage(p));
+  for (const p of inputs) {
+    const im = await readImage(p);
+    if (Math.min(im.width, im.height) < ADAPT_MIN_PATCH) throw new UsageError(`'${p}' (${im.width}x${im.height}) is too small to adapt to: crops need at least ${ADAPT_MIN_PATCH}x${ADAPT_MIN_PATCH} pixels`);
+    photos.push(im);
+  }
   const { model, path: weightsPath, bytes: startBytes } = await loadWeightsFile(weightsArg, 'adapt');
   const engine = await getEngine();
   const pairs = await loadAdaptPairs();

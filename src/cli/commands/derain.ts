@@ -1,6 +1,6 @@
 // `derain <images...> -o <dir|file>`: deraining with tiling for any image size.
 import { basename, extname, join } from 'node:path';
-import { checkWritableDir, makeDir, realPathOf } from '../../io/fs-node.js';
+import { checkOutputFile, checkWritableDir, makeDir, realPathOf } from '../../io/fs-node.js';
 import { formatFromPath, type ImageFormat } from '../../io/image.js';
 import { readImage, writeImage } from '../../io/image-node.js';
 import { derainImage, MIN_TILE } from '../../model/derain.js';
@@ -32,11 +32,13 @@ interface Job {
  */
 export function planOutputs(inputs: string[], out: string, format: ImageFormat | undefined): Job[] {
   const outFormat = formatFromPath(out);
-  const outIsDir = isDirectory(out);
+  // A trailing slash says "folder" whatever the name looks like.
+  const outIsDir = isDirectory(out) || /[\\/]$/.test(out);
   let jobs: Job[];
   if (!outIsDir && outFormat !== null) {
     if (inputs.length > 1) throw new UsageError(`-o must be a directory for ${inputs.length} images, got the file name '${out}'`);
     if (format && format !== outFormat) throw new UsageError(`--format ${format} does not match the extension of -o '${out}'`);
+    checkOutputFile(out, 'image'); // its folder exists and is writable: checked before the network runs
     jobs = [{ input: inputs[0]!, target: out, format: outFormat }];
   } else {
     const ext = extname(out);
@@ -57,6 +59,7 @@ export function planOutputs(inputs: string[], out: string, format: ImageFormat |
     const real = realPathOf(j.target);
     const victim = inputsByReal.get(real);
     if (victim !== undefined) throw new UsageError(`the output '${j.target}' would overwrite the input '${victim}'`);
+    if (isDirectory(j.target)) throw new UsageError(`the output '${j.target}' is a directory`);
     const prev = seen.get(real);
     if (prev !== undefined) throw new UsageError(`'${prev}' and '${j.input}' would both be written to '${j.target}'`);
     seen.set(real, j.input);

@@ -2,7 +2,7 @@
 // rainy input, the derained output and a 3x3 median-filter baseline against the clean images.
 import { pairFiles, readPair } from '../../data/dataset.js';
 import { derainImage, MIN_TILE } from '../../model/derain.js';
-import { clampImage, CONVENTION_LABEL, CONVENTIONS, medianFilter3x3, psnr, ssim } from '../../train/metrics.js';
+import { clampImage, CONVENTION_LABEL, CONVENTIONS, medianFilter3x3, psnr, ssim, ssimMinSide } from '../../train/metrics.js';
 import { int, oneOf, parseArgs, required, str, UsageError } from '../args.js';
 import { loadWeightsFile, progress } from '../common.js';
 
@@ -28,7 +28,7 @@ const fmt = (v: number, psnrKey: boolean): string => (Number.isFinite(v) ? v.toF
 
 export async function run(argv: string[]): Promise<number> {
   const a = parseArgs(argv, ['weights', 'data', 'convention', 'tile'], ['json']);
-  if (a.positionals.length > 0) throw new UsageError(`eval: unexpected argument '${a.positionals[0]}'`);
+  if (a.positionals.length > 0) throw new UsageError(`unexpected argument '${a.positionals[0]}'`);
   const data = required(a, 'data', '(--data <pairs>)');
   const convention = oneOf(a, 'convention', CONVENTIONS, 'rgb')!;
   const tile = int(a, 'tile', undefined, MIN_TILE);
@@ -36,9 +36,12 @@ export async function run(argv: string[]): Promise<number> {
   const pairs = pairFiles(data);
   const { model, path } = await loadWeightsFile(str(a, 'weights'), 'eval');
   const rows: Row[] = [];
+  const minSide = ssimMinSide(convention);
   for (const [i, p] of pairs.entries()) {
     progress(`eval ${i + 1}/${pairs.length} ${p.name}`);
     const { rainy, clean } = await readPair(p);
+    // Said with the image's name, and before its derain.
+    if (Math.min(rainy.width, rainy.height) < minSide) throw new Error(`'${p.rainyPath}' is ${rainy.width}x${rainy.height}: SSIM needs images of at least ${minSide}x${minSide} pixels`);
     const out = clampImage(await derainImage(model, rainy, { tile }));
     const median = medianFilter3x3(rainy);
     rows.push({
@@ -67,7 +70,7 @@ export async function run(argv: string[]): Promise<number> {
   const width = Math.max(5, ...rows.map((r) => r.name.length));
   const head = ['PSNR in', 'out', 'median', 'SSIM in', 'out', 'median'];
   const line = (name: string, vals: string[]) => `${name.padEnd(width)}  ${vals.map((v, j) => v.padStart(j === 0 || j === 3 ? 8 : 7)).join(' ')}`;
-  console.log(`weights ${path}, ${rows.length} images, convention ${CONVENTION_LABEL[convention]}`);
+  console.log(`weights ${path}, ${rows.length} image${rows.length === 1 ? '' : 's'}, convention ${CONVENTION_LABEL[convention]}`);
   console.log(line('image', head));
   for (const r of rows) console.log(line(r.name, KEYS.map((k) => fmt(r[k], k.startsWith('psnr')))));
   console.log(line('mean', KEYS.map((k) => fmt(mean[k], k.startsWith('psnr')))));

@@ -1,6 +1,6 @@
 // `experiment <file.json> -o <dir>`: train layer variants (several seeds) under one budget, compare on held-out photos under two rain recipes.
-import { dirname, join, resolve } from 'node:path';
-import { checkWritableDir, makeDir, readFileBytes, writeFileAtomic } from '../../io/fs-node.js';
+import { basename, dirname, join, resolve } from 'node:path';
+import { checkWritableDir, makeDir, readFileBytes, realPathOf, writeFileAtomic } from '../../io/fs-node.js';
 import { lossPlotSvg, meanBand, smooth } from '../../train/plot.js';
 import { ExperimentSpecError, parseSpec, resolveBase, resultsTable, type ExperimentResults } from '../../train/experiment.js';
 import { runExperiment } from '../../train/experiment-node.js';
@@ -20,6 +20,9 @@ network or replace the rain gate, the rain residual block or the detail block. W
 
 const enc = new TextEncoder();
 
+/** Names of the files an experiment writes into its folder. */
+const WRITTEN = /^(results\.md|results\.json|loss\.svg|.+\.seed\d+\.jsonl)$/;
+
 /** results.json: the results without the per-step logs (those go to their own files). */
 export function resultsJson(res: ExperimentResults): string {
   const variants = res.variants.map((v) => ({ ...v, seeds: v.seeds.map(({ log, ...s }) => s) }));
@@ -31,6 +34,11 @@ export async function run(argv: string[]): Promise<number> {
   if (a.positionals.length !== 1) throw new UsageError('experiment: give one experiment file');
   const file = a.positionals[0];
   const out = required(a, 'out', '(-o <dir>)');
+  // The files written into <dir> must not replace the experiment file.
+  const specReal = realPathOf(file);
+  if (dirname(specReal) === realPathOf(out) && WRITTEN.test(basename(specReal))) {
+    throw new UsageError(`-o '${out}' would overwrite the experiment file '${file}' (results go to ${basename(specReal)} there): choose another folder`);
+  }
   // An experiment file is a few lines of JSON; the cap keeps a device or pipe from being read forever.
   const text = new TextDecoder().decode(await readFileBytes(file, { maxBytes: 16 * 2 ** 20 }));
   let spec;

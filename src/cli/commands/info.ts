@@ -1,7 +1,7 @@
 // `info`: the adapter, its limits, and a model's size and configuration.
 import { macsPerPixel, preset, receptiveRadius } from '../../model/config.js';
 import { DrdNet } from '../../model/drdnet.js';
-import { parseArgs, str } from '../args.js';
+import { oneOf, parseArgs, str, UsageError } from '../args.js';
 import { defaultWeightsPath, getEngine, loadWeightsFile } from '../common.js';
 
 export const help = `usage: semi-drdnet info [--preset micro|tiny|paper | --weights W] [--json]
@@ -10,11 +10,12 @@ Prints the WebGPU adapter and its limits, and the parameter count and configurat
 or a weights file (default: the bundled weights, when present).`;
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, ['preset', 'weights'], ['json']);
-  const engine = await getEngine();
+  const a = parseArgs(argv, ['preset', 'weights'], ['json'], {}, 0);
   let model: DrdNet | null = null;
   let source = '';
-  const presetName = str(a, 'preset');
+  const presetName = oneOf(a, 'preset', ['micro', 'tiny', 'paper'] as const);
+  if (presetName && str(a, 'weights')) throw new UsageError('give --preset or --weights, not both');
+  const engine = await getEngine();
   if (presetName) {
     model = new DrdNet(engine, preset(presetName));
     source = `preset ${presetName}`;

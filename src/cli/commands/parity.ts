@@ -13,7 +13,7 @@ computes 0.1*L1(derained, C) + L1(final, C), backpropagates, and writes output.d
 output.final (1x3xHxW), loss ([1]) and grad.<name> for every trainable parameter (all F32).`;
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, ['weights', 'rainy', 'clean', 'mode', 'out'], [], { o: 'out' });
+  const a = parseArgs(argv, ['weights', 'rainy', 'clean', 'mode', 'out'], [], { o: 'out' }, 0);
   const weights = required(a, 'weights');
   const rainyPath = required(a, 'rainy');
   const cleanPath = required(a, 'clean');

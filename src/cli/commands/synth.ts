@@ -28,7 +28,7 @@ function quantised(img: Image): Image {
 
 export async function run(argv: string[]): Promise<number> {
   const a = parseArgs(argv, ['clean', 'out', 'rain', 'seed'], [], { o: 'out' });
-  if (a.positionals.length > 0) throw new UsageError(`synth: unexpected argument '${a.positionals[0]}'`);
+  if (a.positionals.length > 0) throw new UsageError(`unexpected argument '${a.positionals[0]}'`);
   const cleanDir = required(a, 'clean', '(--clean <dir>)');
   const out = required(a, 'out', '(-o <dir>)');
   const preset = oneOf(a, 'rain', RAIN_PRESET_NAMES, 'light')!;
@@ -50,15 +50,32 @@ export async function run(argv: string[]): Promise<number> {
   makeDir(join(out, 'rain'));
   makeDir(join(out, 'norain'));
   let sum = 0;
+  let written = 0;
+  // As derain does: an image that fails is named on one line and the others go on (exit 1 at the end).
   for (const [i, [name, f]] of [...names].entries()) {
     progress(`synth ${i + 1}/${names.size} ${f}`);
-    const clean = await readImage(join(cleanDir, f));
-    const { rainy } = synthesizeRain(clean, preset, rngFor(seed, name));
-    // Clean first: a crash never leaves a rainy image without its partner.
-    await writeImage(join(out, 'norain', `${name}.png`), clean, 'png');
-    await writeImage(join(out, 'rain', `${name}.png`), rainy, 'png');
-    sum += psnr(quantised(rainy), quantised(clean));
+    try {
+      const clean = await readImage(join(cleanDir, f));
+      const { rainy } = synthesizeRain(clean, preset, rngFor(seed, name));
+      const p = psnr(quantised(rainy), quantised(clean));
+      // A pair without rain would teach "change nothing" (a few pixels can miss every streak).
+      if (p === Infinity) throw new Error(`'${join(cleanDir, f)}' (${clean.width}x${clean.height}) came out without rain under the ${preset} recipe: too small for its streaks, no pair written`);
+      // Clean first: a crash never leaves a rainy image without its partner.
+      await writeImage(join(out, 'norain', `${name}.png`), clean, 'png');
+      await writeImage(join(out, 'rain', `${name}.png`), rainy, 'png');
+      sum += p;
+      written++;
+    } catch (e) {
+      progress('', false);
+      process.stderr.write(`semi-drdnet synth: ${(e as Error).message.split('\n')[0]}\n`);
+    }
   }
-  progress(`synth: ${names.size} pairs (${preset}, seed ${seed}) -> ${out}; mean input PSNR ${(sum / names.size).toFixed(2)} dB`, true);
-  return 0;
+  const failed = names.size - written;
+  progress(
+    `synth: ${written} pair${written === 1 ? '' : 's'} (${preset}, seed ${seed}) -> ${out}` +
+      (written > 0 ? `; mean input PSNR ${(sum / written).toFixed(2)} dB` : '') +
+      (failed > 0 ? `; ${failed} image${failed === 1 ? '' : 's'} failed` : ''),
+    true,
+  );
+  return failed > 0 ? 1 : 0;
 }

@@ -1,4 +1,5 @@
 // `train`: semi-supervised training with checkpoints, resume, a JSONL log and a progress line.
+import { join } from 'node:path';
 import { checkOutputFile, LineLog, readSafetensorsBytes, writeFileAtomic } from '../../io/fs-node.js';
 import { preset } from '../../model/config.js';
 import { DrdNet } from '../../model/drdnet.js';
@@ -9,7 +10,7 @@ import { dualContrastiveLoss } from '../../train/contrastive.js';
 import { openPairs, openReal } from '../../train/sources-node.js';
 import { NonFiniteLossError, Trainer, type StepRecord } from '../../train/trainer.js';
 import { int, intList, oneOf, parseArgs, positive, required, str, UsageError } from '../args.js';
-import { getEngine, progress, readSafetensorsFile, refuseOverwrite } from '../common.js';
+import { getEngine, progress, readSafetensorsFile, refuseInsideInputs, refuseOverwrite } from '../common.js';
 
 export const help = `usage: semi-drdnet train --preset micro|tiny|paper --data <pairs> [--real <dir>] --steps N
        --batch B --patch P --lr X -o ckpt.safetensors [--resume ckpt] [--vgg file] [--log run.jsonl]
@@ -43,6 +44,7 @@ export async function run(argv: string[]): Promise<number> {
     ['preset', 'data', 'real', 'steps', 'batch', 'patch', 'lr', 'out', 'resume', 'vgg', 'log', 'seed', 'checkpoint-every', 'milestones', 'gamma', 'cr-bg', 'cr-rain', 'vgg-tap', 'real-bn', 'real-batch', 'cr-every', 'time-limit', 'export'],
     [],
     { o: 'out' },
+    0,
   );
   const out = required(a, 'out', '(-o ckpt.safetensors)');
   const dataDir = required(a, 'data');
@@ -57,6 +59,7 @@ export async function run(argv: string[]): Promise<number> {
   const crBg = positive(a, 'cr-bg', 0.1, { inclusive: true })!;
   const crRain = positive(a, 'cr-rain', 0.1, { inclusive: true })!;
   const tap = int(a, 'vgg-tap', DEFAULT_MAX_TAP, 1)!;
+  if (tap > 5) throw new UsageError(`--vgg-tap must be an integer from 1 to 5 (relu1_1 .. relu5_1), got '${tap}'`);
   const realBn = oneOf(a, 'real-bn', ['batch', 'running'] as const, 'batch')!;
   const realBatch = int(a, 'real-batch', batch, 1)!;
   const crEvery = int(a, 'cr-every', 1, 1)!;
@@ -68,7 +71,11 @@ export async function run(argv: string[]): Promise<number> {
   const logPath = str(a, 'log');
   const exportPath = str(a, 'export');
   const vggPath = str(a, 'vgg');
-  // Every output is checked before the first step, not when it is first written hours later.
+  const realDir = str(a, 'real');
+  // Every output is checked before the first step, not when it is first written hours later,
+  // against every input: files given by flag and the image folders of --data and --real.
+  const imageDirs: Array<[string, string | undefined]> = [['--data', join(dataDir, 'rain')], ['--data', join(dataDir, 'norain')], ['--real', realDir]];
+  for (const [flag, p] of [['-o', out], ['--log', logPath], ['--export', exportPath]] as const) if (p !== undefined) refuseInsideInputs(p, flag, imageDirs);
   refuseOverwrite(out, '-o', [['--vgg', vggPath], ['--log', logPath], ['--export', exportPath]]);
   if (logPath) refuseOverwrite(logPath, '--log', [['--resume', resume], ['--vgg', vggPath], ['--export', exportPath]]);
   if (exportPath) refuseOverwrite(exportPath, '--export', [['--resume', resume], ['--vgg', vggPath]]);
@@ -78,13 +85,15 @@ export async function run(argv: string[]): Promise<number> {
 
   const engine = await getEngine();
   const pairs = await openPairs(dataDir, patch, seed);
-  const realDir = str(a, 'real');
   const real = realDir ? await openReal(realDir, patch, seed + 1) : null;
 
   let model: DrdNet;
   let resumeFile = null;
   if (resume) {
     resumeFile = await readSafetensorsFile(resume);
+    if (![...resumeFile.tensors.keys()].some((k) => k.startsWith('optim.'))) {
+      throw new UsageError(`--resume '${resume}' is a weights file, not a training checkpoint (no optimizer state): --resume takes the -o file of an earlier train run`);
+    }
     model = new DrdNet(engine, configFromWeights(resumeFile, resume));
     assignWeights(model, resumeFile, resume);
     if (presetName && preset(presetName).channels !== model.config.channels) {
@@ -120,6 +129,10 @@ export async function run(argv: string[]): Promise<number> {
 
   // A resumed run's log keeps the steps up to the checkpoint's (a crash may have logged more).
   const resumedStep = trainer.step;
+  if (resumedStep >= steps) {
+    progress(`train: the checkpoint is already at step ${resumedStep} (--steps ${steps}): nothing to do; raise --steps to train on`, true);
+    return 0;
+  }
   const log = logPath ? LineLog.open(logPath, resume ? (line) => stepOf(line) <= resumedStep : undefined) : null;
   const save = async () => {
     let bytes: Uint8Array;
@@ -182,7 +195,8 @@ export async function run(argv: string[]): Promise<number> {
       progress(`train: time limit of ${timeLimit} min reached at step ${trainer.step}; checkpoint ${out}`, true);
       return 0;
     }
-    progress(`train: ${steps} steps in ${formatTime((performance.now() - t0) / 1000)}; checkpoint ${out}`, true);
+    const ran = trainer.step - first;
+    progress(`train: ${ran} steps${first > 0 ? ` (steps ${first + 1}-${trainer.step} of ${steps})` : ''} in ${formatTime((performance.now() - t0) / 1000)}; checkpoint ${out}`, true);
     return 0;
   } finally {
     process.off('SIGINT', onSignal);
