@@ -36,6 +36,12 @@ await step('npm pack (prepack builds dist and types)', () => {
   const out = sh('npm', ['pack', '--json', '--pack-destination', scratch], repo);
   tarball = join(scratch, JSON.parse(out)[0].filename);
 });
+await step('the tarball ships only chunks the entries import', () => {
+  const files = JSON.parse(sh('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], repo))[0].files.map((f) => f.path);
+  const entries = files.filter((f) => /^dist\/[^/]+\.js$/.test(f)).map((f) => readFileSync(join(repo, f), 'utf8')).join('\n');
+  const stale = files.filter((f) => /^dist\/chunks\/.+\.js$/.test(f) && !entries.includes(f.slice('dist/'.length)));
+  if (stale.length) throw new Error(`unreferenced chunks in the package: ${stale.join(', ')}`);
+});
 await step('install the tarball into a scratch project', () => {
   writeFileSync(join(scratch, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
   // @types/node at the repo's version, for the consumer's own node:fs / node:assert imports.

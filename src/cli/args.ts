@@ -9,8 +9,7 @@ export interface ParsedArgs {
 
 /**
  * `valued` lists flags that take a value; `aliases` maps short names (o -> out); `maxPositionals`
- * refuses extra words (a command that takes none would otherwise ignore a typo). A flag given
- * twice is refused rather than letting the last one win unseen.
+ * refuses extra words (a command that takes none would otherwise ignore a typo).
  */
 export function parseArgs(argv: string[], valued: string[], booleans: string[], aliases: Record<string, string> = {}, maxPositionals = Infinity): ParsedArgs {
   const positionals: string[] = [];
@@ -41,9 +40,7 @@ export function parseArgs(argv: string[], valued: string[], booleans: string[], 
         value = argv[++i];
         if (value === undefined) throw new UsageError(`--${name} needs a value`);
       }
-      const prev = flags.get(name);
-      if (prev !== undefined) throw new UsageError(`--${name} given twice ('${prev}' and '${value}')`);
-      flags.set(name, value);
+      flags.set(name, value); // given twice, the last one wins (so scripts can override a default)
     } else {
       throw new UsageError(`unknown option ${a}`);
     }
