@@ -7,11 +7,11 @@ import { Engine, SGD, Tensor, add, backward, mseLoss, mul, tidy } from 'semi-drd
 Object.assign(globalThis, globals);
 
 // The host application's own device and data (in a browser: navigator.gpu).
-// Keep the GPU object referenced while the device is in use: dawn.node stops delivering results
-// (map, work-done) to a device whose instance was garbage-collected.
+// dawn.node destroys a device once the GPU object that made it is garbage-collected, and a top-level
+// `const` that is no longer used can be collected: hand it to the engine (`gpu`), which holds it.
 const gpu = create([]);
 const adapter = await gpu.requestAdapter();
-if (!adapter) throw new Error('no WebGPU adapter (see scripts/setup-webgpu.sh)');
+if (!adapter) throw new Error('no WebGPU adapter: install a Vulkan driver (without a GPU: Mesa lavapipe)');
 const device = await adapter.requestDevice();
 const n = 256;
 const xs = Float32Array.from({ length: n }, (_, i) => i / n);
@@ -24,7 +24,7 @@ device.queue.writeBuffer(xBuf, 0, xs);
 device.queue.writeBuffer(yBuf, 0, ys);
 
 // The engine adopts the device (and never destroys it); tensors wrap the buffers without copies.
-const engine = await Engine.create({ device });
+const engine = await Engine.create({ device, gpu });
 const x = Tensor.wrap(engine, xBuf, [n]);
 const y = Tensor.wrap(engine, yBuf, [n]);
 const a = Tensor.fromData(engine, [0], [1]);

@@ -116,6 +116,40 @@ test('loadDerainer: bundled weights by default, same result as derainImage, modu
   await assertMessage(await rejectionOf(d.derain(img)), 'disposed');
   assertMessage(await rejectionOf(loadDerainer({ engine: e, weights: '/nonexistent/w.safetensors' })), '/nonexistent/w.safetensors');
   assertMessage(await rejectionOf(loadDerainer({ engine: e, weights: new Uint8Array(8) })), 'weights bytes');
+  // Inputs that would come out as garbage or NaN are refused, not blamed on the weights.
+  const d2 = await loadDerainer({ engine: e });
+  const nan = { ...img, data: img.data.slice() };
+  nan.data[5] = NaN;
+  assertMessage(await rejectionOf(d2.derain(nan)), 'derain input', 'NaN at index 5');
+  assertMessage(await rejectionOf(derainImage(d2.model, nan)), 'derain input', 'NaN');
+  assertMessage(await rejectionOf(d2.derain({ ...img, data: img.data.map((v) => v * 255) })), 'divide 8-bit samples by 255');
+  d2.dispose();
+});
+
+test('an engine on an adopted device can be collected once destroyed, and holds the GPU object it is given', async () => {
+  const { setFlagsFromString } = await import('node:v8');
+  const { runInNewContext } = await import('node:vm');
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const shared = await engine();
+  const keep = {};
+  // One engine's whole life in its own frame (a suspended async frame keeps its last locals).
+  const life = async (): Promise<WeakRef<object>> => {
+    const a = await engineWith({ device: shared.device, gpu: keep });
+    assert.is(a.gpu, keep);
+    const d = await loadDerainer({ engine: a });
+    await d.derain({ width: 8, height: 8, data: new Float32Array(192).fill(0.5) });
+    d.dispose();
+    a.destroy();
+    return new WeakRef(a);
+  };
+  const refs = [await life(), await life(), await life()];
+  for (let i = 0; i < 20 && refs.some((r) => r.deref()); i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    gc();
+  }
+  assert.equal(refs.map((r) => !!r.deref()), [false, false, false], 'destroyed engines are still reachable from the device');
+  assert.not.ok(shared.lost);
 });
 
 test('two engines train interleaved async steps without interfering (tidy scopes follow async contexts)', async () => {

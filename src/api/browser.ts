@@ -7,7 +7,9 @@ export function bundledWeightsUrl(): URL {
 }
 
 async function fetchWeights(w: string | URL): Promise<Uint8Array> {
-  const res = await fetch(w);
+  const res = await fetch(w).catch((e: unknown) => {
+    throw new Error(`cannot fetch weights '${w}': ${(e as Error).message}`);
+  });
   if (!res.ok) throw new Error(`cannot fetch weights '${w}': HTTP ${res.status}`);
   return new Uint8Array(await res.arrayBuffer());
 }

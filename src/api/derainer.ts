@@ -15,6 +15,8 @@ export interface DerainerOptions {
   weights?: WeightsInput;
   /** Run on your own device (never destroyed by the derainer). */
   device?: GPUDevice;
+  /** With `device` in Node: the `webgpu` package's `create()` result it came from, held while the derainer lives (see `EngineOptions.gpu`). */
+  gpu?: object;
   /** Share an existing engine (never destroyed by the derainer). Takes precedence over `device`. */
   engine?: Engine;
 }
@@ -28,6 +30,9 @@ export interface DerainCallOptions {
   /** Called after each tile with the tiles done and the total. */
   onProgress?: (done: number, total: number) => void;
 }
+
+/** Inputs above this are taken for 8-bit samples passed as floats (slight overshoot from earlier processing passes). */
+const MAX_INPUT = 2;
 
 /** What `derain` accepts: the package's planar float `Image`, or in a browser `ImageData` / `ImageBitmap`. */
 export type DerainInput = Image | ImageData | ImageBitmap;
@@ -55,6 +60,10 @@ export class Derainer {
     if (this.#disposed) throw new Error('derain: this Derainer was disposed');
     const img = await toImage(image);
     checkImage(img, 'derain input');
+    // 8-bit samples passed as floats would "work" and return garbage: the model sees [0, 1].
+    let max = 0;
+    for (const v of img.data) if (v > max) max = v;
+    if (max > MAX_INPUT) throw new Error(`derain input: values up to ${max}, but images hold floats in [0, 1] (divide 8-bit samples by 255, or use rgbaToImage)`);
     // derainImage refuses a non-finite output itself.
     return derainImage(this.model, img, { tile: opts.tile, stateBudget: opts.stateBudget, onTile: opts.onProgress });
   }
@@ -81,7 +90,7 @@ export async function createDerainer(opts: DerainerOptions, read: WeightsReader,
     bytes = await read(w);
   }
   const ownsEngine = !opts.engine;
-  const engine = opts.engine ?? (await Engine.create(opts.device ? { device: opts.device } : {}));
+  const engine = opts.engine ?? (await Engine.create(opts.device ? { device: opts.device, gpu: opts.gpu } : {}));
   try {
     const { model } = loadModel(engine, bytes, source);
     return new Derainer(engine, model, source, ownsEngine);
@@ -91,15 +100,20 @@ export async function createDerainer(opts: DerainerOptions, read: WeightsReader,
   }
 }
 
+function describeInput(x: unknown): string {
+  if (x === null || typeof x !== 'object') return String(x);
+  return `an object with keys ${Object.keys(x).join(', ') || '(none)'}`;
+}
+
 /** Converts what the browser hands out into the package's planar float image. */
 async function toImage(x: DerainInput): Promise<Image> {
-  if ('data' in x) {
+  if (x !== null && typeof x === 'object' && 'data' in x) {
     // ImageData carries 8-bit RGBA; anything else with `data` is checked as an Image by the caller.
     if (x.data instanceof Uint8ClampedArray) return rgbaToImage(x.data, x.width, x.height);
     return x as Image;
   }
   if (typeof OffscreenCanvas === 'undefined' && typeof document === 'undefined') {
-    throw new Error('derain: an ImageBitmap needs a canvas (a browser); pass an Image ({ width, height, data })');
+    throw new Error(`derain: expected an Image { width, height, data: Float32Array } (planar RGB in [0, 1]); got ${describeInput(x)}`);
   }
   return bitmapToImage(x);
 }

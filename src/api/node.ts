@@ -17,7 +17,9 @@ export function bundledWeightsPath(): string {
 async function readWeights(w: string | URL): Promise<Uint8Array> {
   const url = w instanceof URL ? w : /^(https?|file):/.test(w) ? new URL(w) : null;
   if (url && url.protocol !== 'file:') {
-    const res = await fetch(url);
+    const res = await fetch(url).catch((e: unknown) => {
+      throw new Error(`cannot fetch weights '${url}': ${(e as { cause?: { message?: string } }).cause?.message ?? (e as Error).message}`);
+    });
     if (!res.ok) throw new Error(`cannot fetch weights '${url}': HTTP ${res.status}`);
     return new Uint8Array(await res.arrayBuffer());
   }

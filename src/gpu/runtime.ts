@@ -49,6 +49,12 @@ export interface EngineLimits {
 export interface EngineOptions {
   /** Adopt the caller's device: the engine then never destroys it. */
   device?: GPUDevice;
+  /**
+   * With `device` in Node: the object it came from (the `webgpu` package's `create()` result),
+   * held while the engine lives. dawn.node destroys its devices, mid-run and without an error,
+   * once that object is garbage-collected; keep it reachable yourself between engines.
+   */
+  gpu?: object;
   adapter?: GPUAdapter;
   powerPreference?: GPUPowerPreference;
   /** Dispatches recorded before a submit is forced (default 64). */
@@ -95,6 +101,8 @@ const UNIFORM_SLOT = 256; // minUniformBufferOffsetAlignment upper bound across 
 /** Owns a GPU device (or adopts yours), the buffer pool, the pipeline cache and the batched command stream; every tensor belongs to one engine. */
 export class Engine {
   readonly device: GPUDevice;
+  /** `EngineOptions.gpu`, held so that dawn.node keeps the adopted device alive while the engine lives. */
+  readonly gpu: object | undefined;
   readonly limits: EngineLimits;
   readonly adapter: AdapterSummary;
   readonly pool: BufferPool;
@@ -122,6 +130,7 @@ export class Engine {
   #destroyed = false;
   #local = new Map<symbol, unknown>();
   #profiler: DispatchProfiler | null = null;
+  #onError: (e: Event) => void;
 
   private constructor(device: GPUDevice, owned: boolean, adapter: AdapterSummary, opts: EngineOptions) {
     this.device = device;
@@ -144,14 +153,20 @@ export class Engine {
     this.#arena = new ArrayBuffer(this.maxDispatchesPerSubmit * UNIFORM_SLOT);
     this.#arenaView = new DataView(this.#arena);
     this.#arenaBuf = device.createBuffer({ size: this.#arena.byteLength, usage: 0x40 | 0x08 }); // UNIFORM | COPY_DST
+    this.gpu = opts.gpu;
+    // An adopted device outlives its engines: what it holds must not keep a dropped engine alive
+    // (the lost promise through a weak reference; the error listener is removed on destroy).
+    const self = new WeakRef(this);
     device.lost.then((info) => {
-      if (!this.#destroyed) this.#lost = `${info.reason ?? 'unknown'}: ${info.message}`;
+      const e = self.deref();
+      if (e && !e.#destroyed) e.#lost = `${info.reason ?? 'unknown'}: ${info.message}`;
     });
-    const onError = (e: Event) => {
-      this.#errors.push(describeGpuError((e as GPUUncapturedErrorEvent).error.message));
+    const errors = this.#errors;
+    this.#onError = (e: Event) => {
+      errors.push(describeGpuError((e as GPUUncapturedErrorEvent).error.message));
     };
-    if (typeof device.addEventListener === 'function') device.addEventListener('uncapturederror', onError);
-    else (device as { onuncapturederror: unknown }).onuncapturederror = onError;
+    if (typeof device.addEventListener === 'function') device.addEventListener('uncapturederror', this.#onError);
+    else (device as { onuncapturederror: unknown }).onuncapturederror = this.#onError;
   }
 
   /** Gets an adapter and device (dawn.node in Node, navigator.gpu in browsers) or adopts `opts.device`. */
@@ -369,6 +384,9 @@ export class Engine {
     this.#destroyed = true;
     this.pool.trim();
     this.#arenaBuf.destroy();
+    const d = this.device as GPUDevice & { onuncapturederror?: unknown };
+    if (typeof d.removeEventListener === 'function') d.removeEventListener('uncapturederror', this.#onError);
+    else if (d.onuncapturederror === this.#onError) d.onuncapturederror = null;
     if (this.#owned) this.device.destroy();
   }
 
@@ -409,7 +427,7 @@ function noAdapterMessage(): string {
   const inBrowser = typeof (globalThis as { document?: unknown }).document !== 'undefined';
   return inBrowser
     ? 'no WebGPU adapter: this browser has WebGPU disabled or unsupported (try a current Chrome/Edge, or enable WebGPU)'
-    : 'no WebGPU adapter: install a Vulkan driver (on Debian run `sudo scripts/setup-webgpu.sh` for Mesa lavapipe 24+)';
+    : 'no WebGPU adapter: Dawn found no Vulkan (Linux, Windows) or Metal (macOS) driver; without a GPU, install Mesa lavapipe 24+ (Debian/Ubuntu: mesa-vulkan-drivers)';
 }
 
 /**

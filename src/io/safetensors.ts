@@ -54,8 +54,8 @@ export function parseSafetensors(bytes: Uint8Array, source = 'safetensors'): Par
 
   const headerLen = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
   const available = BigInt(bytes.byteLength - 8);
-  if (headerLen > available) fail(`header length ${headerLen} exceeds file size (${available} bytes after the length prefix)`);
-  if (headerLen > BigInt(MAX_HEADER_BYTES)) fail(`header length ${headerLen} exceeds ${MAX_HEADER_BYTES} bytes`);
+  if (headerLen > available) fail(`header length ${headerLen} exceeds file size (${available} bytes after the length prefix; not a safetensors file, or cut short?)`);
+  if (headerLen > BigInt(MAX_HEADER_BYTES)) fail(`header length ${headerLen} exceeds ${MAX_HEADER_BYTES} bytes (not a safetensors file?)`);
   const dataStart = 8 + Number(headerLen);
 
   let header: unknown;
@@ -246,7 +246,7 @@ export function safetensorsReadLimit(source: string, maxBytes = 2 ** 31 - 1): { 
     fromHead: (head) => {
       if (head.byteLength < 8) return head.byteLength; // too short: the parser says so
       const headerLen = new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true);
-      if (headerLen > BigInt(MAX_HEADER_BYTES)) throw new Error(`${source}: header length ${headerLen} exceeds ${MAX_HEADER_BYTES} bytes`);
+      if (headerLen > BigInt(MAX_HEADER_BYTES)) throw new Error(`${source}: header length ${headerLen} exceeds ${MAX_HEADER_BYTES} bytes (not a safetensors file?)`);
       const end = 8 + Number(headerLen);
       if (end > head.byteLength) return maxBytes; // the header alone is larger than the head
       let header: unknown;

@@ -76,6 +76,9 @@ function crop(img: Image, x0: number, y0: number, w: number, h: number): Float32
  * (broken weights) is an error rather than a black image.
  */
 export async function derainImage(model: DrdNet, img: Image, opts: DerainOptions = {}): Promise<Image> {
+  // A NaN in would come out as a NaN, which the output check below blames on the weights.
+  const bad = img.data.findIndex((v) => !Number.isFinite(v));
+  if (bad >= 0) throw new Error(`derain input: value ${img.data[bad]} at index ${bad} (channel ${Math.floor(bad / (img.width * img.height))}); images hold finite values in [0, 1]`);
   const modes = model.namedModules().map(([, m]) => [m, m.training] as const);
   model.eval();
   // BatchNorm and PReLU folded into the convs for this call (the weights cannot change during it).
