@@ -126,6 +126,25 @@ test('loadDerainer: bundled weights by default, same result as derainImage, modu
   d2.dispose();
 });
 
+test('nonsense hyperparameters are refused where they are given, naming them', async () => {
+  const e = await engine();
+  const p = Tensor.fromData(e, [1, 2], [2]).keep();
+  assertMessage(errorOf(() => new Adam([p], { lr: NaN })), 'Adam', 'lr', 'NaN');
+  assertMessage(errorOf(() => new Adam([p], { lr: 1e-3, betas: [0.9, 1] })), 'betas');
+  const m = new Sequential(new Conv2d(e, new Rng(1), 3, 3, 3, { padding: 1 }));
+  const model = { parameters: () => m.parameters(), train: () => model, forward: (x: Tensor) => ({ derained: m.forward(x), final: m.forward(x) }) } as unknown as DerainModule;
+  const none = {} as BatchSource<PairBatch>;
+  assertMessage(errorOf(() => new Trainer(e, model, none, { batch: 2, patch: 16, lr: -1, milestones: [], gamma: 0.1, realBn: 'batch' })), 'lr must be a finite number > 0, got -1');
+  assertMessage(errorOf(() => new Trainer(e, model, none, { batch: 0, patch: 16, lr: 1e-3, milestones: [], gamma: 0.1, realBn: 'batch' })), 'batch must be an integer >= 1, got 0');
+  const t = new Trainer(e, model, none, { batch: 2, patch: 16, lr: 1e-3, milestones: [], gamma: 0.1, realBn: 'batch' });
+  t.dispose();
+  m.dispose();
+  p.dispose();
+  const d = await loadDerainer({ tune: false });
+  assert.is(d.engine.tune, false);
+  d.dispose();
+});
+
 test('an engine on an adopted device can be collected once destroyed, and holds the GPU object it is given', async () => {
   const { setFlagsFromString } = await import('node:v8');
   const { runInNewContext } = await import('node:vm');

@@ -19,6 +19,12 @@ export interface DerainerOptions {
   gpu?: object;
   /** Share an existing engine (never destroyed by the derainer). Takes precedence over `device`. */
   engine?: Engine;
+  /**
+   * For the engine the derainer creates (not a shared one): time conv kernel candidates the first
+   * time a shape runs on this adapter and cache the winners (default on, unless SEMI_DRDNET_TUNE=0;
+   * the first derain on a new machine takes longer, see `DerainCallOptions.onTuning`).
+   */
+  tune?: boolean;
 }
 
 /** Options of one `Derainer.derain` call. */
@@ -29,6 +35,8 @@ export interface DerainCallOptions {
   stateBudget?: number;
   /** Called after each tile with the tiles done and the total. */
   onProgress?: (done: number, total: number) => void;
+  /** Called before the engine times kernel candidates for shapes new to this adapter (first use only), with how many. */
+  onTuning?: (classes: number) => void;
 }
 
 /** Inputs above this are taken for 8-bit samples passed as floats (slight overshoot from earlier processing passes). */
@@ -65,7 +73,7 @@ export class Derainer {
     for (const v of img.data) if (v > max) max = v;
     if (max > MAX_INPUT) throw new Error(`derain input: values up to ${max}, but images hold floats in [0, 1] (divide 8-bit samples by 255, or use rgbaToImage)`);
     // derainImage refuses a non-finite output itself.
-    return derainImage(this.model, img, { tile: opts.tile, stateBudget: opts.stateBudget, onTile: opts.onProgress });
+    return derainImage(this.model, img, { tile: opts.tile, stateBudget: opts.stateBudget, onTile: opts.onProgress, onTuning: opts.onTuning });
   }
 
   /** Frees the model's GPU memory, and the engine if the derainer created it. */
@@ -90,7 +98,7 @@ export async function createDerainer(opts: DerainerOptions, read: WeightsReader,
     bytes = await read(w);
   }
   const ownsEngine = !opts.engine;
-  const engine = opts.engine ?? (await Engine.create(opts.device ? { device: opts.device, gpu: opts.gpu } : {}));
+  const engine = opts.engine ?? (await Engine.create({ ...(opts.device ? { device: opts.device, gpu: opts.gpu } : {}), ...(opts.tune === undefined ? {} : { tune: opts.tune }) }));
   try {
     const { model } = loadModel(engine, bytes, source);
     return new Derainer(engine, model, source, ownsEngine);

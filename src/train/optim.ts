@@ -18,6 +18,13 @@ export interface Optimizer {
   dispose(): void;
 }
 
+/** Every hyperparameter finite and >= 0, the learning rate > 0 (a NaN would silently wreck every weight). */
+function checkHyper(opt: string, values: Record<string, number>): void {
+  for (const [k, v] of Object.entries(values)) {
+    if (!Number.isFinite(v) || v < 0 || (k === 'lr' && v === 0)) throw new Error(`${opt}: ${k} must be a finite number ${k === 'lr' ? '> 0' : '>= 0'}, got ${v}`);
+  }
+}
+
 export interface SgdOptions {
   lr: number;
   momentum?: number;
@@ -34,6 +41,7 @@ export class SGD implements Optimizer {
   #buf: Array<Tensor | null>;
 
   constructor(readonly params: readonly Tensor[], opts: SgdOptions) {
+    checkHyper('SGD', { lr: opts.lr, momentum: opts.momentum ?? 0, dampening: opts.dampening ?? 0, weightDecay: opts.weightDecay ?? 0 });
     this.lr = opts.lr;
     this.momentum = opts.momentum ?? 0;
     this.dampening = opts.dampening ?? 0;
@@ -87,6 +95,9 @@ export class Adam implements Optimizer {
   readonly v: Tensor[];
 
   constructor(readonly params: readonly Tensor[], opts: AdamOptions) {
+    const [b1, b2] = opts.betas ?? [0.9, 0.999];
+    checkHyper('Adam', { lr: opts.lr, eps: opts.eps ?? 1e-8, weightDecay: opts.weightDecay ?? 0 });
+    if (!(b1 >= 0 && b1 < 1 && b2 >= 0 && b2 < 1)) throw new Error(`Adam: betas must be in [0, 1), got [${b1}, ${b2}]`);
     this.lr = opts.lr;
     this.betas = opts.betas ?? [0.9, 0.999];
     this.eps = opts.eps ?? 1e-8;

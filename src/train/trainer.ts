@@ -100,7 +100,21 @@ export class Trainer {
     readonly real: BatchSource<Float32Array> | null = null,
     readonly contrastive: ContrastiveFn | null = null,
   ) {
+    const int = (k: 'batch' | 'patch' | 'realBatch' | 'crEvery', min: number) => {
+      const v = opts[k];
+      if (v !== undefined && !(Number.isInteger(v) && v >= min)) throw new Error(`Trainer: ${k} must be an integer >= ${min}, got ${v}`);
+    };
+    int('batch', 1);
+    int('patch', 8);
+    int('realBatch', 1);
+    int('crEvery', 1);
+    if (!(opts.gamma > 0 && Number.isFinite(opts.gamma))) throw new Error(`Trainer: gamma must be a finite number > 0, got ${opts.gamma}`);
     this.opt = new Adam(model.parameters(), { lr: opts.lr });
+  }
+
+  /** Frees the optimizer state (Adam moments); the model and the sources stay the caller's. */
+  dispose(): void {
+    this.opt.dispose();
   }
 
   /** Runs one step; throws NonFiniteLossError (before updating any weight) on NaN or Inf. */
