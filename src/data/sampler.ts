@@ -23,6 +23,7 @@ export interface SamplerState {
   rng: number[];
 }
 
+/** Crop size, flips and generator of a `PatchSampler`. */
 export interface PatchSamplerOptions {
   /** Patch side in pixels (default 100, the authors' crop). */
   patch?: number;

@@ -51,6 +51,7 @@ export interface RainParams {
   haze?: { amount: Range; airlight: Range };
 }
 
+/** A rain recipe of `synthesizeRain` (see `RAIN_PRESETS`). */
 export type RainPreset = 'light' | 'heavy' | 'real';
 
 export const RAIN_PRESET_NAMES: readonly RainPreset[] = ['light', 'heavy', 'real'];

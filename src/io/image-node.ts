@@ -44,6 +44,7 @@ export function pixelBudget(env: Record<string, string | undefined> = process.en
   return Math.min(MAX_BUDGET_PIXELS, Math.floor(ram / RAM_BYTES_PER_PIXEL));
 }
 
+/** Limits of `decodeImage` / `readImage`. */
 export interface DecodeOptions {
   /** Pixel budget (default pixelBudget()). */
   maxPixels?: number;

@@ -7,6 +7,7 @@ export interface SafetensorsEntry {
   data: Uint8Array;
 }
 
+/** A parsed safetensors file: its tensors by name (in file order) and its metadata. */
 export interface ParsedSafetensors {
   tensors: Map<string, SafetensorsEntry>;
   metadata: Record<string, string>;

@@ -30,6 +30,7 @@ export interface DerainOptions {
   onTuning?: (classes: number) => void;
 }
 
+/** How `planTiles` cuts an image: core size per tile, context margin and the number of tiles. */
 export interface TilePlan {
   /** Core (output) size per tile side. */
   core: number;

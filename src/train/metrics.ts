@@ -16,6 +16,7 @@
 // boundary mode is involved.
 import type { Image } from '../io/image.js';
 
+/** How PSNR/SSIM read images: RGB floats, luma, or the authors' 8-bit RGB (see the file header). */
 export type Convention = 'rgb' | 'y' | 'authors';
 
 export const CONVENTIONS: readonly Convention[] = ['rgb', 'y', 'authors'];

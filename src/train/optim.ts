@@ -25,6 +25,7 @@ function checkHyper(opt: string, values: Record<string, number>): void {
   }
 }
 
+/** `SGD` hyperparameters (torch.optim.SGD's, same defaults): lr > 0, the rest >= 0. */
 export interface SgdOptions {
   lr: number;
   momentum?: number;
@@ -76,6 +77,7 @@ export class SGD implements Optimizer {
   }
 }
 
+/** `Adam` hyperparameters (torch.optim.Adam's, same defaults): lr > 0, betas in [0, 1). */
 export interface AdamOptions {
   lr: number;
   betas?: [number, number];

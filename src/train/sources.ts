@@ -12,6 +12,7 @@ function restore(s: PatchSampler, st: SourceState): void {
   s.restore({ epoch, cursor, order, rng: st.rng });
 }
 
+/** A `PatchSampler` over rainy/clean pairs as the `Trainer`'s labelled batch source. */
 export function pairSource(s: PatchSampler): BatchSource<PairBatch> {
   return {
     next: (b) => {
@@ -23,6 +24,7 @@ export function pairSource(s: PatchSampler): BatchSource<PairBatch> {
   };
 }
 
+/** A `PatchSampler` over unlabelled images as the `Trainer`'s real batch source. */
 export function imageSource(s: PatchSampler): BatchSource<Float32Array> {
   return { next: (b) => s.next(b).data, saveState: () => stateOf(s), loadState: (st) => restore(s, st) };
 }

@@ -5,8 +5,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  Adam, DilatedContextBlock, Engine, PReLU, Rng, Sequential, SqueezeExcite, Tensor, backward, defineOp, l1Loss,
-  loadDerainer, loadModule, readImage, saveModule, tidy, writeImage, type Image, type Layer, type Op,
+  Adam, DilatedContextBlock, Engine, PReLU, Rng, Sequential, SqueezeExcite, Tensor, backward, clampImage, decodeImage, defineOp,
+  encodeImage, l1Loss, loadDerainer, loadModule, readImage, saveModule, tidy, writeImage,
+  type AdamOptions, type Image, type Layer, type Op,
 } from 'semi-drdnet';
 
 // A custom op with its own WGSL: y = 2x, dy/dx = 2.
@@ -42,7 +43,8 @@ const build = () => new Double(new DilatedContextBlock(engine, rng, C, [1, 2]), 
 const net = build();
 const x = Tensor.fromData(engine, Float32Array.from({ length: 2 * C * 12 * 12 }, (_, i) => Math.sin(i)), [2, C, 12, 12]);
 const target = Tensor.fromData(engine, new Float32Array(2 * C * 12 * 12).fill(0.1), [2, C, 12, 12]);
-const opt = new Adam(net.parameters(), { lr: 1e-2 });
+const adamOpts: AdamOptions = { lr: 1e-2 };
+const opt = new Adam(net.parameters(), adamOpts);
 const losses: number[] = [];
 for (let step = 0; step < 8; step++) {
   const loss = tidy(() => l1Loss(net.forward(x), target));
@@ -76,6 +78,9 @@ try {
   assert.ok(out.data.every(Number.isFinite));
   assert.equal(derainer.model.training, true, 'derain left the model in training mode');
   await writeImage(join(dir, 'out.jpg'), out);
+  // Bytes in, bytes out, without files.
+  const again = decodeImage(encodeImage(clampImage(out), 'png'));
+  assert.equal(again.height, 30);
 } finally {
   rmSync(dir, { recursive: true, force: true });
   derainer.dispose();

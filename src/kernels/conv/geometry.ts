@@ -3,6 +3,7 @@ import type { Tensor } from '../../core/tensor.js';
 import { shapeStr, type Shape } from '../../core/tensor.js';
 import type { PerAxis } from '../util.js';
 
+/** An activation a conv can apply in its epilogue. */
 export type Activation = 'none' | 'relu' | 'leakyRelu';
 
 export interface Conv2dParams {
