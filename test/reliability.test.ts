@@ -113,6 +113,7 @@ test('parity and experiment refuse to overwrite inputs and typo\'d keys', () => 
   assertCliError(cli('experiment', spec({ name: 'b', model: { SE: false } }), '-o', join(dir, 'exp')), 2, /unknown key 'SE' in "model" of variant 'b'/);
   assertCliError(cli('experiment', spec({ name: 'c', detial: false }), '-o', join(dir, 'exp')), 2, /unknown key 'detial' in variant 'c'/);
   assertCliError(cli('experiment', spec({ name: 'd' }, { stepz: 3 }), '-o', join(dir, 'exp')), 2, /unknown key 'stepz' in "base"/);
+  assertCliError(cli('experiment', spec({ name: 'e', model: { channels: -1 } }), '-o', join(dir, 'exp')), 2, /exp-.*\.json: "model" of variant 'e': channels must be an integer >= 1, got -1/);
   assert.not.ok(existsSync(join(dir, 'exp')));
 });
 

@@ -60,6 +60,7 @@ export function required(a: ParsedArgs, name: string, why = ''): string {
   const v = str(a, name);
   if (v === undefined) throw new UsageError(`--${name} is required${why ? ` ${why}` : ''}`);
   if (v === '') throw new UsageError(`--${name} needs a non-empty value`);
+  if (name === 'out' && v === '-') throw new UsageError('-o - (standard output) is not supported: give a file or folder name');
   return v;
 }
 

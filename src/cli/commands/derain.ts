@@ -17,7 +17,8 @@ No output may replace an input or another output: such a command is refused befo
   --tile <N>          output pixels per tile side, at least ${MIN_TILE} (default: as large as the
                       GPU's limits allow); tiles carry the full receptive field, so tiling does not
                       change the result
-  --format png|jpg    output format (must agree with the extension of a -o file)`;
+  --format png|jpg    output format (must agree with the extension of a -o file)
+Outputs are opaque 8-bit RGB: transparency and 16-bit depth of an input are not kept.`;
 
 interface Job {
   input: string;
