@@ -75,6 +75,8 @@ export async function run(argv: string[]): Promise<number> {
     if (Math.min(im.width, im.height) < ADAPT_MIN_PATCH) throw new UsageError(`'${p}' (${im.width}x${im.height}) is too small to adapt to: crops need at least ${ADAPT_MIN_PATCH}x${ADAPT_MIN_PATCH} pixels`);
     photos.push(im);
   }
+  const side = Math.min(...photos.map((im) => Math.min(im.width, im.height)));
+  if (patch > side) progress(`adapt: --patch ${patch} is more than the smallest photo side (${side} px): crops are at most ${side} px`, true);
   const { model, path: weightsPath, bytes: startBytes } = await loadWeightsFile(weightsArg, 'adapt');
   const engine = await getEngine();
   const pairs = await loadAdaptPairs();
