@@ -660,6 +660,18 @@ test('reads are capped: /dev/zero as an image or as safetensors fails fast', asy
   assert.ok(Date.now() - t0 < 5000, `took ${Date.now() - t0} ms`);
 });
 
+test('transparency: an RGBA PNG keeps its alpha through decode and encode; opaque images carry none', async () => {
+  const w = 5, h = 3;
+  const data = Float32Array.from({ length: 3 * w * h }, (_, i) => (i % 7) / 7);
+  const alpha = Float32Array.from({ length: w * h }, (_, i) => (i % 3 === 0 ? 0 : i % 3 === 1 ? 128 / 255 : 1));
+  const back = decodeImage(encodeImage({ width: w, height: h, data, alpha }, 'png'));
+  assert.ok(back.alpha, 'alpha lost');
+  assert.equal([...back.alpha!].map((v) => Math.round(v * 255)), [...alpha].map((v) => Math.round(v * 255)));
+  assert.equal([...back.data].map((v) => Math.round(v * 255)), [...data].map((v) => Math.round(v * 255)), 'colours under transparent pixels are kept, not composited');
+  assert.is(decodeImage(encodeImage({ width: w, height: h, data }, 'png')).alpha, undefined);
+  assert.is(decodeImage(encodeImage({ width: w, height: h, data, alpha }, 'jpg')).alpha, undefined, 'JPEG has no alpha');
+});
+
 test('fs errors: one line naming the path and the cause', async () => {
   const dir = await tmpDir();
   const loop = join(dir, 'loop.png');

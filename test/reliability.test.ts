@@ -9,7 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { preset } from '../src/model/config.js';
 import { DrdNet } from '../src/model/drdnet.js';
 import { weightsToBytes } from '../src/model/weights.js';
-import { encodeImage } from '../src/io/image-node.js';
+import { decodeImage, encodeImage } from '../src/io/image-node.js';
 import { parseSafetensors } from '../src/io/safetensors.js';
 import { engine } from './helpers.js';
 import { assertCliError, runCli } from './run-cli.js';
@@ -70,6 +70,18 @@ test('derain refuses output collisions and --format/extension disagreements befo
   writeFileSync(plain, 'x');
   assertCliError(cli('derain', yp, yj, '-o', plain, '--weights', weights), 1, /cannot use output folder '.*plainfile': exists and is not a directory/);
   for (const p of [out, join(dir, 'o.png'), join(dir, 'o.webp'), join(dir, 'o')]) assert.not.ok(existsSync(p), `${p} was created`);
+});
+
+test('derain keeps an input\'s transparency in a PNG output (the network never sees it)', () => {
+  const img = image(20, 18, 5);
+  const alpha = Float32Array.from({ length: 20 * 18 }, (_, i) => (i % 20 < 10 ? 0 : 1));
+  const src = join(dir, 'alpha', 'logo.png');
+  mkdirSync(join(dir, 'alpha'), { recursive: true });
+  writeFileSync(src, encodeImage({ ...img, alpha }, 'png'));
+  const r = cli('derain', src, '--weights', weights, '-o', join(dir, 'alpha-out') + '/');
+  assert.is(r.status, 0, r.stderr);
+  const out = decodeImage(readFileSync(join(dir, 'alpha-out', 'logo.png')));
+  assert.equal(out.alpha && [...out.alpha], [...alpha]);
 });
 
 test('broken weights: derain and eval fail in one line and write nothing', () => {

@@ -237,10 +237,15 @@ export function imageReadLimit(source: string, maxPixels = pixelBudget()): ReadL
   };
 }
 
-/** 8-bit RGB PNG or quality-95 JPEG, both quantised with toByte. */
+/** 8-bit RGB PNG (RGBA when the image has `alpha`) or quality-95 JPEG, both quantised with toByte. */
 export function encodeImage(img: Image, format: ImageFormat): Uint8Array {
   checkImage(img, `cannot encode ${format}`);
   const { width, height } = img;
+  if (format === 'png' && img.alpha) {
+    const meta = { width, height, data: Buffer.from(imageToRgba8(img).buffer), gamma: 0 } as unknown as PNG;
+    const out = PNG.sync.write(meta, { colorType: 6, inputColorType: 6, inputHasAlpha: true, bitDepth: 8 });
+    return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  }
   if (format === 'png') {
     // The packer only reads width/height/data/gamma, so a plain object avoids PNG's RGBA allocation.
     const meta = { width, height, data: Buffer.from(imageToRgb8(img).buffer), gamma: 0 } as unknown as PNG;

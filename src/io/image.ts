@@ -5,6 +5,12 @@ export interface Image {
   width: number;
   height: number;
   data: Float32Array;
+  /**
+   * Opacity per pixel in [0,1] (row-major, width*height), present when the source had
+   * transparency. The network never sees it: derain passes it through, PNG output keeps it
+   * (JPEG cannot), so transparent areas stay transparent rather than showing the RGB under them.
+   */
+  alpha?: Float32Array;
 }
 
 /** Interleaved 4-channel pixels, the layout decoders and canvases produce. */
@@ -33,23 +39,32 @@ export function checkImage(img: Image, what = 'image'): void {
   if (!(data instanceof Float32Array) || data.length !== 3 * width * height) {
     throw new Error(`${what}: data must be a Float32Array of 3*${height}*${width} = ${3 * width * height} values, got ${data?.length}`);
   }
+  if (img.alpha !== undefined && (!(img.alpha instanceof Float32Array) || img.alpha.length !== width * height)) {
+    throw new Error(`${what}: alpha must be a Float32Array of ${height}*${width} = ${width * height} values, got ${img.alpha?.length}`);
+  }
 }
 
 /**
- * Interleaved RGBA (any integer sample type) -> planar RGB float. Alpha is ignored on purpose:
- * deraining pairs are opaque photos and compositing would alter the raw samples.
+ * Interleaved RGBA (any integer sample type) -> planar RGB float. Alpha is never composited in
+ * (that would alter the raw samples the network sees); where a pixel is not opaque it is kept
+ * beside the colours as `alpha`.
  */
 export function rgbaToImage(rgba: ArrayLike<number>, width: number, height: number, maxValue = 255): Image {
   const plane = width * height;
   if (rgba.length < plane * 4) throw new Error(`rgbaToImage: need ${plane * 4} samples for ${width}x${height}, got ${rgba.length}`);
   const data = new Float32Array(plane * 3);
   const scale = 1 / maxValue;
+  let opaque = true;
   for (let i = 0; i < plane; i++) {
     data[i] = rgba[i * 4]! * scale;
     data[plane + i] = rgba[i * 4 + 1]! * scale;
     data[2 * plane + i] = rgba[i * 4 + 2]! * scale;
+    if (rgba[i * 4 + 3]! !== maxValue) opaque = false;
   }
-  return { width, height, data };
+  if (opaque) return { width, height, data };
+  const alpha = new Float32Array(plane);
+  for (let i = 0; i < plane; i++) alpha[i] = rgba[i * 4 + 3]! * scale;
+  return { width, height, data, alpha };
 }
 
 function toInterleaved(img: Image, channels: 3 | 4): Uint8Array {
@@ -62,12 +77,12 @@ function toInterleaved(img: Image, channels: 3 | 4): Uint8Array {
     out[o] = toByte(d[i]!);
     out[o + 1] = toByte(d[plane + i]!);
     out[o + 2] = toByte(d[2 * plane + i]!);
-    if (channels === 4) out[o + 3] = 255;
+    if (channels === 4) out[o + 3] = img.alpha ? toByte(img.alpha[i]!) : 255;
   }
   return out;
 }
 
-/** Opaque RGBA8, e.g. for ImageData or jpeg-js. */
+/** RGBA8 (opaque unless the image has `alpha`), e.g. for ImageData or jpeg-js (which drops alpha). */
 export function imageToRgba8(img: Image): Uint8Array {
   return toInterleaved(img, 4);
 }

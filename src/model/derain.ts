@@ -152,7 +152,8 @@ async function derainEval(model: DrdNet, img: Image, opts: DerainOptions): Promi
       opts.onTile?.(i + 1, tiles.length);
     }
   }
-  return { width: img.width, height: img.height, data: out };
+  // Transparency is not the network's business: it passes through unchanged.
+  return img.alpha ? { width: img.width, height: img.height, data: out, alpha: img.alpha } : { width: img.width, height: img.height, data: out };
 }
 
 /** Copies a tile's core out of its region's result into the image, refusing a non-finite output. */

@@ -260,5 +260,5 @@ export function medianFilter3x3(img: Image): Image {
 export function clampImage(img: Image): Image {
   const data = new Float32Array(img.data.length);
   for (let i = 0; i < data.length; i++) data[i] = clamp01(img.data[i]);
-  return { width: img.width, height: img.height, data };
+  return { ...img, data };
 }
