@@ -1,16 +1,13 @@
 // @ts-check
 // Library use inside someone else's WebGPU program: bring your own device and buffers, fit
 // y = a*x + b by gradient descent on the GPU, get the answer back in your own buffer.
-import { create, globals } from 'webgpu';
-import { Engine, SGD, Tensor, add, backward, mseLoss, mul, tidy } from 'semi-drdnet';
+import { Engine, SGD, Tensor, add, backward, dawnGpu, mseLoss, mul, tidy } from 'semi-drdnet';
 
-Object.assign(globalThis, globals);
-
-// The host application's own device and data (in a browser: navigator.gpu).
-// dawn.node destroys a device once the GPU object that made it is garbage-collected, and a top-level
-// `const` that is no longer used can be collected: hand it to the engine (`gpu`), which holds it.
-const gpu = create([]);
-const adapter = await gpu.requestAdapter();
+// The host application's own device and data (in a browser: navigator.gpu). In Node, dawnGpu() is
+// the package's dawn.node GPU object, held for the whole process: dawn.node destroys a device once
+// the object that made it is garbage-collected (with the `webgpu` package's own `create()`, keep
+// that object reachable, or pass it as `Engine.create({ device, gpu })`).
+const adapter = await dawnGpu().requestAdapter();
 if (!adapter) throw new Error('no WebGPU adapter: install a Vulkan driver (without a GPU: Mesa lavapipe)');
 const device = await adapter.requestDevice();
 const n = 256;
@@ -24,7 +21,7 @@ device.queue.writeBuffer(xBuf, 0, xs);
 device.queue.writeBuffer(yBuf, 0, ys);
 
 // The engine adopts the device (and never destroys it); tensors wrap the buffers without copies.
-const engine = await Engine.create({ device, gpu });
+const engine = await Engine.create({ device });
 const x = Tensor.wrap(engine, xBuf, [n]);
 const y = Tensor.wrap(engine, yBuf, [n]);
 const a = Tensor.fromData(engine, [0], [1]);

@@ -1,9 +1,9 @@
 // Node entry point: the public API with dawn.node registered as the GPU, plus file IO and bundled weights.
-import { useDawn } from './gpu/node.js';
+import { dawnGpu, useDawn } from './gpu/node.js';
 
 useDawn();
 export * from './index.js';
-export { useDawn };
+export { dawnGpu, useDawn };
 export { loadDerainer, bundledWeightsPath } from './api/node.js';
 export { readImage, writeImage, decodeImage, encodeImage, type DecodeOptions } from './io/image-node.js';
 export { fileTuningStore, tuningCacheDir, type FileTuningStoreOptions } from './io/tuning-store-node.js';

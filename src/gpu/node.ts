@@ -21,6 +21,16 @@ export function useDawn(options: string[] = []): void {
   for (const [k, v] of Object.entries(globals)) {
     if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
   }
-  setGpuProvider(() => (gpu ??= create(options) as GPU));
+  setGpuProvider(() => dawnGpu(options));
   if (!defaultTuningStore()) setTuningStore(fileTuningStore());
+}
+
+/**
+ * The package's dawn.node GPU object (`navigator.gpu` for Node), created on first use and held for
+ * the life of the process. Request your own adapter and device from it: dawn.node destroys a
+ * device once the object that made it is garbage-collected, so one held here never goes away
+ * under you (`options` are Dawn's `create()` flags and count only on the first call).
+ */
+export function dawnGpu(options: string[] = []): GPU {
+  return (gpu ??= create(options) as GPU);
 }

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  Adam, DilatedContextBlock, Engine, PReLU, Rng, Sequential, SqueezeExcite, Tensor, backward, clampImage, decodeImage, defineOp,
+  Adam, DilatedContextBlock, Engine, PReLU, Rng, Sequential, SqueezeExcite, Tensor, backward, clampImage, dawnGpu, decodeImage, defineOp,
   encodeImage, l1Loss, loadDerainer, loadModule, readImage, saveModule, tidy, writeImage,
   type AdamOptions, type Image, type Layer, type Op,
 } from 'semi-drdnet';
@@ -36,6 +36,8 @@ class Double extends Sequential implements Layer {
   }
 }
 
+// The package's own dawn.node GPU object: one per process, so devices from it are never orphaned.
+assert.equal(dawnGpu(), dawnGpu());
 const engine = await Engine.create();
 const rng = new Rng(7);
 const C = 8;
