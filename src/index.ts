@@ -1,7 +1,7 @@
 // Public API (platform-neutral): engine, tensors, autograd, ops, modules.
 export { Engine, setGpuProvider } from './gpu/runtime.js';
 export type { AdapterSummary, BufferBinding, DispatchSpec, EngineCounters, EngineLimits, EngineOptions, KernelTime, UniformValue, Uniforms } from './gpu/runtime.js';
-export type { MemoryStats } from './gpu/pool.js';
+export type { BufferPool, MemoryStats } from './gpu/pool.js';
 export { Tensor, tidy, numel, type Shape } from './core/tensor.js';
 export { backward, defineOp, isGradEnabled, noGrad, zeroGrad } from './graph/autograd.js';
 export type { BackwardContext, BackwardOptions, ForwardContext, Op, OpDefinition } from './graph/autograd.js';
@@ -9,14 +9,14 @@ export * from './graph/ops.js';
 export { Module } from './graph/module.js';
 export { Adam, SGD, multiStepLr, type AdamOptions, type Optimizer, type SgdOptions } from './train/optim.js';
 export * from './graph/conv.js';
-export { autotuneConv, prepareTuning, tunePending, tuneStats, type Activation, type TuneStats } from './kernels/conv2d.js';
+export { autotuneConv, prepareTuning, tunePending, tuneStats, type Activation, type ConvBranch, type TuneStats } from './kernels/conv2d.js';
 export { setTuningStore, type TuningStore } from './gpu/tuning.js';
 export * from './graph/norm.js';
 export * from './graph/pool.js';
 export * from './graph/se.js';
-export { BatchNorm2d, Conv2d, DilatedContextBlock, Linear, PReLU, Sequential, SqueezeExcite, type Layer } from './graph/layers.js';
+export { BatchNorm2d, Conv2d, DilatedContextBlock, Indexed, Linear, PReLU, Sequential, SqueezeExcite, type Layer } from './graph/layers.js';
 export { saveModule, loadModule, checkFinite, NonFiniteWeightsError, type LoadModuleOptions, type SaveModuleOptions, type FiniteCheck } from './graph/state.js';
-export { DrdNet, type DrdOutputs, type DrdNetOptions, type BlockContext } from './model/drdnet.js';
+export { DrdNet, type DrdOutputs, type DrdNetOptions, type BlockContext, type GateStages } from './model/drdnet.js';
 export { parseSpec, resolveBase, resultsTable, summarise, ExperimentSpecError, DEFAULT_BASE, type ExperimentBase, type ExperimentSpec, type ExperimentResults, type Variant, type VariantFactories, type VariantBlockContext, type NetworkContext, type SeedResult, type VariantSummary, type Metric } from './train/experiment.js';
 export { pairedTTest, sampleStd, type PairedTest } from './train/stats.js';
 export { PRESETS, makeConfig, preset, receptiveRadius, macsPerPixel, type DrdConfig, type PresetName } from './model/config.js';

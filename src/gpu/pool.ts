@@ -26,6 +26,7 @@ export interface MemoryStats {
 const STORAGE_USAGE = 0x80 | 0x04 | 0x08; // STORAGE | COPY_SRC | COPY_DST (GPUBufferUsage)
 const READBACK_USAGE = 0x01 | 0x08; // MAP_READ | COPY_DST
 
+/** The engine's GPU buffers, reused by size class (`engine.pool`; `engine.memory()` reports it). */
 export class BufferPool {
   #free = new Map<string, GPUBuffer[]>();
   /** Buffers released while recorded-but-unsubmitted commands may still use them. */
@@ -57,6 +58,7 @@ export class BufferPool {
     else this.#put(key, buf);
   }
 
+  /** Makes the buffers released with `deferred` reusable (the engine calls it at submit). */
   flushPending(): void {
     for (const [key, buf] of this.#pending) this.#put(key, buf);
     this.#pending.length = 0;
@@ -70,10 +72,12 @@ export class BufferPool {
     this.#stats.pooledBytes = 0;
   }
 
+  /** A copy of the running byte and buffer counts. */
   stats(): MemoryStats {
     return { ...this.#stats };
   }
 
+  /** Starts a new peak measurement from the bytes live now. */
   resetPeak(): void {
     this.#stats.peakLiveBytes = this.#stats.liveBytes;
   }
