@@ -4,6 +4,7 @@ import { BUNDLED_WEIGHTS, bundledWeightsPath } from '../api/node.js';
 import { useDawn } from '../gpu/node.js';
 import { Engine } from '../gpu/runtime.js';
 import { isInside, readSafetensorsBytes, samePath } from '../io/fs-node.js';
+import { formatFromPath } from '../io/image.js';
 import { parseSafetensors, type ParsedSafetensors } from '../io/safetensors.js';
 import type { DrdNet } from '../model/drdnet.js';
 import { loadModel } from '../model/weights.js';
@@ -44,12 +45,14 @@ export function refuseOverwrite(out: string, outFlag: string, inputs: Array<[fla
 }
 
 /**
- * Refuses (usage error, before any work) an output inside a folder the command reads images from:
- * it could replace one of them, or be read as one by the next run.
+ * Refuses (usage error, before any work) an output named like an image inside a folder the command
+ * reads images from: it could replace one of them, or be read as one by the next run. (Other names
+ * there, e.g. a checkpoint, are never read as images.)
  */
 export function refuseInsideInputs(out: string, outFlag: string, dirs: Array<[flag: string, dir: string | undefined]>): void {
+  if (formatFromPath(out) === null) return;
   for (const [flag, d] of dirs) {
-    if (d !== undefined && isInside(out, d)) throw new UsageError(`${outFlag} '${out}' is inside the ${flag} folder '${d}': refusing to write among the inputs`);
+    if (d !== undefined && isInside(out, d)) throw new UsageError(`${outFlag} '${out}' is an image name inside the ${flag} folder '${d}': refusing to write among the inputs`);
   }
 }
 

@@ -84,10 +84,11 @@ export async function main(argv: string[]): Promise<number> {
 
 process.env.XDG_RUNTIME_DIR ??= '/tmp';
 // A result that cannot be written (a full disk behind `> file`) is a failure, not a silent exit 0;
-// a closed pipe (`| head`) is the reader's choice and ends the run quietly.
+// a closed pipe (`| head`) is the reader's choice: the rest of the output is dropped quietly.
 let stdoutFailed = false;
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-  if (err.code !== 'EPIPE') process.stderr.write(`semi-drdnet: cannot write to standard output: ${fsCause(err)}\n`);
+  if (err.code === 'EPIPE' || stdoutFailed) return;
+  process.stderr.write(`semi-drdnet: cannot write to standard output: ${fsCause(err)}\n`);
   stdoutFailed = true;
   process.exitCode = 1;
 });

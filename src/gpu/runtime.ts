@@ -427,7 +427,7 @@ function noAdapterMessage(): string {
   const inBrowser = typeof (globalThis as { document?: unknown }).document !== 'undefined';
   return inBrowser
     ? 'no WebGPU adapter: this browser has WebGPU disabled or unsupported (try a current Chrome/Edge, or enable WebGPU)'
-    : 'no WebGPU adapter: Dawn found no Vulkan (Linux, Windows) or Metal (macOS) driver; without a GPU, install Mesa lavapipe 24+ (Debian/Ubuntu: mesa-vulkan-drivers)';
+    : 'no WebGPU adapter: Dawn found no Vulkan (Linux), D3D12 (Windows) or Metal (macOS) driver; without a GPU, install Mesa lavapipe 24+ (mesa-vulkan-drivers; on Debian 12 from bookworm-backports)';
 }
 
 /**

@@ -30,7 +30,7 @@ function looksLikeImage(bytes: Uint8Array): boolean {
 
 /**
  * Decodes an image file to planar RGB float, as the Node decoder would: raw 8-bit samples (no ICC
- * or gamma conversion, alpha ignored), EXIF orientation applied. Known differences from Node, all
+ * or gamma conversion; alpha kept beside the colours as in Node), EXIF orientation applied. Known differences from Node, all
  * outside opaque 8-bit PNGs: 16-bit PNGs arrive as 8-bit (up to 0.5/255 per sample); a canvas
  * stores premultiplied pixels, so RGB under alpha < 255 loses precision (and is 0 where alpha is
  * 0); JPEG decoders differ slightly between libjpeg-turbo and jpeg-js.
@@ -55,7 +55,7 @@ export async function decodeImageBlob(blob: Blob, source = 'image'): Promise<Ima
   }
 }
 
-/** An ImageBitmap's raw samples as planar RGB float (alpha ignored), through a 2D canvas. */
+/** An ImageBitmap's raw samples as planar RGB float (with `alpha` where not opaque), through a 2D canvas. */
 export function bitmapToImage(bitmap: ImageBitmap): Image {
   const { width, height } = bitmap;
   const { ctx } = canvas(width, height);
@@ -66,15 +66,18 @@ export function bitmapToImage(bitmap: ImageBitmap): Image {
   return rgbaToImage(px.data, width, height);
 }
 
-/** Opaque 8-bit RGBA pixels of an image, ready for a canvas (toByte quantisation). */
+/** 8-bit RGBA pixels of an image, ready for a canvas (toByte quantisation; opaque unless it has `alpha`). */
 export function imageToImageData(img: Image): ImageData {
   const rgba = imageToRgba8(img);
   return new ImageData(new Uint8ClampedArray(rgba.buffer as ArrayBuffer, rgba.byteOffset, rgba.byteLength), img.width, img.height);
 }
 
-/** PNG (lossless: bytes equal the Node encoder's samples) or JPEG at the CLI's quality. */
+/**
+ * PNG (lossless for opaque images: bytes equal the Node encoder's samples; where alpha < 255 the
+ * canvas premultiplies) or JPEG at the CLI's quality, opaque as Node writes it.
+ */
 export async function encodeImageBlob(img: Image, format: ImageFormat = 'png'): Promise<Blob> {
   const { ctx, toBlob } = canvas(img.width, img.height);
-  ctx.putImageData(imageToImageData(img), 0, 0);
+  ctx.putImageData(imageToImageData(format === 'png' ? img : { width: img.width, height: img.height, data: img.data }), 0, 0);
   return format === 'png' ? toBlob('image/png') : toBlob('image/jpeg', 0.95);
 }

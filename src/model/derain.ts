@@ -153,7 +153,7 @@ async function derainEval(model: DrdNet, img: Image, opts: DerainOptions): Promi
     }
   }
   // Transparency is not the network's business: it passes through unchanged.
-  return img.alpha ? { width: img.width, height: img.height, data: out, alpha: img.alpha } : { width: img.width, height: img.height, data: out };
+  return img.alpha ? { width: img.width, height: img.height, data: out, alpha: img.alpha.slice() } : { width: img.width, height: img.height, data: out };
 }
 
 /** Copies a tile's core out of its region's result into the image, refusing a non-finite output. */

@@ -105,10 +105,12 @@ export class Trainer {
       if (v !== undefined && !(Number.isInteger(v) && v >= min)) throw new Error(`Trainer: ${k} must be an integer >= ${min}, got ${v}`);
     };
     int('batch', 1);
-    int('patch', 8);
+    int('patch', 2);
     int('realBatch', 1);
     int('crEvery', 1);
-    if (!(opts.gamma > 0 && Number.isFinite(opts.gamma))) throw new Error(`Trainer: gamma must be a finite number > 0, got ${opts.gamma}`);
+    for (const k of ['lr', 'gamma'] as const) {
+      if (!(opts[k] > 0 && Number.isFinite(opts[k]))) throw new Error(`Trainer: ${k} must be a finite number > 0, got ${opts[k]}`);
+    }
     this.opt = new Adam(model.parameters(), { lr: opts.lr });
   }
 

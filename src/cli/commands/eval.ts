@@ -3,7 +3,7 @@
 import { pairFiles, readPair } from '../../data/dataset.js';
 import { derainImage, MIN_TILE } from '../../model/derain.js';
 import { clampImage, CONVENTION_LABEL, CONVENTIONS, medianFilter3x3, psnr, ssim, ssimMinSide } from '../../train/metrics.js';
-import { int, oneOf, parseArgs, required, str, UsageError } from '../args.js';
+import { int, oneOf, parseArgs, required, str } from '../args.js';
 import { loadWeightsFile, progress } from '../common.js';
 
 export const help = `usage: semi-drdnet eval --data <pairs> [--weights W] [--json] [--convention rgb|y|authors] [--tile N]
@@ -27,8 +27,7 @@ type Row = { name: string } & Record<(typeof KEYS)[number], number>;
 const fmt = (v: number, psnrKey: boolean): string => (Number.isFinite(v) ? v.toFixed(psnrKey ? 2 : 4) : String(v));
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, ['weights', 'data', 'convention', 'tile'], ['json']);
-  if (a.positionals.length > 0) throw new UsageError(`unexpected argument '${a.positionals[0]}'`);
+  const a = parseArgs(argv, ['weights', 'data', 'convention', 'tile'], ['json'], {}, 0);
   const data = required(a, 'data', '(--data <pairs>)');
   const convention = oneOf(a, 'convention', CONVENTIONS, 'rgb')!;
   const tile = int(a, 'tile', undefined, MIN_TILE);

@@ -27,8 +27,7 @@ function quantised(img: Image): Image {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, ['clean', 'out', 'rain', 'seed'], [], { o: 'out' });
-  if (a.positionals.length > 0) throw new UsageError(`unexpected argument '${a.positionals[0]}'`);
+  const a = parseArgs(argv, ['clean', 'out', 'rain', 'seed'], [], { o: 'out' }, 0);
   const cleanDir = required(a, 'clean', '(--clean <dir>)');
   const out = required(a, 'out', '(-o <dir>)');
   const preset = oneOf(a, 'rain', RAIN_PRESET_NAMES, 'light')!;
@@ -59,9 +58,10 @@ export async function run(argv: string[]): Promise<number> {
       const { rainy } = synthesizeRain(clean, preset, rngFor(seed, name));
       const p = psnr(quantised(rainy), quantised(clean));
       // A pair without rain would teach "change nothing" (a few pixels can miss every streak).
-      if (p === Infinity) throw new Error(`'${join(cleanDir, f)}' (${clean.width}x${clean.height}) came out without rain under the ${preset} recipe: too small for its streaks, no pair written`);
-      // Clean first: a crash never leaves a rainy image without its partner.
-      await writeImage(join(out, 'norain', `${name}.png`), clean, 'png');
+      if (p === Infinity) throw new Error(`'${join(cleanDir, f)}' (${clean.width}x${clean.height}) came out without visible rain under the ${preset} recipe (too small or too bright for its streaks): no pair written`);
+      // Clean first: a crash never leaves a rainy image without its partner. Both opaque (the
+      // rainy one has no alpha), so the pair differs by the rain only.
+      await writeImage(join(out, 'norain', `${name}.png`), { width: clean.width, height: clean.height, data: clean.data }, 'png');
       await writeImage(join(out, 'rain', `${name}.png`), rainy, 'png');
       sum += p;
       written++;

@@ -130,7 +130,8 @@ export async function run(argv: string[]): Promise<number> {
   // A resumed run's log keeps the steps up to the checkpoint's (a crash may have logged more).
   const resumedStep = trainer.step;
   if (resumedStep >= steps) {
-    progress(`train: the checkpoint is already at step ${resumedStep} (--steps ${steps}): nothing to do; raise --steps to train on`, true);
+    if (exportPath) await writeFileAtomic(exportPath, await weightsToBytes(model));
+    progress(`train: the checkpoint is already at step ${resumedStep} (--steps ${steps}): no step to run${exportPath ? `; weights -> ${exportPath}` : ''} (raise --steps to train on)`, true);
     return 0;
   }
   const log = logPath ? LineLog.open(logPath, resume ? (line) => stepOf(line) <= resumedStep : undefined) : null;
