@@ -85,6 +85,15 @@ export class Derainer {
   }
 }
 
+/** Weights over http(s) (or any URL `fetch` takes); a failure names the URL and its cause (Node puts it in `cause`). */
+export async function fetchWeights(w: string | URL): Promise<Uint8Array> {
+  const res = await fetch(w).catch((e: unknown) => {
+    throw new Error(`cannot fetch weights '${w}': ${(e as { cause?: { message?: string } }).cause?.message ?? (e as Error).message}`);
+  });
+  if (!res.ok) throw new Error(`cannot fetch weights '${w}': HTTP ${res.status}`);
+  return new Uint8Array(await res.arrayBuffer());
+}
+
 /** The platform-neutral part of `loadDerainer`; the Node and browser entries pass their reader and default weights. */
 export async function createDerainer(opts: DerainerOptions, read: WeightsReader, defaultWeights: () => string | URL): Promise<Derainer> {
   const w = opts.weights ?? defaultWeights();
@@ -98,7 +107,7 @@ export async function createDerainer(opts: DerainerOptions, read: WeightsReader,
     bytes = await read(w);
   }
   const ownsEngine = !opts.engine;
-  const engine = opts.engine ?? (await Engine.create({ ...(opts.device ? { device: opts.device, gpu: opts.gpu } : {}), ...(opts.tune === undefined ? {} : { tune: opts.tune }) }));
+  const engine = opts.engine ?? (await Engine.create({ device: opts.device, gpu: opts.device && opts.gpu, tune: opts.tune }));
   try {
     const { model } = loadModel(engine, bytes, source);
     return new Derainer(engine, model, source, ownsEngine);

@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { packageRoot, readSafetensorsBytes } from '../io/fs-node.js';
-import { createDerainer, type Derainer, type DerainerOptions } from './derainer.js';
+import { createDerainer, fetchWeights, type Derainer, type DerainerOptions } from './derainer.js';
 
 export { packageRoot };
 
@@ -17,11 +17,7 @@ export function bundledWeightsPath(): string {
 async function readWeights(w: string | URL): Promise<Uint8Array> {
   const url = w instanceof URL ? w : /^(https?|file):/.test(w) ? new URL(w) : null;
   if (url && url.protocol !== 'file:') {
-    const res = await fetch(url).catch((e: unknown) => {
-      throw new Error(`cannot fetch weights '${url}': ${(e as { cause?: { message?: string } }).cause?.message ?? (e as Error).message}`);
-    });
-    if (!res.ok) throw new Error(`cannot fetch weights '${url}': HTTP ${res.status}`);
-    return new Uint8Array(await res.arrayBuffer());
+    return fetchWeights(url);
   }
   return readSafetensorsBytes(url ? fileURLToPath(url) : (w as string));
 }

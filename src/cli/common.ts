@@ -56,6 +56,12 @@ export function refuseInsideInputs(out: string, outFlag: string, dirs: Array<[fl
   }
 }
 
+/** A command's one error line: `semi-drdnet <command>: <first line>` (a message that already starts with the command's name is not prefixed twice). */
+export function reportError(command: string, e: unknown): void {
+  const line = (e as Error).message.split('\n')[0]!.replace(new RegExp(`^${command}: `), '');
+  process.stderr.write(`semi-drdnet ${command}: ${line}\n`);
+}
+
 export function isDirectory(p: string): boolean {
   try {
     return statSync(p).isDirectory();

@@ -1,6 +1,7 @@
 // The `semi-drdnet` command line: dispatches to one module per command.
 import { fsCause, packageVersion } from '../io/fs-node.js';
 import { UsageError } from './args.js';
+import { reportError } from './common.js';
 import * as adapt from './commands/adapt.js';
 import * as bench from './commands/bench.js';
 import * as derain from './commands/derain.js';
@@ -74,9 +75,7 @@ export async function main(argv: string[]): Promise<number> {
     return await cmd.run(rest);
   } catch (e) {
     const err = e as Error;
-    // Messages that already start with the command's name are not prefixed twice.
-    const line = err.message.split('\n')[0]!.replace(new RegExp(`^${name}: `), '');
-    process.stderr.write(`semi-drdnet ${name}: ${line}\n`);
+    reportError(name, err);
     if (process.env.SEMI_DRDNET_DEBUG) console.error(err.stack);
     return err instanceof UsageError ? 2 : 1;
   }

@@ -24,7 +24,9 @@ export class DispatchProfiler {
   readonly #device: GPUDevice;
   readonly #capacity: number; // dispatches per batch (the engine's dispatches per submit)
   readonly #batches: Batch[] = []; // resolved
-  readonly #open: Batch[] = []; // written since the last resolve
+  // Written since the last resolve. One is enough: the engine submits (and resolves) after at most
+  // `dispatchesPerSubmit` dispatches, the capacity of a batch.
+  #open: Batch | null = null;
 
   constructor(device: GPUDevice, dispatchesPerSubmit: number) {
     this.#device = device;
@@ -33,19 +35,19 @@ export class DispatchProfiler {
 
   /** The timestamp writes for the next dispatch's pass. */
   writes(label: string): GPUComputePassTimestampWrites {
-    let b = this.#open[this.#open.length - 1];
-    if (!b || b.labels.length === this.#capacity) this.#open.push((b = this.#newBatch()));
+    const b = (this.#open ??= this.#newBatch());
     const i = b.labels.push(label) - 1;
     return { querySet: b.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 };
   }
 
   /** Records the resolve and copy of the batches written since the last call into `encoder` (right before it is submitted). */
   resolve(encoder: GPUCommandEncoder): void {
-    for (const b of this.#open.splice(0)) {
-      encoder.resolveQuerySet(b.querySet, 0, 2 * b.labels.length, b.resolved, 0);
-      encoder.copyBufferToBuffer(b.resolved, 0, b.readback, 0, 16 * b.labels.length);
-      this.#batches.push(b);
-    }
+    const b = this.#open;
+    if (!b) return;
+    this.#open = null;
+    encoder.resolveQuerySet(b.querySet, 0, 2 * b.labels.length, b.resolved, 0);
+    encoder.copyBufferToBuffer(b.resolved, 0, b.readback, 0, 16 * b.labels.length);
+    this.#batches.push(b);
   }
 
   /** After the resolved work has completed: GPU time summed per label, longest first; frees the query buffers. */
@@ -72,7 +74,9 @@ export class DispatchProfiler {
 
   /** Frees every query set and buffer (unresolved batches too). */
   destroy(): void {
-    for (const b of [...this.#batches.splice(0), ...this.#open.splice(0)]) {
+    const open = this.#open ? [this.#open] : [];
+    this.#open = null;
+    for (const b of [...this.#batches.splice(0), ...open]) {
       b.querySet.destroy();
       b.resolved.destroy();
       b.readback.destroy();

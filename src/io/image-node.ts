@@ -241,15 +241,13 @@ export function imageReadLimit(source: string, maxPixels = pixelBudget()): ReadL
 export function encodeImage(img: Image, format: ImageFormat): Uint8Array {
   checkImage(img, `cannot encode ${format}`);
   const { width, height } = img;
-  if (format === 'png' && img.alpha) {
-    const meta = { width, height, data: Buffer.from(imageToRgba8(img).buffer), gamma: 0 } as unknown as PNG;
-    const out = PNG.sync.write(meta, { colorType: 6, inputColorType: 6, inputHasAlpha: true, bitDepth: 8 });
-    return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
-  }
   if (format === 'png') {
-    // The packer only reads width/height/data/gamma, so a plain object avoids PNG's RGBA allocation.
-    const meta = { width, height, data: Buffer.from(imageToRgb8(img).buffer), gamma: 0 } as unknown as PNG;
-    const out = PNG.sync.write(meta, { colorType: 2, inputColorType: 2, inputHasAlpha: false, bitDepth: 8 });
+    // RGB, or RGBA with alpha. The packer only reads width/height/data/gamma, so a plain object
+    // avoids PNG's RGBA allocation.
+    const rgba = img.alpha !== undefined;
+    const meta = { width, height, data: Buffer.from((rgba ? imageToRgba8(img) : imageToRgb8(img)).buffer), gamma: 0 } as unknown as PNG;
+    const colorType = rgba ? 6 : 2;
+    const out = PNG.sync.write(meta, { colorType, inputColorType: colorType, inputHasAlpha: rgba, bitDepth: 8 });
     return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
   }
   if (format === 'jpg') {

@@ -40,6 +40,9 @@ export function makeConfig(channels: number, rainBlocks: number, detailBlocks: n
   };
 }
 
+/** The presets' names, for option parsing. */
+export const PRESET_NAMES: readonly PresetName[] = ['micro', 'tiny', 'paper'];
+
 /** The contract's presets: micro (tests), tiny (trains on lavapipe), paper (5,221,766 parameters). */
 export const PRESETS: Record<PresetName, DrdConfig> = {
   micro: makeConfig(4, 1, 1, { preset: 'micro' }),

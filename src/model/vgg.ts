@@ -96,8 +96,11 @@ export function vggTensorSpec(maxTap: number = DEFAULT_MAX_TAP): Array<{ name: s
   ]);
 }
 
+/** The deepest tap the extractor has (relu5_1). */
+export const MAX_TAP = 5;
+
 function checkMaxTap(maxTap: number): void {
-  if (!Number.isInteger(maxTap) || maxTap < 1 || maxTap > 5) throw new Error(`vgg: maxTap must be an integer from 1 to 5, got ${maxTap}`);
+  if (!Number.isInteger(maxTap) || maxTap < 1 || maxTap > MAX_TAP) throw new Error(`vgg: maxTap must be an integer from 1 to ${MAX_TAP}, got ${maxTap}`);
 }
 
 export interface VggOptions {

@@ -95,16 +95,15 @@ export interface AdaptResult {
 
 /** Smallest crop the extractor accepts (relu3_1 sits behind two 2x2 poolings) and a sane floor. */
 export const ADAPT_MIN_PATCH = 8;
-const MIN_PATCH = ADAPT_MIN_PATCH;
 
 /** The largest usable patch: the requested one, limited by every photo and every synthetic pair. */
 export function fitPatch(requested: number, photos: readonly Image[], pairs: readonly AdaptPair[]): number {
   const sizes = [...photos, ...pairs.map((q) => q.rainy)].map((im) => Math.min(im.width, im.height));
   const p = Math.min(requested, ...sizes);
-  if (p < MIN_PATCH) {
-    const small = photos.find((im) => Math.min(im.width, im.height) < MIN_PATCH);
+  if (p < ADAPT_MIN_PATCH) {
+    const small = photos.find((im) => Math.min(im.width, im.height) < ADAPT_MIN_PATCH);
     const what = small ? `the photo (${small.width}x${small.height})` : 'a synthetic pair';
-    throw new Error(`${what} is too small to adapt to: crops need at least ${MIN_PATCH}x${MIN_PATCH} pixels`);
+    throw new Error(`${what} is too small to adapt to: crops need at least ${ADAPT_MIN_PATCH}x${ADAPT_MIN_PATCH} pixels`);
   }
   return p;
 }

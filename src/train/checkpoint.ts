@@ -19,6 +19,11 @@ export interface TrainState {
   milestones?: number[];
 }
 
+/** Whether a parsed file carries Adam moments (a checkpoint), not weights alone. */
+export function hasOptimizerState(file: ParsedSafetensors): boolean {
+  return [...file.tensors.keys()].some((k) => k.startsWith('optim.'));
+}
+
 const i64 = (values: ArrayLike<number>): BigInt64Array => BigInt64Array.from(Array.from(values, (v) => BigInt(v)));
 
 /** A checkpoint of any module (DrdNet's config goes into the metadata, as in weights files). */

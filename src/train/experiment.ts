@@ -9,7 +9,7 @@ import { Tensor, tidy } from '../core/tensor.js';
 import type { Image } from '../io/image.js';
 import { PatchSampler } from '../data/sampler.js';
 import { RAIN_PRESETS, rngFor, synthesizeRain, type RainPreset } from '../data/synth.js';
-import { type DrdConfig, preset } from '../model/config.js';
+import { type DrdConfig, preset, validateConfig } from '../model/config.js';
 import { derainImage } from '../model/derain.js';
 import { DrdNet, type BlockContext } from '../model/drdnet.js';
 import { randomVgg } from '../model/vgg.js';
@@ -236,6 +236,15 @@ export function parseSpec(text: string, source: string): ExperimentSpec {
     }
     if (base.seed !== undefined && base.seeds !== undefined) fail(`base has both 'seed' and 'seeds': give the list of seeds only`);
   }
+  // Each variant's model settings, checked now rather than hours later at its turn.
+  const base = resolveBase(spec as unknown as ExperimentSpec);
+  for (const v of (spec as unknown as ExperimentSpec).variants) {
+    try {
+      validateConfig(variantConfig(v, base));
+    } catch (e) {
+      fail(`"model" of variant '${v.name}': ${(e as Error).message.replace(/^model config: /, '')}`);
+    }
+  }
   return spec as unknown as ExperimentSpec;
 }
 
@@ -285,9 +294,14 @@ function checked<M>(what: string, m: M): M {
   );
 }
 
+/** A variant's DrdNet configuration: the base preset with the variant's overrides. */
+function variantConfig(v: Pick<Variant, 'model'>, base: ExperimentBase): DrdConfig {
+  return { ...preset(base.preset), ...v.model, preset: undefined };
+}
+
 /** Builds a variant's network for one seed: DrdNet with the variant's config and block factories, or the module's own network. */
 export function buildModel(engine: Engine, v: Variant, base: ExperimentBase, seed: number): DerainModule {
-  const config = { ...preset(base.preset), ...v.model, preset: undefined };
+  const config = variantConfig(v, base);
   const options = v.options ?? {};
   const f = v.factories ?? {};
   const what = (kind: string) => `${v.module ?? `variant '${v.name}'`}: ${kind}()`;

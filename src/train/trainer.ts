@@ -108,9 +108,8 @@ export class Trainer {
     int('patch', 2);
     int('realBatch', 1);
     int('crEvery', 1);
-    for (const k of ['lr', 'gamma'] as const) {
-      if (!(opts[k] > 0 && Number.isFinite(opts[k]))) throw new Error(`Trainer: ${k} must be a finite number > 0, got ${opts[k]}`);
-    }
+    if (!(opts.gamma > 0 && Number.isFinite(opts.gamma))) throw new Error(`Trainer: gamma must be a finite number > 0, got ${opts.gamma}`);
+    // lr: checked by Adam below.
     this.opt = new Adam(model.parameters(), { lr: opts.lr });
   }
 

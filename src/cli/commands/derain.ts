@@ -5,7 +5,7 @@ import { formatFromPath, type ImageFormat } from '../../io/image.js';
 import { readImage, writeImage } from '../../io/image-node.js';
 import { derainImage, MIN_TILE } from '../../model/derain.js';
 import { int, oneOf, parseArgs, required, str, UsageError } from '../args.js';
-import { isDirectory, loadWeightsFile, progress } from '../common.js';
+import { isDirectory, loadWeightsFile, progress, reportError } from '../common.js';
 
 export const help = `usage: semi-drdnet derain <images...> -o <dir|file> [--weights W] [--tile N] [--format png|jpg]
 
@@ -96,7 +96,7 @@ export async function run(argv: string[]): Promise<number> {
     } catch (e) {
       failed++;
       progress('', false);
-      process.stderr.write(`semi-drdnet derain: ${(e as Error).message.split('\n')[0]}\n`);
+      reportError('derain', e);
     }
   }
   return failed > 0 ? 1 : 0;

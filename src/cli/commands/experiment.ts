@@ -1,7 +1,6 @@
 // `experiment <file.json> -o <dir>`: train layer variants (several seeds) under one budget, compare on held-out photos under two rain recipes.
 import { basename, dirname, join, resolve } from 'node:path';
 import { checkWritableDir, makeDir, readFileBytes, realPathOf, writeFileAtomic } from '../../io/fs-node.js';
-import { preset, validateConfig } from '../../model/config.js';
 import { lossPlotSvg, meanBand, smooth } from '../../train/plot.js';
 import { ExperimentSpecError, parseSpec, resolveBase, resultsTable, type ExperimentResults } from '../../train/experiment.js';
 import { runExperiment } from '../../train/experiment-node.js';
@@ -49,14 +48,6 @@ export async function run(argv: string[]): Promise<number> {
     throw e instanceof ExperimentSpecError ? new UsageError(e.message) : e;
   }
   const base = resolveBase(spec);
-  // Each variant's model settings, checked before hours of training rather than at its turn.
-  for (const v of spec.variants) {
-    try {
-      validateConfig({ ...preset(base.preset), ...v.model });
-    } catch (e) {
-      throw new UsageError(`${file}: "model" of variant '${v.name}': ${(e as Error).message.replace(/^model config: /, '')}`);
-    }
-  }
   // The output folder is made before hours of training, not after.
   checkWritableDir(out);
   makeDir(out);

@@ -1,5 +1,5 @@
 // `info`: the adapter, its limits, and a model's size and configuration.
-import { macsPerPixel, preset, receptiveRadius } from '../../model/config.js';
+import { macsPerPixel, preset, PRESET_NAMES, receptiveRadius } from '../../model/config.js';
 import { DrdNet } from '../../model/drdnet.js';
 import { oneOf, parseArgs, str, UsageError } from '../args.js';
 import { defaultWeightsPath, getEngine, loadWeightsFile } from '../common.js';
@@ -13,7 +13,7 @@ export async function run(argv: string[]): Promise<number> {
   const a = parseArgs(argv, ['preset', 'weights'], ['json'], {}, 0);
   let model: DrdNet | null = null;
   let source = '';
-  const presetName = oneOf(a, 'preset', ['micro', 'tiny', 'paper'] as const);
+  const presetName = oneOf(a, 'preset', PRESET_NAMES);
   if (presetName && str(a, 'weights')) throw new UsageError('give --preset or --weights, not both');
   const engine = await getEngine();
   if (presetName) {

@@ -7,7 +7,7 @@ import { readImage, writeImage } from '../../io/image-node.js';
 import { checkWritableDir, makeDir, samePath } from '../../io/fs-node.js';
 import { psnr } from '../../train/metrics.js';
 import { int, oneOf, parseArgs, required, UsageError } from '../args.js';
-import { progress } from '../common.js';
+import { progress, reportError } from '../common.js';
 
 export const help = `usage: semi-drdnet synth --clean <dir> -o <dir> [--rain light|heavy|real] [--seed N]
 
@@ -67,7 +67,7 @@ export async function run(argv: string[]): Promise<number> {
       written++;
     } catch (e) {
       progress('', false);
-      process.stderr.write(`semi-drdnet synth: ${(e as Error).message.split('\n')[0]}\n`);
+      reportError('synth', e);
     }
   }
   const failed = names.size - written;

@@ -1,11 +1,11 @@
 // `train`: semi-supervised training with checkpoints, resume, a JSONL log and a progress line.
 import { join } from 'node:path';
 import { checkOutputFile, LineLog, readSafetensorsBytes, writeFileAtomic } from '../../io/fs-node.js';
-import { preset } from '../../model/config.js';
+import { preset, PRESET_NAMES } from '../../model/config.js';
 import { DrdNet } from '../../model/drdnet.js';
-import { loadVgg, randomVgg, DEFAULT_MAX_TAP } from '../../model/vgg.js';
+import { loadVgg, randomVgg, DEFAULT_MAX_TAP, MAX_TAP } from '../../model/vgg.js';
 import { assignWeights, configFromWeights, NonFiniteWeightsError, weightsToBytes } from '../../model/weights.js';
-import { checkpointBytes, checkpointMilestones, restoreCheckpoint } from '../../train/checkpoint.js';
+import { checkpointBytes, checkpointMilestones, hasOptimizerState, restoreCheckpoint } from '../../train/checkpoint.js';
 import { dualContrastiveLoss } from '../../train/contrastive.js';
 import { openPairs, openReal } from '../../train/sources-node.js';
 import { NonFiniteLossError, Trainer, type StepRecord } from '../../train/trainer.js';
@@ -59,13 +59,13 @@ export async function run(argv: string[]): Promise<number> {
   const crBg = positive(a, 'cr-bg', 0.1, { inclusive: true })!;
   const crRain = positive(a, 'cr-rain', 0.1, { inclusive: true })!;
   const tap = int(a, 'vgg-tap', DEFAULT_MAX_TAP, 1)!;
-  if (tap > 5) throw new UsageError(`--vgg-tap must be an integer from 1 to 5 (relu1_1 .. relu5_1), got '${tap}'`);
+  if (tap > MAX_TAP) throw new UsageError(`--vgg-tap must be an integer from 1 to ${MAX_TAP} (relu1_1 .. relu5_1), got '${tap}'`);
   const realBn = oneOf(a, 'real-bn', ['batch', 'running'] as const, 'batch')!;
   const realBatch = int(a, 'real-batch', batch, 1)!;
   const crEvery = int(a, 'cr-every', 1, 1)!;
   const timeLimit = positive(a, 'time-limit');
   if (realBatch > batch) throw new UsageError(`--real-batch (${realBatch}) cannot exceed --batch (${batch})`);
-  const presetName = oneOf(a, 'preset', ['micro', 'tiny', 'paper'] as const);
+  const presetName = oneOf(a, 'preset', PRESET_NAMES);
   const resume = str(a, 'resume');
   if (!presetName && !resume) throw new UsageError('--preset micro|tiny|paper is required (or --resume a checkpoint)');
   const logPath = str(a, 'log');
@@ -91,7 +91,7 @@ export async function run(argv: string[]): Promise<number> {
   let resumeFile = null;
   if (resume) {
     resumeFile = await readSafetensorsFile(resume);
-    if (![...resumeFile.tensors.keys()].some((k) => k.startsWith('optim.'))) {
+    if (!hasOptimizerState(resumeFile)) {
       throw new UsageError(`--resume '${resume}' is a weights file, not a training checkpoint (no optimizer state): --resume takes the -o file of an earlier train run`);
     }
     model = new DrdNet(engine, configFromWeights(resumeFile, resume));
