@@ -131,6 +131,41 @@ test('resume keeps the stored milestones and cuts the log back to the checkpoint
   assert.is(parseSafetensors(readFileSync(out)).tensors.get('state.milestones')!.shape[0], 2);
 });
 
+test('--init starts a new run from weights: their values, a fresh optimizer at step 1, the checkpoint loadable', () => {
+  const w = join(dir, 'init-w.safetensors');
+  const ck = join(dir, 'init.safetensors');
+  const w2 = join(dir, 'init-w2.safetensors');
+  let r = cli(['train', ...small, '--steps', '3', '-o', join(dir, 'init-src.safetensors'), '--export', w]);
+  assert.is(r.status, 0, r.stderr);
+  // One step at lr 1e-12 moves no weight by more than ~1e-12, so the result keeps --init's values;
+  // a run that ignored --init would start from seeded random weights (seed 7 here, 3 before).
+  const other = small.map((x, i) => (small[i - 1] === '--seed' ? '7' : x)).filter((x, i, all) => x !== '--preset' && all[i - 1] !== '--preset');
+  r = cli(['train', ...other, '--init', w, '--steps', '1', '--lr', '1e-12', '-o', ck, '--export', w2]);
+  assert.is(r.status, 0, r.stderr);
+  const before = parseSafetensors(readFileSync(w)).tensors;
+  const after = parseSafetensors(readFileSync(w2)).tensors;
+  assert.equal([...after.keys()].sort(), [...before.keys()].sort());
+  let convs = 0;
+  for (const [k, t] of before) {
+    if (!k.endsWith('.weight') || t.shape.length !== 4) continue;
+    const a = new Float32Array(new Uint8Array(t.data).buffer);
+    const b = new Float32Array(new Uint8Array(after.get(k)!.data).buffer);
+    for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) < 1e-6, `${k}[${i}]: ${a[i]} -> ${b[i]}`);
+    convs++;
+  }
+  assert.ok(convs > 5, `conv weights compared: ${convs}`);
+  assert.is(stepOf(ck), 1);
+  // --init takes a checkpoint too (its optimizer state is ignored) and the run can be resumed.
+  r = cli(['train', ...other, '--init', ck, '--steps', '1', '-o', join(dir, 'init2.safetensors')]);
+  assert.is(r.status, 0, r.stderr);
+  r = cli(['train', ...other, '--steps', '2', '--resume', ck, '-o', ck]);
+  assert.is(r.status, 0, r.stderr);
+  assert.is(stepOf(ck), 2);
+  assertCliError(cli(['train', ...small, '--init', w, '--resume', ck, '-o', join(dir, 'x.safetensors')]), 2, /--resume and --init exclude each other/);
+  assertCliError(cli(['train', ...small, '--init', w, '-o', w]), 2, /-o '.*init-w\.safetensors' is the same file as --init/);
+  assertCliError(withoutVggNote(cli(['train', ...small.map((x) => (x === 'micro' ? 'tiny' : x)), '--init', w, '--steps', '1', '-o', join(dir, 'x.safetensors')])), 2, /--preset tiny does not match the \d+-channel model in '.*init-w\.safetensors'/);
+});
+
 test('nonsense options are usage errors and unusable outputs are refused before training', () => {
   const out = join(dir, 'same.safetensors');
   const usage: Array<[string[], RegExp]> = [

@@ -13,7 +13,8 @@ import { int, intList, oneOf, parseArgs, positive, required, str, UsageError } f
 import { getEngine, progress, readSafetensorsFile, refuseInsideInputs, refuseOverwrite } from '../common.js';
 
 export const help = `usage: semi-drdnet train --preset micro|tiny|paper --data <pairs> [--real <dir>] --steps N
-       --batch B --patch P --lr X -o ckpt.safetensors [--resume ckpt] [--vgg file] [--log run.jsonl]
+       --batch B --patch P --lr X -o ckpt.safetensors [--resume ckpt | --init weights] [--vgg file]
+       [--log run.jsonl]
 
 Trains on synthetic pairs (<pairs>/rain + <pairs>/norain) and, with --real, on unlabelled real
 rainy images through the dual contrastive regularisation. Without --vgg the contrastive feature
@@ -25,6 +26,8 @@ extractor is a seeded RANDOM-initialised VGG-19 (no pretrained weights can be do
                          (a resumed run keeps the milestones stored in its checkpoint)
   --gamma G              default 0.2
   --seed N               data order, crops and flips                              default 1
+  --init W               start from the weights in W (e.g. the bundled ones, to fine-tune them on
+                         your own pairs) with a fresh optimizer at step 0; --preset may be left out
   --checkpoint-every N   also written at the end and on Ctrl-C or SIGTERM          default 100
   --cr-bg W --cr-rain W  contrastive weights                                      default 0.1, 0.1
   --vgg-tap T            deepest VGG tap (1..5) for the contrastive features       default ${DEFAULT_MAX_TAP}
@@ -41,7 +44,7 @@ that breaks the model stops training with the last good checkpoint in place.`;
 export async function run(argv: string[]): Promise<number> {
   const a = parseArgs(
     argv,
-    ['preset', 'data', 'real', 'steps', 'batch', 'patch', 'lr', 'out', 'resume', 'vgg', 'log', 'seed', 'checkpoint-every', 'milestones', 'gamma', 'cr-bg', 'cr-rain', 'vgg-tap', 'real-bn', 'real-batch', 'cr-every', 'time-limit', 'export'],
+    ['preset', 'data', 'real', 'steps', 'batch', 'patch', 'lr', 'out', 'resume', 'init', 'vgg', 'log', 'seed', 'checkpoint-every', 'milestones', 'gamma', 'cr-bg', 'cr-rain', 'vgg-tap', 'real-bn', 'real-batch', 'cr-every', 'time-limit', 'export'],
     [],
     { o: 'out' },
     0,
@@ -67,7 +70,9 @@ export async function run(argv: string[]): Promise<number> {
   if (realBatch > batch) throw new UsageError(`--real-batch (${realBatch}) cannot exceed --batch (${batch})`);
   const presetName = oneOf(a, 'preset', PRESET_NAMES);
   const resume = str(a, 'resume');
-  if (!presetName && !resume) throw new UsageError('--preset micro|tiny|paper is required (or --resume a checkpoint)');
+  const init = str(a, 'init');
+  if (resume && init) throw new UsageError('--resume and --init exclude each other: --resume continues a checkpoint, --init starts a new run from weights');
+  if (!presetName && !resume && !init) throw new UsageError('--preset micro|tiny|paper is required (or --resume a checkpoint, or --init weights)');
   const logPath = str(a, 'log');
   const exportPath = str(a, 'export');
   const vggPath = str(a, 'vgg');
@@ -76,9 +81,9 @@ export async function run(argv: string[]): Promise<number> {
   // against every input: files given by flag and the image folders of --data and --real.
   const imageDirs: Array<[string, string | undefined]> = [['--data', join(dataDir, 'rain')], ['--data', join(dataDir, 'norain')], ['--real', realDir]];
   for (const [flag, p] of [['-o', out], ['--log', logPath], ['--export', exportPath]] as const) if (p !== undefined) refuseInsideInputs(p, flag, imageDirs);
-  refuseOverwrite(out, '-o', [['--vgg', vggPath], ['--log', logPath], ['--export', exportPath]]);
-  if (logPath) refuseOverwrite(logPath, '--log', [['--resume', resume], ['--vgg', vggPath], ['--export', exportPath]]);
-  if (exportPath) refuseOverwrite(exportPath, '--export', [['--resume', resume], ['--vgg', vggPath]]);
+  refuseOverwrite(out, '-o', [['--init', init], ['--vgg', vggPath], ['--log', logPath], ['--export', exportPath]]);
+  if (logPath) refuseOverwrite(logPath, '--log', [['--resume', resume], ['--init', init], ['--vgg', vggPath], ['--export', exportPath]]);
+  if (exportPath) refuseOverwrite(exportPath, '--export', [['--resume', resume], ['--init', init], ['--vgg', vggPath]]);
   checkOutputFile(out, 'checkpoint');
   if (logPath) checkOutputFile(logPath, 'log');
   if (exportPath) checkOutputFile(exportPath, 'weights');
@@ -89,15 +94,18 @@ export async function run(argv: string[]): Promise<number> {
 
   let model: DrdNet;
   let resumeFile = null;
-  if (resume) {
-    resumeFile = await readSafetensorsFile(resume);
-    if (!hasOptimizerState(resumeFile)) {
-      throw new UsageError(`--resume '${resume}' is a weights file, not a training checkpoint (no optimizer state): --resume takes the -o file of an earlier train run`);
+  const from = resume ?? init;
+  if (from) {
+    // --init takes any weights file (a checkpoint's optimizer state is ignored); --resume needs one.
+    const file = await readSafetensorsFile(from);
+    if (resume && !hasOptimizerState(file)) {
+      throw new UsageError(`--resume '${resume}' is a weights file, not a training checkpoint (no optimizer state): --resume takes the -o file of an earlier train run (--init starts from weights)`);
     }
-    model = new DrdNet(engine, configFromWeights(resumeFile, resume));
-    assignWeights(model, resumeFile, resume);
+    if (resume) resumeFile = file;
+    model = new DrdNet(engine, configFromWeights(file, from));
+    assignWeights(model, file, from);
     if (presetName && preset(presetName).channels !== model.config.channels) {
-      throw new UsageError(`--preset ${presetName} does not match the checkpoint's ${model.config.channels}-channel model`);
+      throw new UsageError(`--preset ${presetName} does not match the ${model.config.channels}-channel model in '${from}'`);
     }
   } else {
     model = new DrdNet(engine, preset(presetName!), seed);
