@@ -672,6 +672,24 @@ test('transparency: an RGBA PNG keeps its alpha through decode and encode; opaqu
   assert.is(decodeImage(encodeImage({ width: w, height: h, data, alpha }, 'jpg')).alpha, undefined, 'JPEG has no alpha');
 });
 
+test('16-bit PNG: depth kept through decode and encode, samples exact; 8-bit images carry none', () => {
+  // Hand-made 16-bit RGBA (big-endian samples), values no 8-bit image holds.
+  const samples = [[1, 258, 40000, 65535], [12345, 0, 65534, 3], [300, 60000, 7, 32768]];
+  const row = samples.flatMap((px) => px.flatMap((v) => [v >> 8, v & 255]));
+  const img = decodeImage(makePng(3, 1, 6, 16, [row]));
+  assert.is(img.depth, 16);
+  const back = decodeImage(encodeImage(img, 'png'));
+  const bytes = encodeImage(img, 'png');
+  assert.is(bytes[24], 16, 'IHDR bit depth');
+  assert.is(back.depth, 16);
+  assert.equal([...back.data].map((v) => Math.round(v * 65535)), [0, 1, 2].flatMap((c) => samples.map((px) => px[c]!)));
+  assert.equal([...back.alpha!].map((v) => Math.round(v * 65535)), samples.map((px) => px[3]!));
+  const rgb = { width: img.width, height: img.height, data: img.data, depth: 16 as const };
+  assert.equal([...decodeImage(encodeImage(rgb, 'png')).data], [...back.data], 'RGB without alpha');
+  assert.is(decodeImage(makePng(1, 1, 2, 8, [[1, 2, 3]])).depth, undefined);
+  assert.is(decodeImage(encodeImage(img, 'jpg')).depth, undefined, 'JPEG is 8-bit');
+});
+
 test('fs errors: one line naming the path and the cause', async () => {
   const dir = await tmpDir();
   const loop = join(dir, 'loop.png');

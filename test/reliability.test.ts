@@ -84,6 +84,18 @@ test('derain keeps an input\'s transparency in a PNG output (the network never s
   assert.equal(out.alpha && [...out.alpha], [...alpha]);
 });
 
+test('derain keeps a 16-bit PNG input 16-bit (the output is not rounded to 8 bits)', () => {
+  const src = join(dir, 'deep', 'scan.png');
+  mkdirSync(join(dir, 'deep'), { recursive: true });
+  writeFileSync(src, encodeImage({ ...image(20, 18, 6), depth: 16 }, 'png'));
+  const r = cli('derain', src, '--weights', weights, '-o', join(dir, 'deep-out') + '/');
+  assert.is(r.status, 0, r.stderr);
+  const bytes = readFileSync(join(dir, 'deep-out', 'scan.png'));
+  assert.is(bytes[24], 16, 'IHDR bit depth');
+  const out = decodeImage(bytes);
+  assert.ok(out.data.some((v) => Math.abs(v * 255 - Math.round(v * 255)) > 0.01), 'samples between 8-bit levels');
+});
+
 test('broken weights: derain and eval fail in one line and write nothing', () => {
   const img = photo(join(dir, 'in', 'p.png'));
   const out = join(dir, 'nan-out');

@@ -9,6 +9,7 @@ import {
   checkImage,
   detectImageFormat,
   formatFromPath,
+  imageToInterleaved16,
   imageToRgb8,
   imageToRgba8,
   readJpegOrientation,
@@ -137,7 +138,8 @@ function decodePng(bytes: Uint8Array, maxPixels: number, fail: (msg: string) => 
   // Palette entries are always 8-bit; other sample values span the declared bit depth.
   const maxValue = png.palette ? 255 : 2 ** png.depth - 1;
   // pngjs has expanded every colour type to RGBA at this point; its data is a Uint16Array for 16-bit.
-  return rgbaToImage(png.data as ArrayLike<number>, png.width, png.height, maxValue);
+  const img = rgbaToImage(png.data as ArrayLike<number>, png.width, png.height, maxValue);
+  return !png.palette && png.depth === 16 ? { ...img, depth: 16 } : img;
 }
 
 /** jpeg-js reports cut-off files as e.g. 'marker was not found'; a missing EOI lets us say 'truncated'. */
@@ -237,17 +239,22 @@ export function imageReadLimit(source: string, maxPixels = pixelBudget()): ReadL
   };
 }
 
-/** 8-bit RGB PNG (RGBA when the image has `alpha`) or quality-95 JPEG, both quantised with toByte. */
+/**
+ * RGB PNG (RGBA when the image has `alpha`; 16 bits per sample when its `depth` is 16, else 8) or
+ * quality-95 JPEG (8 bits), 8-bit samples quantised with toByte.
+ */
 export function encodeImage(img: Image, format: ImageFormat): Uint8Array {
   checkImage(img, `cannot encode ${format}`);
   const { width, height } = img;
   if (format === 'png') {
     // RGB, or RGBA with alpha. The packer only reads width/height/data/gamma, so a plain object
     // avoids PNG's RGBA allocation.
+    // 16-bit samples go in the platform's order: pngjs reads them as a Uint16Array and writes big-endian.
     const rgba = img.alpha !== undefined;
-    const meta = { width, height, data: Buffer.from((rgba ? imageToRgba8(img) : imageToRgb8(img)).buffer), gamma: 0 } as unknown as PNG;
+    const samples = img.depth === 16 ? imageToInterleaved16(img) : rgba ? imageToRgba8(img) : imageToRgb8(img);
+    const meta = { width, height, data: Buffer.from(samples.buffer), gamma: 0 } as unknown as PNG;
     const colorType = rgba ? 6 : 2;
-    const out = PNG.sync.write(meta, { colorType, inputColorType: colorType, inputHasAlpha: rgba, bitDepth: 8 });
+    const out = PNG.sync.write(meta, { colorType, inputColorType: colorType, inputHasAlpha: rgba, bitDepth: img.depth ?? 8 });
     return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
   }
   if (format === 'jpg') {

@@ -11,6 +11,12 @@ export interface Image {
    * (JPEG cannot), so transparent areas stay transparent rather than showing the RGB under them.
    */
   alpha?: Float32Array;
+  /**
+   * 16 when the source stored 16 bits per sample (a 16-bit PNG); derain passes it through and the
+   * Node PNG encoder then writes 16 bits, so the result is not rounded to 8 bits (the browser's
+   * canvas encoder writes 8). Absent: 8 bits.
+   */
+  depth?: 16;
 }
 
 /** Interleaved 4-channel pixels, the layout decoders and canvases produce. */
@@ -39,6 +45,7 @@ export function checkImage(img: Image, what = 'image'): void {
   if (!(data instanceof Float32Array) || data.length !== 3 * width * height) {
     throw new Error(`${what}: data must be a Float32Array of 3*${height}*${width} = ${3 * width * height} values, got ${data?.length}`);
   }
+  if (img.depth !== undefined && img.depth !== 16) throw new Error(`${what}: depth must be 16 or absent, got ${String(img.depth)}`);
   if (img.alpha !== undefined && (!(img.alpha instanceof Float32Array) || img.alpha.length !== width * height)) {
     throw new Error(`${what}: alpha must be a Float32Array of ${height}*${width} = ${width * height} values, got ${img.alpha?.length}`);
   }
@@ -80,6 +87,29 @@ function toInterleaved(img: Image, channels: 3 | 4): Uint8Array {
     if (channels === 4) out[o + 3] = img.alpha ? toByte(img.alpha[i]!) : 255;
   }
   return out;
+}
+
+/**
+ * Interleaved 16-bit samples (RGB, or RGBA with `alpha`) in the platform's byte order, for a 16-bit
+ * PNG; each sample is round(clamp(v, 0, 1) * 65535), NaN as 0.
+ */
+export function imageToInterleaved16(img: Image): Uint16Array {
+  checkImage(img);
+  const plane = img.width * img.height;
+  const channels = img.alpha ? 4 : 3;
+  const out = new Uint16Array(plane * channels);
+  const q = (v: number) => (v > 0 ? (v < 1 ? Math.round(v * 65535) : 65535) : 0);
+  for (let i = 0; i < plane; i++) {
+    const o = i * channels;
+    for (let c = 0; c < 3; c++) out[o + c] = q(img.data[c * plane + i]!);
+    if (img.alpha) out[o + 3] = q(img.alpha[i]!);
+  }
+  return out;
+}
+
+/** The fields a derained or clamped image carries over from its source besides the colours. */
+export function sourceTraits(img: Image): Pick<Image, 'alpha' | 'depth'> {
+  return { ...(img.alpha && { alpha: img.alpha.slice() }), ...(img.depth && { depth: img.depth }) };
 }
 
 /** RGBA8 (opaque unless the image has `alpha`), e.g. for ImageData or jpeg-js (which drops alpha). */

@@ -4,7 +4,7 @@ import { noGrad } from '../graph/autograd.js';
 import { Tensor, tidy } from '../core/tensor.js';
 import { prepareTuning, tunePending } from '../kernels/conv2d.js';
 import { pooledParts, squeezeExcitePoolRect } from '../kernels/se.js';
-import type { Image } from '../io/image.js';
+import { sourceTraits, type Image } from '../io/image.js';
 import { receptiveRadius } from './config.js';
 import type { DrdNet, GateStages } from './drdnet.js';
 
@@ -152,8 +152,8 @@ async function derainEval(model: DrdNet, img: Image, opts: DerainOptions): Promi
       opts.onTile?.(i + 1, tiles.length);
     }
   }
-  // Transparency is not the network's business: it passes through unchanged.
-  return img.alpha ? { width: img.width, height: img.height, data: out, alpha: img.alpha.slice() } : { width: img.width, height: img.height, data: out };
+  // Transparency and bit depth are not the network's business: they pass through unchanged.
+  return { width: img.width, height: img.height, data: out, ...sourceTraits(img) };
 }
 
 /** Copies a tile's core out of its region's result into the image, refusing a non-finite output. */

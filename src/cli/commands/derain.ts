@@ -18,7 +18,7 @@ No output may replace an input or another output: such a command is refused befo
                       GPU's limits allow); tiles carry the full receptive field, so tiling does not
                       change the result
   --format png|jpg    output format (must agree with the extension of a -o file)
-Outputs are 8-bit; a PNG output keeps an input's transparency (a JPEG cannot).`;
+A PNG output keeps an input's transparency and 16-bit depth (a JPEG output is opaque, 8-bit).`;
 
 interface Job {
   input: string;
