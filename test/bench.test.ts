@@ -4,6 +4,7 @@ import * as assert from 'uvu/assert';
 import type { BenchCase } from '../src/bench/case.js';
 import { formatProfile, runCases, selectCases, toJsonLine } from '../src/bench/harness.js';
 import { engine } from './helpers.js';
+import { runCli } from './run-cli.js';
 import { allCases } from '../src/bench/cases/index.js';
 
 const names = (cs: BenchCase[]) => cs.map((c) => `${c.name} ${c.shape}`);
@@ -20,6 +21,19 @@ test('selectCases: quick set, filter and exclude match name or shape', () => {
   assert.ok(convs.length > 0 && convs.every((c) => c.name.includes('conv2d')));
   const byShape = selectCases(allCases, { filter: 'conv2d', exclude: '64->64' });
   assert.ok(byShape.length > 0 && byShape.length < convs.length && byShape.every((c) => !c.shape.includes('64->64')));
+  // Lists: any of the filters, none of the exclusions.
+  const gemms = selectCases(allCases, { filter: 'gemm' });
+  assert.equal(names(selectCases(allCases, { filter: ['gemm', 'conv2d'] })).sort(), names([...gemms, ...convs]).sort());
+  const neither = selectCases(allCases, { filter: 'conv2d', exclude: ['64->64', 'dgrad'] });
+  assert.ok(neither.length > 0 && neither.length < byShape.length && neither.every((c) => !c.shape.includes('64->64') && !c.name.includes('dgrad')));
+});
+
+test('bench --list: repeated --filter and --exclude all apply (not only the last)', () => {
+  const r = runCli(['bench', '--list', '--filter', 'gemm', '--filter', 'conv2d', '--exclude', '64->64', '--exclude', 'dgrad']);
+  assert.is(r.status, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  assert.ok(lines.some((l) => l.includes('gemm')) && lines.some((l) => l.includes('conv2d')), r.stdout);
+  assert.ok(!lines.some((l) => l.includes('64->64') || l.includes('dgrad')), r.stdout);
 });
 
 test('a profiled case carries GPU time per kernel label in its JSON row', async () => {

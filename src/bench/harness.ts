@@ -25,12 +25,12 @@ export interface BenchResult {
 }
 
 export interface SelectOptions {
-  /** Keep cases whose name or shape contains this text. */
-  filter?: string;
+  /** Keep cases whose name or shape contains this text (a list: any of them). */
+  filter?: string | readonly string[];
   /** Keep only `quick: true` cases. */
   quick?: boolean;
-  /** Drop cases whose name or shape contains this text. */
-  exclude?: string;
+  /** Drop cases whose name or shape contains this text (a list: any of them). */
+  exclude?: string | readonly string[];
 }
 
 export interface RunOptions {
@@ -52,8 +52,10 @@ export const MIN_REPS = 5;
 const MAX_REPS = 50;
 
 export function selectCases(cases: readonly BenchCase[], opts: SelectOptions = {}): BenchCase[] {
+  const list = (t: string | readonly string[] | undefined) => (t === undefined ? [] : typeof t === 'string' ? [t] : t);
+  const [keep, drop] = [list(opts.filter), list(opts.exclude)];
   const has = (c: BenchCase, text: string) => c.name.includes(text) || c.shape.includes(text);
-  return cases.filter((c) => (!opts.quick || c.quick) && (!opts.filter || has(c, opts.filter)) && (!opts.exclude || !has(c, opts.exclude)));
+  return cases.filter((c) => (!opts.quick || c.quick) && (keep.length === 0 || keep.some((t) => has(c, t))) && !drop.some((t) => has(c, t)));
 }
 
 /** The adapter as one short string, e.g. 'llvmpipe: Mesa 25.0.7 (LLVM 15.0.6)' (the tuning store's name for it). */

@@ -1,7 +1,7 @@
 // `npm run bench`: runs the registered cases on dawn.node and prints a table or JSON lines.
 //   --json           one JSON object per line (name, shape, median_ms, gflops|gbps, adapter, runs, min_ms)
-//   --filter TEXT    only cases whose name or shape contains TEXT
-//   --exclude TEXT   no case whose name or shape contains TEXT
+//   --filter TEXT    only cases whose name or shape contains TEXT (repeat it: any of them)
+//   --exclude TEXT   no case whose name or shape contains TEXT (repeatable)
 //   --quick          only the quick set (about a minute on lavapipe; CI runs it)
 //   --compare FILE   speed ratios (new/old) against an earlier --json run, matched by name + shape
 //   --reps N         timed runs per case (default: 5..50 within ~1 s per case)
@@ -26,8 +26,8 @@ interface Args {
   showConfig: boolean;
   swiftshader: boolean;
   profile: boolean;
-  filter?: string;
-  exclude?: string;
+  filter: string[];
+  exclude: string[];
   compare?: string;
   reps?: number;
 }
@@ -35,7 +35,7 @@ interface Args {
 const USAGE = 'usage: npm run bench -- [--swiftshader] [--json] [--quick] [--filter TEXT] [--exclude TEXT] [--compare OLD.jsonl] [--reps N] [--list] [--no-tune] [--show-config] [--profile]';
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { json: false, quick: false, list: false, tune: true, showConfig: false, swiftshader: false, profile: false };
+  const args: Args = { json: false, quick: false, list: false, tune: true, showConfig: false, swiftshader: false, profile: false, filter: [], exclude: [] };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split(/=(.*)/s, 2);
     const value = (): string => {
@@ -51,8 +51,8 @@ function parseArgs(argv: string[]): Args {
       case '--show-config': args.showConfig = true; break;
       case '--swiftshader': args.swiftshader = true; break;
       case '--profile': args.profile = true; break;
-      case '--filter': args.filter = value(); break;
-      case '--exclude': args.exclude = value(); break;
+      case '--filter': args.filter.push(value()); break;
+      case '--exclude': args.exclude.push(value()); break;
       case '--compare': args.compare = value(); break;
       case '--reps': {
         const v = value();
