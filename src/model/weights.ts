@@ -20,12 +20,15 @@ function maxIndex(names: string[], re: RegExp): number {
   return n;
 }
 
+/** The first conv of the rain branch: its output channels are the model's width. */
+const HEAD = 'rain_net.0.rain_net_head.0.weight';
+
 /** Reads the architecture from tensor shapes, and what shapes cannot show from the metadata. */
 export function configFromWeights(file: ParsedSafetensors, source: string): DrdConfig {
   const names = [...file.tensors.keys()];
-  const head = file.tensors.get('rain_net.0.rain_net_head.0.weight');
-  if (!head) throw new Error(`${source}: missing tensor 'rain_net.0.rain_net_head.0.weight' (not a DRD-Net weights file?)`);
-  if (head.shape.length !== 4) throw new Error(`${source}: tensor 'rain_net.0.rain_net_head.0.weight' has shape ${shapeStr(head.shape)}, expected [C,3,3,3]`);
+  const head = file.tensors.get(HEAD);
+  if (!head) throw new Error(`${source}: missing tensor '${HEAD}' (not a DRD-Net weights file?)`);
+  if (head.shape.length !== 4) throw new Error(`${source}: tensor '${HEAD}' has shape ${shapeStr(head.shape)}, expected [C,3,3,3]`);
   let meta: Partial<DrdConfig> = {};
   const raw = file.metadata[CONFIG_KEY];
   if (raw !== undefined) {
@@ -65,7 +68,7 @@ export function configFromWeights(file: ParsedSafetensors, source: string): DrdC
 export function assignWeights(model: DrdNet, file: ParsedSafetensors, source: string): void {
   // The architecture itself comes from the file (configFromWeights), so say which tensors set it:
   // with one odd tensor among many, the message then points at the odd one, not at the rest.
-  const what = `${describe(model.config)} model (channels from 'rain_net.0.rain_net_head.0.weight', blocks from the tensor names)`;
+  const what = `${describe(model.config)} model (channels from '${HEAD}', blocks from the tensor names)`;
   loadModule(model, file, { source, what });
 }
 
