@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Reproduces the bundled default weights (weights/semi-drdnet-tiny.safetensors): synthesizes the
-# training data from the shipped photos, trains the tiny preset semi-supervised, and evaluates it
-# on the held-out light- and heavy-rain splits.
+# training data from the shipped photos, trains the tiny preset semi-supervised on 64 px crops,
+# fine-tunes that on 128 px crops, averages the two stages, and evaluates the result on the
+# held-out light- and heavy-rain splits. The two --time-limit values keep training within the
+# contract's 90 minutes (stage 1 took 70 min; stage 2, scaled to that machine's speed, about 17).
 #   usage: bash scripts/train-bundled.sh [workdir]   (EXPORT=path writes the weights elsewhere)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,8 +33,17 @@ done
 mkdir -p "$(dirname "$export_to")"
 $cli train --preset tiny --data "$work/pairs" --real "$work/real/rain" \
   --steps "${STEPS:-6000}" --batch 8 --patch 64 --lr 1e-3 --milestones "${MILESTONES:-3000,4500,5400}" \
-  --real-batch 2 --cr-every 8 --vgg-tap 2 --seed 1 --time-limit "${TIME_LIMIT:-88}" \
-  -o "$work/tiny.ckpt.safetensors" --log "$work/train.jsonl" --export "$export_to"
+  --real-batch 2 --cr-every 8 --vgg-tap 2 --seed 1 --time-limit "${TIME_LIMIT:-72}" \
+  -o "$work/tiny.ckpt.safetensors" --log "$work/train.jsonl" --export "$work/stage1.safetensors"
+# Stage 2: the same data in 128 px crops, batch 2 (the same pixels per step), so the dilated
+# context branches see more of each photo than 64 px; from stage 1's weights with a fresh optimizer.
+$cli train --init "$work/stage1.safetensors" --data "$work/pairs" --real "$work/real/rain" \
+  --steps "${STEPS2:-1200}" --batch 2 --patch 128 --lr 2e-4 --milestones "${MILESTONES2:-800,1050}" \
+  --real-batch 1 --cr-every 8 --vgg-tap 2 --seed 2 --time-limit "${TIME_LIMIT2:-18}" \
+  -o "$work/tiny2.ckpt.safetensors" --log "$work/train2.jsonl" --export "$work/stage2.safetensors"
+# Half of each stage (WiSE-FT): stage 2 alone gains more under light rain but loses on the smooth
+# photos under heavy rain; the average keeps most of the first and none of the second.
+node scripts/run-ts.mjs scripts/average-weights.ts "$work/stage1.safetensors" "$work/stage2.safetensors" "$export_to" 0.5
 for rain in light heavy; do
   $cli eval --weights "$export_to" --data "$work/heldout-$rain" --json > "$work/eval-$rain.json"
   $cli eval --weights "$export_to" --data "$work/heldout-$rain"
