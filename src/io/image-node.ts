@@ -248,8 +248,8 @@ export function encodeImage(img: Image, format: ImageFormat): Uint8Array {
   const { width, height } = img;
   if (format === 'png') {
     // RGB, or RGBA with alpha. The packer only reads width/height/data/gamma, so a plain object
-    // avoids PNG's RGBA allocation.
-    // 16-bit samples go in the platform's order: pngjs reads them as a Uint16Array and writes big-endian.
+    // avoids PNG's RGBA allocation; 16-bit samples go in the platform's byte order (pngjs reads
+    // them as a Uint16Array and writes them big-endian).
     const rgba = img.alpha !== undefined;
     const samples = img.depth === 16 ? imageToInterleaved16(img) : rgba ? imageToRgba8(img) : imageToRgb8(img);
     const meta = { width, height, data: Buffer.from(samples.buffer), gamma: 0 } as unknown as PNG;

@@ -107,7 +107,7 @@ export function imageToInterleaved16(img: Image): Uint16Array {
   return out;
 }
 
-/** The fields a derained or clamped image carries over from its source besides the colours. */
+/** What a derained image carries over from its source besides the colours (a copy of alpha, the depth). */
 export function sourceTraits(img: Image): Pick<Image, 'alpha' | 'depth'> {
   return { ...(img.alpha && { alpha: img.alpha.slice() }), ...(img.depth && { depth: img.depth }) };
 }
