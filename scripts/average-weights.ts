@@ -1,8 +1,8 @@
 // Writes the weighted average (1-t)*A + t*B of two weights files of one architecture: the last step
 // of the bundled recipe (scripts/train-bundled.sh) averages its two stages (WiSE-FT; t = 0.5).
 //   node scripts/run-ts.mjs scripts/average-weights.ts <a.safetensors> <b.safetensors> <out.safetensors> [t]
-import { readFileSync } from 'node:fs';
-import { writeFileAtomic } from '../src/io/fs-node.js';
+import { STATE_PREFIXES, checkFinite } from '../src/graph/state.js';
+import { readSafetensorsBytes, writeFileAtomic } from '../src/io/fs-node.js';
 import { parseSafetensors, serializeSafetensors, toFloat32, type SerializableTensor } from '../src/io/safetensors.js';
 
 const [a, b, out, tArg = '0.5'] = process.argv.slice(2);
@@ -11,10 +11,10 @@ if (!a || !b || !out || !(t >= 0 && t <= 1)) {
   console.error('usage: average-weights.ts <a.safetensors> <b.safetensors> <out.safetensors> [t in 0..1, default 0.5]');
   process.exit(2);
 }
-const A = parseSafetensors(new Uint8Array(readFileSync(a)), a);
-const B = parseSafetensors(new Uint8Array(readFileSync(b)), b);
+const A = parseSafetensors(await readSafetensorsBytes(a), a);
+const B = parseSafetensors(await readSafetensorsBytes(b), b);
 // Weights only: a checkpoint's optimizer moments and step counter are not averaged.
-const isWeight = (name: string) => !name.startsWith('optim.') && !name.startsWith('state.');
+const isWeight = (name: string) => !STATE_PREFIXES.some((p) => name.startsWith(p));
 const names = [...A.tensors.keys()].filter(isWeight);
 const namesB = [...B.tensors.keys()].filter(isWeight);
 if (names.length !== namesB.length || names.some((n) => !B.tensors.has(n))) {
@@ -33,11 +33,7 @@ for (const name of names) {
     const x = toFloat32(ea, name, a);
     const y = toFloat32(eb, name, b);
     const data = x.map((v, i) => (1 - t) * v + t * y[i]!);
-    const bad = data.findIndex((v) => !Number.isFinite(v));
-    if (bad >= 0) {
-      console.error(`average-weights: tensor '${name}' is not finite at index ${bad}`);
-      process.exit(1);
-    }
+    checkFinite(data, name, out);
     averaged.set(name, { dtype: 'F32', shape: ea.shape, data });
   } else if (ea.dtype === 'I64') {
     // BN's num_batches_tracked: a counter, not a weight; A's is kept.

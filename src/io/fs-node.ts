@@ -289,7 +289,7 @@ export function makeDir(dir: string): void {
 }
 
 /** stat, or null where nothing is there (a missing path, or a plain file where a folder would be). */
-export function statOrNull(p: string): Stats | null {
+function statOrNull(p: string): Stats | null {
   try {
     return statSync(p, { throwIfNoEntry: false }) ?? null;
   } catch (err) {

@@ -42,11 +42,11 @@ export class SGD implements Optimizer {
   #buf: Array<Tensor | null>;
 
   constructor(readonly params: readonly Tensor[], opts: SgdOptions) {
-    checkHyper('SGD', { lr: opts.lr, momentum: opts.momentum ?? 0, dampening: opts.dampening ?? 0, weightDecay: opts.weightDecay ?? 0 });
     this.lr = opts.lr;
     this.momentum = opts.momentum ?? 0;
     this.dampening = opts.dampening ?? 0;
     this.weightDecay = opts.weightDecay ?? 0;
+    checkHyper('SGD', { lr: this.lr, momentum: this.momentum, dampening: this.dampening, weightDecay: this.weightDecay });
     this.#buf = params.map(() => null);
   }
 
@@ -97,13 +97,13 @@ export class Adam implements Optimizer {
   readonly v: Tensor[];
 
   constructor(readonly params: readonly Tensor[], opts: AdamOptions) {
-    const [b1, b2] = opts.betas ?? [0.9, 0.999];
-    checkHyper('Adam', { lr: opts.lr, eps: opts.eps ?? 1e-8, weightDecay: opts.weightDecay ?? 0 });
-    if (!(b1 >= 0 && b1 < 1 && b2 >= 0 && b2 < 1)) throw new Error(`Adam: betas must be in [0, 1), got [${b1}, ${b2}]`);
     this.lr = opts.lr;
     this.betas = opts.betas ?? [0.9, 0.999];
     this.eps = opts.eps ?? 1e-8;
     this.weightDecay = opts.weightDecay ?? 0;
+    checkHyper('Adam', { lr: this.lr, eps: this.eps, weightDecay: this.weightDecay });
+    const [b1, b2] = this.betas;
+    if (!(b1 >= 0 && b1 < 1 && b2 >= 0 && b2 < 1)) throw new Error(`Adam: betas must be in [0, 1), got [${b1}, ${b2}]`);
     this.m = params.map((p) => zeros(p.engine, p.shape).keep());
     this.v = params.map((p) => zeros(p.engine, p.shape).keep());
   }
