@@ -160,6 +160,10 @@ test('train, adapt and experiment refuse outputs that would replace their inputs
   const again = train('-o', ck, '--resume', ck, '--export', w);
   assert.is(again.status, 0, again.stderr);
   assert.ok(existsSync(w), 'a finished checkpoint still exports');
+  // It reads the checkpoint's step before any training image: no data needed to say so.
+  const idle = cli('train', '--data', join(dir, 'missing'), '--steps', '1', '-o', ck, '--resume', ck);
+  assert.is(idle.status, 0, idle.stderr);
+  assert.match(idle.stderr, /already at step 1 \(--steps 1\): no step to run/);
   // Without --weights, adapt starts from the bundled weights: they are an input too.
   const bundled = resolve('weights/semi-drdnet-tiny.safetensors');
   const kept = readFileSync(bundled);

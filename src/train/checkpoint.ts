@@ -62,9 +62,14 @@ export function restoreCheckpoint(file: ParsedSafetensors, model: Module, opt: A
       t.write(values);
     }
   });
-  const step = ints(file, 'state.step', source)[0];
+  const step = checkpointStep(file, source);
   opt.stepCount = step;
   return { step, rng: Uint32Array.from(ints(file, 'state.rng', source)), epochCursor: ints(file, 'state.epoch_cursor', source), milestones: checkpointMilestones(file, source) };
+}
+
+/** The step a checkpoint was saved at (read without restoring anything). */
+export function checkpointStep(file: ParsedSafetensors, source: string): number {
+  return ints(file, 'state.step', source)[0];
 }
 
 /** The lr milestones a checkpoint's run used, or undefined for a checkpoint without them. */

@@ -5,7 +5,7 @@ import { preset, PRESET_NAMES } from '../../model/config.js';
 import { DrdNet } from '../../model/drdnet.js';
 import { loadVgg, randomVgg, DEFAULT_MAX_TAP, MAX_TAP } from '../../model/vgg.js';
 import { assignWeights, configFromWeights, NonFiniteWeightsError, weightsToBytes } from '../../model/weights.js';
-import { checkpointBytes, checkpointMilestones, hasOptimizerState, restoreCheckpoint } from '../../train/checkpoint.js';
+import { checkpointBytes, checkpointMilestones, checkpointStep, hasOptimizerState, restoreCheckpoint } from '../../train/checkpoint.js';
 import { dualContrastiveLoss } from '../../train/contrastive.js';
 import { openPairs, openReal } from '../../train/sources-node.js';
 import { NonFiniteLossError, Trainer, type StepRecord } from '../../train/trainer.js';
@@ -89,8 +89,6 @@ export async function run(argv: string[]): Promise<number> {
   if (exportPath) checkOutputFile(exportPath, 'weights');
 
   const engine = await getEngine();
-  const pairs = await openPairs(dataDir, patch, seed);
-  const real = realDir ? await openReal(realDir, patch, seed + 1) : null;
 
   let model: DrdNet;
   let resumeFile = null;
@@ -110,6 +108,16 @@ export async function run(argv: string[]): Promise<number> {
   } else {
     model = new DrdNet(engine, preset(presetName!), seed);
   }
+
+  // A finished checkpoint needs no data: say so before decoding every training image.
+  const done = resumeFile ? checkpointStep(resumeFile, resume!) : 0;
+  if (resumeFile && done >= steps) {
+    if (exportPath) await writeFileAtomic(exportPath, await weightsToBytes(model));
+    progress(`train: the checkpoint is already at step ${done} (--steps ${steps}): no step to run${exportPath ? `; weights -> ${exportPath}` : ''} (raise --steps to train on)`, true);
+    return 0;
+  }
+  const pairs = await openPairs(dataDir, patch, seed);
+  const real = realDir ? await openReal(realDir, patch, seed + 1) : null;
 
   // A resumed run keeps its own lr schedule unless --milestones is given again.
   const milestones = givenMilestones ?? (resumeFile && checkpointMilestones(resumeFile, resume!)) ?? [0.2, 1 / 3, 0.53].map((f) => Math.round(f * steps));
@@ -137,11 +145,6 @@ export async function run(argv: string[]): Promise<number> {
 
   // A resumed run's log keeps the steps up to the checkpoint's (a crash may have logged more).
   const resumedStep = trainer.step;
-  if (resumedStep >= steps) {
-    if (exportPath) await writeFileAtomic(exportPath, await weightsToBytes(model));
-    progress(`train: the checkpoint is already at step ${resumedStep} (--steps ${steps}): no step to run${exportPath ? `; weights -> ${exportPath}` : ''} (raise --steps to train on)`, true);
-    return 0;
-  }
   const log = logPath ? LineLog.open(logPath, resume ? (line) => stepOf(line) <= resumedStep : undefined) : null;
   const save = async () => {
     let bytes: Uint8Array;
