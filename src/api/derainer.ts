@@ -68,12 +68,8 @@ export class Derainer {
     if (this.#disposed) throw new Error('derain: this Derainer was disposed');
     const img = await toImage(image);
     checkImage(img, 'derain input');
-    // 8-bit samples passed as floats would "work" and return garbage: the model sees [0, 1].
-    let max = 0;
-    for (const v of img.data) if (v > max && v !== Infinity) max = v; // non-finite values: derainImage names them
-    if (max > MAX_INPUT) throw new Error(`derain input: values up to ${max}, but images hold floats in [0, 1] (divide 8-bit samples by 255, or use rgbaToImage)`);
-    // derainImage refuses a non-finite output itself.
-    return derainImage(this.model, img, { tile: opts.tile, stateBudget: opts.stateBudget, onTile: opts.onProgress, onTuning: opts.onTuning });
+    // derainImage refuses non-finite input and output, and 8-bit samples passed as floats.
+    return derainImage(this.model, img, { tile: opts.tile, stateBudget: opts.stateBudget, onTile: opts.onProgress, onTuning: opts.onTuning, maxInput: MAX_INPUT });
   }
 
   /** Frees the model's GPU memory, and the engine if the derainer created it. */

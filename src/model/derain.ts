@@ -28,6 +28,11 @@ export interface DerainOptions {
    * first use of a shape on an adapter; seconds per class on a software adapter), with how many.
    */
   onTuning?: (classes: number) => void;
+  /**
+   * Refuse an input with a value above this (8-bit samples passed as floats would "work" and
+   * return garbage: the model sees [0, 1]). Default: no limit; non-finite values are always refused.
+   */
+  maxInput?: number;
 }
 
 /** How `planTiles` cuts an image: core size per tile, context margin and the number of tiles. */
@@ -71,15 +76,26 @@ function crop(img: Image, x0: number, y0: number, w: number, h: number): Float32
   return out;
 }
 
+/** One pass over the input for non-finite values and for values above `maxInput`. */
+function checkInputValues(img: Image, maxInput: number): void {
+  const d = img.data;
+  let max = 0;
+  for (let i = 0; i < d.length; i++) {
+    const v = d[i];
+    // A NaN in would come out as a NaN, which the output check blames on the weights.
+    if (!Number.isFinite(v)) throw new Error(`derain input: value ${v} at index ${i} (channel ${Math.floor(i / (img.width * img.height))}); images hold finite values in [0, 1]`);
+    if (v > max) max = v;
+  }
+  if (max > maxInput) throw new Error(`derain input: values up to ${max}, but images hold floats in [0, 1] (divide 8-bit samples by 255, or use rgbaToImage)`);
+}
+
 /**
  * Derains one image with the model in eval mode (running BN statistics), then puts every
  * submodule back in the mode the caller had it in. Output not clamped; a non-finite output
  * (broken weights) is an error rather than a black image.
  */
 export async function derainImage(model: DrdNet, img: Image, opts: DerainOptions = {}): Promise<Image> {
-  // A NaN in would come out as a NaN, which the output check below blames on the weights.
-  const bad = img.data.findIndex((v) => !Number.isFinite(v));
-  if (bad >= 0) throw new Error(`derain input: value ${img.data[bad]} at index ${bad} (channel ${Math.floor(bad / (img.width * img.height))}); images hold finite values in [0, 1]`);
+  checkInputValues(img, opts.maxInput ?? Infinity);
   const modes = model.namedModules().map(([, m]) => [m, m.training] as const);
   model.eval();
   // BatchNorm and PReLU folded into the convs for this call (the weights cannot change during it).
