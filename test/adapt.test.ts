@@ -136,6 +136,9 @@ test('adapt: usage errors are one line with exit 2, and no input is ever overwri
   assertCliError(runCli(['adapt', photo, '-o', join(dir, 'x.safetensors'), '--guard', 'maybe']), 2, /--guard must be one of keep, warn/);
   assertCliError(runCli(['adapt', photo, '-o', join(dir, 'x.safetensors'), '--steps', '0']), 2, /--steps/);
   assertCliError(runCli(['adapt', join(dir, 'missing.png'), '-o', join(dir, 'x.safetensors'), '--weights', weights]), 1, /missing\.png/);
+  const tiny = join(dir, 'tiny.png');
+  writeFileSync(tiny, encodeImage(image(30, 6, () => 0.5), 'png'));
+  assertCliError(runCli(['adapt', photo, tiny, '-o', join(dir, 'x.safetensors'), '--weights', weights]), 1, /'.*tiny\.png' \(30x6\) is too small to adapt to/);
   assert.ok(readFileSync(weights).length > 0 && decodeImage(readFileSync(photo)).width === 40, 'inputs intact');
   assert.not.ok(existsSync(join(dir, 'x.safetensors')));
 });

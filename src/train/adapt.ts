@@ -96,13 +96,16 @@ export interface AdaptResult {
 /** Smallest crop the extractor accepts (relu3_1 sits behind two 2x2 poolings) and a sane floor. */
 export const ADAPT_MIN_PATCH = 8;
 
-/** The largest usable patch: the requested one, limited by every photo and every synthetic pair. */
-export function fitPatch(requested: number, photos: readonly Image[], pairs: readonly AdaptPair[]): number {
+/**
+ * The largest usable patch: the requested one, limited by every photo and every synthetic pair.
+ * A photo too small for any crop is an error naming it (by `names[i]` where given).
+ */
+export function fitPatch(requested: number, photos: readonly Image[], pairs: readonly AdaptPair[], names?: readonly string[]): number {
   const sizes = [...photos, ...pairs.map((q) => q.rainy)].map((im) => Math.min(im.width, im.height));
   const p = Math.min(requested, ...sizes);
   if (p < ADAPT_MIN_PATCH) {
-    const small = photos.find((im) => Math.min(im.width, im.height) < ADAPT_MIN_PATCH);
-    const what = small ? `the photo (${small.width}x${small.height})` : 'a synthetic pair';
+    const i = photos.findIndex((im) => Math.min(im.width, im.height) < ADAPT_MIN_PATCH);
+    const what = i < 0 ? 'a synthetic pair' : `${names ? `'${names[i]}'` : 'the photo'} (${photos[i].width}x${photos[i].height})`;
     throw new Error(`${what} is too small to adapt to: crops need at least ${ADAPT_MIN_PATCH}x${ADAPT_MIN_PATCH} pixels`);
   }
   return p;

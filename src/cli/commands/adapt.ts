@@ -3,7 +3,7 @@
 import { checkOutputFile, LineLog, writeFileAtomic } from '../../io/fs-node.js';
 import { readImage } from '../../io/image-node.js';
 import { NonFiniteWeightsError, weightsToBytes } from '../../model/weights.js';
-import { ADAPT_BN_MODES, ADAPT_DEFAULTS, ADAPT_MIN_PATCH, fitPatch, adaptToPhotos, CONTRASTIVE_SPACES } from '../../train/adapt.js';
+import { ADAPT_BN_MODES, ADAPT_DEFAULTS, fitPatch, adaptToPhotos, CONTRASTIVE_SPACES } from '../../train/adapt.js';
 import { GUARD_TOLERANCE_DB, guardKeeps, guardSaysWorse, selfConsistency } from '../../train/adapt-guard.js';
 import { loadAdaptPairs } from '../../train/adapt-pairs-node.js';
 import { int, num, oneOf, parseArgs, required, str, UsageError } from '../args.js';
@@ -70,12 +70,8 @@ export async function run(argv: string[]): Promise<number> {
   if (logPath) checkOutputFile(logPath, 'log');
 
   const photos = [];
-  for (const p of inputs) {
-    const im = await readImage(p);
-    if (Math.min(im.width, im.height) < ADAPT_MIN_PATCH) throw new UsageError(`'${p}' (${im.width}x${im.height}) is too small to adapt to: crops need at least ${ADAPT_MIN_PATCH}x${ADAPT_MIN_PATCH} pixels`);
-    photos.push(im);
-  }
-  const side = fitPatch(patch, photos, []);
+  for (const p of inputs) photos.push(await readImage(p));
+  const side = fitPatch(patch, photos, [], inputs);
   if (side < patch) progress(`adapt: --patch ${patch} is more than the smallest photo side (${side} px): crops are at most ${side} px`, true);
   const { model, path: weightsPath, bytes: startBytes } = await loadWeightsFile(weightsArg, 'adapt');
   const engine = await getEngine();

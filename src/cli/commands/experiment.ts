@@ -20,8 +20,12 @@ network or replace the rain gate, the rain residual block or the detail block. W
 
 const enc = new TextEncoder();
 
-/** Names of the files an experiment writes into its folder. */
-const WRITTEN = /^(results\.md|results\.json|loss\.svg|.+\.seed\d+\.jsonl)$/;
+/** The files an experiment writes into its folder: these three and one log per run. */
+const OUTPUTS = { table: 'results.md', json: 'results.json', plot: 'loss.svg' } as const;
+const runLogName = (variant: string, seed: number) => `${variant}.seed${seed}.jsonl`;
+/** Matches every name runLogName can make. */
+const RUN_LOG = /^.+\.seed\d+\.jsonl$/;
+const isOutputName = (name: string) => (Object.values(OUTPUTS) as string[]).includes(name) || RUN_LOG.test(name);
 
 /** results.json: the results without the per-step logs (those go to their own files). */
 export function resultsJson(res: ExperimentResults): string {
@@ -36,7 +40,7 @@ export async function run(argv: string[]): Promise<number> {
   const out = required(a, 'out', '(-o <dir>)');
   // The files written into <dir> must not replace the experiment file.
   const specReal = realPathOf(file);
-  if (dirname(specReal) === realPathOf(out) && WRITTEN.test(basename(specReal))) {
+  if (dirname(specReal) === realPathOf(out) && isOutputName(basename(specReal))) {
     throw new UsageError(`-o '${out}' would overwrite the experiment file '${file}' (results go to ${basename(specReal)} there): choose another folder`);
   }
   // An experiment file is a few lines of JSON; the cap keeps a device or pipe from being read forever.
@@ -58,17 +62,17 @@ export async function run(argv: string[]): Promise<number> {
     onStep: (s, r) => progress(`experiment ${r.run}/${r.runs} ${r.variant} seed ${r.seed}: step ${s.step}${budget} loss ${s.loss.toFixed(4)}`),
     onSeed: async (s, r) => {
       progress(`experiment ${r.run}/${r.runs} ${r.variant} seed ${r.seed}: PSNR ${s.psnr.toFixed(2)} / ${s.psnr_shift.toFixed(2)} dB, SSIM ${s.ssim.toFixed(4)} / ${s.ssim_shift.toFixed(4)}, ${s.steps} steps, ${s.ms_per_step.toFixed(0)} ms/step`, true);
-      await writeFileAtomic(join(out, `${r.variant}.seed${r.seed}.jsonl`), enc.encode(s.log.map((l) => JSON.stringify(l)).join('\n') + '\n'));
+      await writeFileAtomic(join(out, runLogName(r.variant, r.seed)), enc.encode(s.log.map((l) => JSON.stringify(l)).join('\n') + '\n'));
     },
   });
   const table = resultsTable(res);
-  await writeFileAtomic(join(out, 'results.md'), enc.encode(table + '\n'));
-  await writeFileAtomic(join(out, 'results.json'), enc.encode(resultsJson(res)));
+  await writeFileAtomic(join(out, OUTPUTS.table), enc.encode(table + '\n'));
+  await writeFileAtomic(join(out, OUTPUTS.json), enc.encode(resultsJson(res)));
   const steps = Math.min(...res.variants.flatMap((v) => v.seeds.map((s) => s.steps)));
   const window = Math.max(1, Math.round(steps / 30));
   const series = res.variants.map((v) => ({ name: v.name, ...meanBand(v.seeds.map((s) => smooth(s.log.map((l): [number, number] => [l.step, l.loss_sup]), window))) }));
   const seeds = base.seeds.length;
-  await writeFileAtomic(join(out, 'loss.svg'), enc.encode(lossPlotSvg(series, `supervised loss: mean over ${seeds} seed${seeds === 1 ? '' : 's'}, band min-max (moving average over ${window} steps)`)));
+  await writeFileAtomic(join(out, OUTPUTS.plot), enc.encode(lossPlotSvg(series, `supervised loss: mean over ${seeds} seed${seeds === 1 ? '' : 's'}, band min-max (moving average over ${window} steps)`)));
   console.log(table);
   return 0;
 }
