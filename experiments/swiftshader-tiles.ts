@@ -1,6 +1,7 @@
 // Times forward and dgrad conv tile configs on one adapter (default SwiftShader), median of REPS runs.
 //   node scripts/run-ts.mjs experiments/swiftshader-tiles.ts [N,C,H,dil] [fwd|dgrad] [cfgs...]
-// A cfg is TMxTN:WG_X (register tiles), s:TMxTN:WGXxWGY:BK (workgroup memory) or w:TMxTN:WG_X (Winograd).
+// A cfg is TMxTN:WG_X (register tiles), s:TMxTN:WGXxWGY:BK (workgroup memory), w:TMxTN:WG_X (Winograd)
+// or v:TMxTN:WG_X (vec4 rows).
 // ADAPTER=lavapipe uses the system driver. Not part of the package or the tests.
 import { SWIFTSHADER_ICD } from '../src/gpu/node.js';
 
@@ -28,9 +29,9 @@ function parse(s: string): Cfg {
     const [wgX, wgY] = p[2].split('x').map(Number);
     return { smem: true, wgX, wgY, tm, tn, bk: Number(p[3] ?? 16) };
   }
-  if (p[0] === 'w') {
+  if (p[0] === 'w' || p[0] === 'v') {
     const [tm, tn] = p[1].split('x').map(Number);
-    return { algo: 'winograd', smem: false, wgX: Number(p[2]), wgY: 1, tm, tn, bk: 16 };
+    return { algo: p[0] === 'w' ? 'winograd' : 'vec4', smem: false, wgX: Number(p[2]), wgY: 1, tm, tn, bk: 16 };
   }
   const [tm, tn] = p[0].split('x').map(Number);
   return { smem: false, wgX: Number(p[1]), wgY: 1, tm, tn, bk: 16 };

@@ -12,7 +12,8 @@
 // output channels is contiguous. Up to four branches (same kernel size, own padding/dilation)
 // accumulate into one output: multiDilationConv runs its three dilated convolutions in one pass.
 //
-// Two strategies, picked by the SMEM override (src/kernels/conv2d.ts chooses per adapter):
+// Three strategies: the entry `conv_rows` (vec4 rows, below), and in the entry `conv` two picked by
+// the SMEM override (src/kernels/conv2d.ts chooses per adapter and shape, the tuner by timing):
 //  * SMEM = false (software adapters): a 1-D workgroup of WG_X invocations; each invocation keeps
 //    a TM x TN register tile (TM output channels of the workgroup's channel tile x TN pixels, its
 //    lane's pixel plus every WG_X-th after it). Weight addresses depend only on the workgroup, so
@@ -77,41 +78,39 @@ fn src(raw: i32, div: i32, size: u32) -> i32 {
   return select(-1, c, raw >= 0 && c < i32(size));
 }
 
-// Output pixels q0 + j*WG_X (j < TN) of channels co0 + i (i < TM) of image n from the tile, through
-// the epilogue: out = act(acc * scale + shift); without the affine form scale = 1, shift = bias.
+// The epilogue's per-channel terms of channel m: scale, shift (the bias without the affine form)
+// and the PReLU slope. Without the affine form scale = 1, shift = bias.
+fn channelTerms(m: u32) -> vec3<f32> {
+  if (p.affine != 0u) { return vec3(Bias[m], Bias[p.Co + m], Bias[2u * p.Co + m]); }
+  return vec3(1.0, select(0.0, Bias[m], p.hasBias != 0u), p.alpha);
+}
+
+// One output value through the epilogue: act(acc * scale + shift), then the residual; `at` is its
+// index in Y.
+fn finish(acc: f32, t: vec3<f32>, at: u32) -> f32 {
+  var v = acc * t.x + t.y;
+  if (p.act == 1u) { v = max(v, 0.0); }
+  if (p.act >= 2u) { v = select(v * t.z, v, v > 0.0); } // 2 leakyRelu (alpha), 3 PReLU (affine slopes)
+  if (p.residual != 0u) { v += Res[p.rOff + at - p.yOff]; }
+  return v;
+}
+
+// Output pixels q0 + j*WG_X (j < TN) of channels co0 + i (i < TM) of image n from the tile.
 // The per-channel terms are loaded once per channel, not per pixel (lavapipe checks every load);
 // pixels stay the outer loop (channel-outer stores ran 1.5x slower on lavapipe).
 fn store(acc: ptr<function, Tile>, n: u32, q0: u32, co0: u32) {
   let HWq = p.Hq * p.Wq;
   let yb = p.yOff + n * p.Co * HWq;
-  var scale: array<f32, TILE_M>;
-  var shift: array<f32, TILE_M>;
-  var slope: array<f32, TILE_M>;
-  for (var i = 0u; i < TM; i++) {
-    let m = min(co0 + i, p.Co - 1u);
-    scale[i] = 1.0;
-    shift[i] = 0.0;
-    slope[i] = p.alpha;
-    if (p.affine != 0u) {
-      scale[i] = Bias[m];
-      shift[i] = Bias[p.Co + m];
-      slope[i] = Bias[2u * p.Co + m];
-    } else if (p.hasBias != 0u) {
-      shift[i] = Bias[m];
-    }
-  }
+  var terms: array<vec3<f32>, TILE_M>;
+  for (var i = 0u; i < TM; i++) { terms[i] = channelTerms(min(co0 + i, p.Co - 1u)); }
   for (var j = 0u; j < TN; j++) {
     let q = q0 + j * WG_X;
     if (q >= HWq) { break; }
     for (var i = 0u; i < TM; i++) {
       let m = co0 + i;
       if (m >= p.Co) { break; }
-      var v = (*acc)[i][j] * scale[i] + shift[i];
-      if (p.act == 1u) { v = max(v, 0.0); }
-      if (p.act >= 2u) { v = select(v * slope[i], v, v > 0.0); } // 2 leakyRelu (alpha), 3 PReLU (affine slopes)
       let at = yb + m * HWq + q;
-      if (p.residual != 0u) { v += Res[p.rOff + at - p.yOff]; }
-      Y[at] = v;
+      Y[at] = finish((*acc)[i][j], terms[i], at);
     }
   }
 }
@@ -175,6 +174,109 @@ fn convRegisters(wg: vec3u, lane: u32) {
     }
   }
   store(&acc, n, q0, co0);
+}
+
+// ---- vec4 rows (algo 'vec4') -------------------------------------------------------------------
+// Stride-1 passes. Each invocation owns TN (4 or 8) neighbouring pixels of one output row for TM
+// (4, 8 or 16) output channels, as TM/4 rows of named vec4 accumulators. No array is indexed
+// inside the loops: SwiftShader keeps such an array in memory (the register-tile kernel above ran
+// 4-5x slower there than this one), while named values stay in registers. The lanes of a workgroup
+// share their channels, so weight loads are uniform, as in convRegisters.
+
+struct Row { p0: vec4<f32>, p1: vec4<f32>, p2: vec4<f32>, p3: vec4<f32>, p4: vec4<f32>, p5: vec4<f32>, p6: vec4<f32>, p7: vec4<f32> }
+
+// a += w (4 channels) x each of the 8 pixels in lo, hi (hi unused when TN = 4).
+fn rowMac(a: ptr<function, Row>, w: vec4<f32>, lo: vec4<f32>, hi: vec4<f32>) {
+  (*a).p0 = fma(w, vec4(lo.x), (*a).p0);
+  (*a).p1 = fma(w, vec4(lo.y), (*a).p1);
+  (*a).p2 = fma(w, vec4(lo.z), (*a).p2);
+  (*a).p3 = fma(w, vec4(lo.w), (*a).p3);
+  if (TN > 4u) {
+    (*a).p4 = fma(w, vec4(hi.x), (*a).p4);
+    (*a).p5 = fma(w, vec4(hi.y), (*a).p5);
+    (*a).p6 = fma(w, vec4(hi.z), (*a).p6);
+    (*a).p7 = fma(w, vec4(hi.w), (*a).p7);
+  }
+}
+
+// Four input pixels of channel plane `base` at offsets `o`, zero where `ok` is 0.
+fn gather4(base: u32, o: vec4<u32>, ok: vec4<f32>) -> vec4<f32> {
+  return vec4(X[base + o.x], X[base + o.y], X[base + o.z], X[base + o.w]) * ok;
+}
+
+// Offsets within a channel plane of four pixels on input row iy at columns ix (0 outside), and
+// their 0/1 mask.
+fn rowOffsets(iy: i32, ix: vec4<i32>) -> array<vec4<u32>, 2> {
+  let ok = (ix >= vec4(0)) & (ix < vec4(i32(p.Wi))) & vec4(iy >= 0 && iy < i32(p.Hi));
+  return array(select(vec4(0u), vec4<u32>(iy * i32(p.Wi) + ix), ok), select(vec4(0u), vec4(1u), ok));
+}
+
+// Channels m0..m0+3 of pixels x0..x0+TN-1 on output row y from one accumulator row.
+fn storeRow(a: Row, n: u32, y: u32, x0: u32, m0: u32) {
+  let HWq = p.Hq * p.Wq;
+  let px = array(a.p0, a.p1, a.p2, a.p3, a.p4, a.p5, a.p6, a.p7);
+  for (var k = 0u; k < 4u; k++) {
+    let m = m0 + k;
+    if (m >= p.Co) { return; }
+    let t = channelTerms(m);
+    for (var j = 0u; j < TN; j++) {
+      if (x0 + j >= p.Wq) { break; }
+      let at = p.yOff + (n * p.Co + m) * HWq + y * p.Wq + x0 + j;
+      Y[at] = finish(px[j][k], t, at);
+    }
+  }
+}
+
+@compute @workgroup_size(WG_X)
+fn conv_rows(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let perRow = (p.Wq + TN - 1u) / TN;
+  let r = wg.y * WG_X + lid.x;
+  if (r >= p.Hq * perRow) { return; } // no barriers below
+  let y = r / perRow;
+  let x0 = (r % perRow) * TN;
+  let co0 = wg.x * TM;
+  let n = wg.z;
+  let HWi = p.Hi * p.Wi;
+  let KK = p.KH * p.KW;
+  let xb = p.xOff + n * p.Ci * HWi;
+  let cq = p.CoP / 4u;
+  var a0: Row;
+  var a1: Row;
+  var a2: Row;
+  var a3: Row;
+  for (var b = 0u; b < p.NB; b++) {
+    let wb = (b * p.Ci * KK * p.CoP + co0) / 4u;
+    for (var ky = 0u; ky < p.KH; ky++) {
+      let iy = i32(y) - p.ph[b] + i32(ky) * p.dh[b];
+      for (var kx = 0u; kx < p.KW; kx++) {
+        let ix = vec4(i32(x0)) - p.pw[b] + i32(kx) * p.dw[b] + vec4(0, 1, 2, 3);
+        let lo = rowOffsets(iy, ix);
+        let hi = rowOffsets(iy, ix + 4);
+        let okLo = vec4<f32>(lo[1]);
+        let okHi = vec4<f32>(hi[1]);
+        let tap = ky * p.KW + kx;
+        for (var c = 0u; c < p.Ci; c++) {
+          let base = xb + c * HWi;
+          let xl = gather4(base, lo[0], okLo);
+          var xh = vec4(0.0);
+          if (TN > 4u) { xh = gather4(base, hi[0], okHi); }
+          let w0 = wb + (c * KK + tap) * cq;
+          rowMac(&a0, Wv[w0], xl, xh);
+          if (TM > 4u) { rowMac(&a1, Wv[w0 + 1u], xl, xh); }
+          if (TM > 8u) {
+            rowMac(&a2, Wv[w0 + 2u], xl, xh);
+            rowMac(&a3, Wv[w0 + 3u], xl, xh);
+          }
+        }
+      }
+    }
+  }
+  storeRow(a0, n, y, x0, co0);
+  if (TM > 4u) { storeRow(a1, n, y, x0, co0 + 4u); }
+  if (TM > 8u) {
+    storeRow(a2, n, y, x0, co0 + 8u);
+    storeRow(a3, n, y, x0, co0 + 12u);
+  }
 }
 
 fn packed(i: u32) -> f32 {

@@ -174,8 +174,8 @@ const geom = (Ci: number, Co: number) => ({ N: 2, Ci, H: 9, W: 11, Co, KH: 3, KW
 test('every software candidate (narrow and wide layers) matches the reference', async () => {
   const e = await engine();
   const soft = { ...e, adapter: { ...e.adapter, software: true }, limits: e.limits } as unknown as Engine;
-  // The shape below (3x3, stride 1) is Winograd-eligible: its candidates are checked too.
-  const convs = [4, 8, 64].flatMap((M) => convCandidates(soft, M, undefined, { winograd: true }));
+  // The shape below (3x3, stride 1) is Winograd- and vec4-eligible: their candidates are checked too.
+  const convs = [4, 8, 64].flatMap((M) => convCandidates(soft, M, undefined, { winograd: true, vec4: true }));
   const wgrads = [[3, 64], [64, 3], [64, 64], [8, 8]].flatMap(([ci, co]) => wgradCandidates(soft, geom(ci, co)));
   await checkCandidates(e, 'software', uniq(convs), uniq(wgrads));
 });

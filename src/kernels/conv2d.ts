@@ -16,6 +16,9 @@
 //  * Winograd F(2x2,3x3) (conv/winograd.ts, shaders/conv2d_winograd.wgsl) for stride-1 3x3 forward
 //    and dgrad, dilated and multi-branch too: a config with `algo: 'winograd'`, offered to the tuner
 //    for eligible shapes and used where it measured faster (or where a caller passes it).
+//  * vec4 rows (entry `conv_rows` in shaders/conv2d.wgsl) for stride-1 forward and dgrad: 4 to 16
+//    channels x 4 or 8 pixels of a row per invocation in named vec4 accumulators, `algo: 'vec4'`,
+//    offered to the tuner likewise (on SwiftShader 3-4x faster than the other kernels).
 // `autotuneConv` times a few candidates per shape class and caches the winner in the engine's `convTuning`.
 // Self-tuning (conv/selftune.ts): kernels note the shape classes they run untuned; `tunePending`,
 // called where waiting is allowed (derain tiles, training steps, bench warm-ups), times them and
@@ -26,12 +29,12 @@
 // fit, the call is refused with an error naming the tensor and the limit.
 export type { PerAxis } from './util.js';
 export { convOutputSize, pair, type Activation, type Conv2dParams, type ConvBranch, type Geometry } from './conv/geometry.js';
-export { convTuning, defaultConvConfig, defaultWgradConfig, defaultWinogradConfig, recordConvConfigs, winogradEligible, type ConvKind, type ConvTileConfig, type WgradTileConfig } from './conv/config.js';
+export { convTuning, defaultConvConfig, defaultVec4Config, defaultWgradConfig, defaultWinogradConfig, recordConvConfigs, vec4Eligible, winogradEligible, type ConvKind, type ConvTileConfig, type WgradTileConfig } from './conv/config.js';
 export { composeFusedBias, foldAffine, type FoldBn } from './conv/pack.js';
 export {
   conv2dBackwardData, conv2dForward, conv2dMultiBackwardData, conv2dMultiForward,
   type ConvBackwardOptions, type ConvEpilogue, type ConvForwardOptions, type MultiConvOptions,
 } from './conv/forward.js';
 export { conv2dBackwardBias, conv2dBackwardFilter, conv2dBackwardFilterMulti, type WgradOptions } from './conv/wgrad.js';
-export { autotuneConv, convCandidates, wgradCandidates, winogradCandidates, type AutotuneOptions, type ConvShape } from './conv/autotune.js';
+export { autotuneConv, convCandidates, vec4Candidates, wgradCandidates, winogradCandidates, type AutotuneOptions, type ConvShape } from './conv/autotune.js';
 export { adapterId, prepareTuning, tunePending, tuneStats, type TuneStats } from './conv/selftune.js';

@@ -2,7 +2,7 @@
 import type { Engine } from '../../gpu/runtime.js';
 import { Tensor, type Shape } from '../../core/tensor.js';
 import type { PerAxis } from '../util.js';
-import { convTuning, defaultConvConfig, defaultWgradConfig, defaultWinogradConfig, tuningKey, winogradEligible, type ConvKind, type ConvTileConfig, type WgradTileConfig } from './config.js';
+import { convTuning, defaultConvConfig, defaultVec4Config, defaultWgradConfig, defaultWinogradConfig, tuningKey, vec4Eligible, winogradEligible, type ConvKind, type ConvTileConfig, type WgradTileConfig } from './config.js';
 import { conv2dBackwardData, conv2dForward, conv2dMultiBackwardData, conv2dMultiForward } from './forward.js';
 import { geometry, type Geometry } from './geometry.js';
 import { conv2dBackwardFilter } from './wgrad.js';
@@ -29,12 +29,14 @@ export interface ConvShape {
  * Forward/dgrad candidates for a pass with `M` output channels (the default first, so a budget
  * cut short still has it). Software: register tiles. GPUs: workgroup-memory tiles over workgroup
  * shapes (square, wide, 64 lanes), 4..8 outputs per side per invocation and two staging depths,
- * so an adapter nobody has measured still finds its shape.
+ * so an adapter nobody has measured still finds its shape. Both: Winograd and vec4 rows where
+ * the pass allows them.
  */
-export function convCandidates(e: Engine, M: number, first?: ConvTileConfig, opts: { winograd?: boolean } = {}): ConvTileConfig[] {
+export function convCandidates(e: Engine, M: number, first?: ConvTileConfig, opts: { winograd?: boolean; vec4?: boolean } = {}): ConvTileConfig[] {
   const out: ConvTileConfig[] = [first ?? defaultConvConfig(e, M)];
-  // Winograd right after the default, so a budget cut short still compares the two algorithms.
+  // The other algorithms right after the default, so a budget cut short still compares them.
   if (opts.winograd) out.push(...winogradCandidates(M));
+  if (opts.vec4) out.push(...vec4Candidates(M));
   if (e.adapter.software) {
     const tms = M <= 4 ? [4] : M <= 8 ? [4, 8] : [8, 16];
     // tn = 32 is left out: no faster here, and lavapipe takes tens of seconds to compile it.
@@ -60,6 +62,14 @@ export function winogradCandidates(M: number): ConvTileConfig[] {
     for (const tn of [1, 2]) if (tm * tn <= 16) out.push({ ...first, tm, tn });
   }
   out.push({ ...first, wgX: 32 });
+  return dedupe(out);
+}
+
+/** Vec4-row candidates for a stride-1 pass with `M` output channels (on every adapter). */
+export function vec4Candidates(M: number): ConvTileConfig[] {
+  const first = defaultVec4Config(M);
+  const out = [first];
+  for (const tm of M <= 4 ? [4] : M <= 8 ? [4, 8] : [8, 16]) for (const tn of [4, 8]) out.push({ ...first, tm, tn });
   return dedupe(out);
 }
 
@@ -154,7 +164,7 @@ export async function autotuneConv(engine: Engine, shapes: ConvShape[], opts: Au
         const key = tuningKey(engine, kind, g, multi?.length);
         const cands: Array<ConvTileConfig | WgradTileConfig> =
           kind === 'wgrad' ? (opts.candidates?.wgrad ?? wgradCandidates(engine, g))
-          : (opts.candidates?.conv ?? convCandidates(engine, kind === 'fwd' ? g.Co : g.Ci, kind === 'fwd' ? defaultConvConfig(engine, g.Co, g.Ho * g.Wo, g.Ci * g.KH * g.KW) : defaultConvConfig(engine, g.Ci, g.H * g.W, g.Co * g.KH * g.KW), { winograd: winogradEligible(engine, kind, g) }));
+          : (opts.candidates?.conv ?? convCandidates(engine, kind === 'fwd' ? g.Co : g.Ci, kind === 'fwd' ? defaultConvConfig(engine, g.Co, g.Ho * g.Wo, g.Ci * g.KH * g.KW) : defaultConvConfig(engine, g.Ci, g.H * g.W, g.Co * g.KH * g.KW), { winograd: winogradEligible(engine, kind, g), vec4: vec4Eligible(g) }));
         const budget = opts.budgetMs ?? Infinity;
         let spent = 0; // beyond the first run of the first candidate of each algorithm
         const algos = new Set<string>();

@@ -3,14 +3,16 @@ import type { Engine } from '../../gpu/runtime.js';
 import type { Geometry } from './geometry.js';
 
 /**
- * Tiles of the forward/dgrad kernels: the direct implicit GEMM (conv2d.wgsl, entry `conv`) or,
- * with `algo: 'winograd'`, Winograd F(2x2,3x3) (conv2d_winograd.wgsl; stride-1 3x3 convs only):
- * there `tm` is output channels and `tn` 2x2 output tiles per invocation (tm * tn <= 16), register
- * tiles only (smem false, wgY 1), and `bk` is unused.
+ * Tiles of the forward/dgrad kernels: the direct implicit GEMM (conv2d.wgsl, entry `conv`); with
+ * `algo: 'winograd'`, Winograd F(2x2,3x3) (conv2d_winograd.wgsl; stride-1 3x3 convs only): there
+ * `tm` is output channels and `tn` 2x2 output tiles per invocation (tm * tn <= 16), register tiles
+ * only (smem false, wgY 1), and `bk` is unused; with `algo: 'vec4'`, vec4 rows (conv2d.wgsl, entry
+ * `conv_rows`; stride-1 passes): `tm` output channels (4, 8 or 16) x `tn` pixels of one row (4 or
+ * 8) per invocation in named vec4 accumulators, smem false, wgY 1, `bk` unused.
  */
 export interface ConvTileConfig {
   /** The algorithm; absent means 'direct'. */
-  algo?: 'direct' | 'winograd';
+  algo?: 'direct' | 'winograd' | 'vec4';
   /** Stage tiles in workgroup memory (real GPUs) or keep register tiles only (software). */
   smem: boolean;
   /** Workgroup size; wgY must be 1 without smem. */
@@ -62,7 +64,7 @@ export function convTuning(e: Engine): Map<string, ConvTileConfig | WgradTileCon
  * tuner are timed again (on 2026-12-07 the stored ones were often untuned defaults: its budget
  * could run out on the default). Bump it when kernels or candidate lists change what wins.
  */
-export const TUNER_REVISION = 2;
+export const TUNER_REVISION = 3;
 
 function adapterKey(e: Engine): string {
   const a = e.adapter;
@@ -173,6 +175,15 @@ export function defaultWinogradConfig(M: number): ConvTileConfig {
   return { algo: 'winograd', smem: false, wgX: 64, wgY: 1, tm: M <= 4 ? 4 : 8, tn: M <= 4 ? 4 : 2, bk: 16 };
 }
 
+/**
+ * The vec4-row tiles for a pass with `M` output channels (the tuner's first vec4 candidate): 16
+ * channels x 8 pixels measured best on SwiftShader for 64->64 (1x64x64x64 forward: 247 ms against
+ * 376 for 16 x 4 and 349 for 8 x 8, prototype, one process, a loaded machine).
+ */
+export function defaultVec4Config(M: number): ConvTileConfig {
+  return { algo: 'vec4', smem: false, wgX: 64, wgY: 1, tm: M <= 4 ? 4 : M <= 8 ? 8 : 16, tn: 8, bk: 16 };
+}
+
 /** Winograd tile rows (or columns) covering `size` outputs at dilation d: d interleaved sub-grids of ceil(size / 2d) pairs each. */
 export const winogradTiles = (size: number, d: number): number => d * Math.ceil(size / (2 * d));
 
@@ -187,6 +198,11 @@ function winogradFits(e: Engine, k: [number, number], stride: [number, number], 
   return Math.ceil(most / (c.wgX * c.tn)) <= e.limits.maxComputeWorkgroupsPerDimension;
 }
 
+/** Whether the vec4-row kernel can run a pass of `g`: stride 1 (its rows step one input pixel per output pixel). */
+export function vec4Eligible(g: Geometry): boolean {
+  return g.sh === 1 && g.sw === 1;
+}
+
 /** Whether the Winograd kernel can run pass `kind` of `g` (every branch of a multi-branch conv) with `c`. */
 export function winogradEligible(e: Engine, kind: 'fwd' | 'dgrad', g: Geometry, branches?: Geometry[], c?: ConvTileConfig): boolean {
   const out: [number, number] = kind === 'fwd' ? [g.Ho, g.Wo] : [g.H, g.W];
@@ -199,13 +215,15 @@ export function convConfig(e: Engine, kind: 'fwd' | 'dgrad', g: Geometry, given?
     if (given.algo === 'winograd' && !winogradEligible(e, kind, g, branches, given)) {
       throw new Error(`conv2d: the Winograd config ${JSON.stringify(given)} needs a stride-1 3x3 conv (kernel ${g.KH}x${g.KW}, stride ${g.sh}x${g.sw}) within the workgroup grid limit`);
     }
+    if (given.algo === 'vec4' && !vec4Eligible(g)) throw new Error(`conv2d: the vec4 config ${JSON.stringify(given)} needs a stride-1 conv (stride ${g.sh}x${g.sw})`);
     noteUse(e, tuningKey(e, kind, g, branches && branches.length > 1 ? branches.length : undefined), given);
     return given;
   }
   const t = tuned<ConvTileConfig>(e, kind, g, branches);
-  // A stored Winograd entry whose shape class also holds an ineligible shape (a grid past the
+  // A stored entry whose shape class also holds an ineligible shape (a Winograd grid past the
   // limit) falls back to the direct default.
-  const usable = t.c && (t.c.algo !== 'winograd' || winogradEligible(e, kind, g, branches, t.c)) ? t.c : undefined;
+  const eligible = (c: ConvTileConfig) => (c.algo === 'winograd' ? winogradEligible(e, kind, g, branches, c) : c.algo === 'vec4' ? vec4Eligible(g) : true);
+  const usable = t.c && eligible(t.c) ? t.c : undefined;
   const c = usable ?? (kind === 'fwd' ? defaultConvConfig(e, g.Co, g.Ho * g.Wo, g.Ci * g.KH * g.KW) : defaultConvConfig(e, g.Ci, g.H * g.W, g.Co * g.KH * g.KW));
   noteUse(e, t.key, c);
   return checkConvConfig(e, c);
@@ -213,7 +231,14 @@ export function convConfig(e: Engine, kind: 'fwd' | 'dgrad', g: Geometry, given?
 
 /** Throws unless `c` is a forward/dgrad config this device can run; returns it. */
 export function checkConvConfig(e: Engine, c: ConvTileConfig): ConvTileConfig {
-  if (c.algo !== undefined && c.algo !== 'direct' && c.algo !== 'winograd') throw new Error(`conv2d: unknown algo in tile config ${JSON.stringify(c)} ('direct' or 'winograd')`);
+  if (c.algo !== undefined && c.algo !== 'direct' && c.algo !== 'winograd' && c.algo !== 'vec4') throw new Error(`conv2d: unknown algo in tile config ${JSON.stringify(c)} ('direct', 'winograd' or 'vec4')`);
+  if (c.algo === 'vec4') {
+    if (c.smem || c.wgY !== 1 || ![4, 8, 16].includes(c.tm) || ![4, 8].includes(c.tn)) {
+      throw new Error(`conv2d: invalid vec4 config ${JSON.stringify(c)} (smem false, wgY 1, tm 4, 8 or 16, tn 4 or 8)`);
+    }
+    checkWorkgroup(e, 'conv2d', c, 0);
+    return c;
+  }
   if (c.algo === 'winograd') {
     if (c.smem || c.wgY !== 1 || c.tm % 4 !== 0 || c.tm < 4 || c.tm > 16 || !Number.isInteger(c.tn) || c.tn < 1 || c.tn > 4 || c.tm * c.tn > 16) {
       throw new Error(`conv2d: invalid Winograd config ${JSON.stringify(c)} (smem false, wgY 1, tm a multiple of 4 up to 16, tn 1 to 4 tiles, tm*tn <= 16)`);

@@ -1,4 +1,4 @@
-// Conv forward and input gradient (dgrad), single and multi-branch: one implicit-GEMM kernel over packed weights, or Winograd (conv/winograd.ts) when the config says so.
+// Conv forward and input gradient (dgrad), single and multi-branch: direct kernels over packed weights (register, workgroup-memory or vec4-row tiles), or Winograd (conv/winograd.ts) when the config says so.
 import code from '../../../shaders/conv2d.wgsl';
 import { Tensor, type Shape } from '../../core/tensor.js';
 import { convConfig, type ConvTileConfig } from './config.js';
@@ -48,6 +48,7 @@ function runConv(r: ConvRun): Tensor {
   if (r.cfg.algo === 'winograd') return runWinograd(r);
   const e = r.input.engine;
   const cfg = r.cfg;
+  const rows = cfg.algo === 'vec4';
   const tileM = cfg.smem ? cfg.wgY * cfg.tm : cfg.tm;
   const MP = Math.ceil(r.M / tileM) * tileM;
   const { out, windows } = convLaunch(r);
@@ -62,12 +63,13 @@ function runConv(r: ConvRun): Tensor {
     // The 1x1 fast path: output pixel q reads input pixel q (forward and dgrad alike).
     POINTWISE: r.KH === 1 && r.KW === 1 && r.sh === 1 && r.sw === 1 && r.branches.every((b) => b.ph === 0 && b.pw === 0) && r.Hi === r.Hq && r.Wi === r.Wq ? 1 : 0,
   };
-  const bn = cfg.wgX * cfg.tn;
+  // Workgroups over pixels: vec4 rows cover ceil(Wq / tn) invocations per output row, 1 per lane.
+  const pixelGroups = rows ? Math.ceil((r.Hq * Math.ceil(r.Wq / cfg.tn)) / cfg.wgX) : Math.ceil((r.Hq * r.Wq) / (cfg.wgX * cfg.tn));
   for (const { n0, n1, xin, yout, res } of windows) {
     e.dispatch({
       label: r.op,
       code,
-      entry: 'conv',
+      entry: rows ? 'conv_rows' : 'conv',
       constants,
       uniforms: {
         Ci: r.Cin, Hi: r.Hi, Wi: r.Wi, Co: r.M, Hq: r.Hq, Wq: r.Wq, KH: r.KH, KW: r.KW,
@@ -78,7 +80,7 @@ function runConv(r: ConvRun): Tensor {
         residual: res ? 1 : 0, rOff: res?.off ?? 0,
       },
       bindings: [xin.binding, packed.binding(), (r.epilogue?.affine ?? r.bias ?? packed).binding(), yout.binding, (res ?? xin).binding],
-      workgroups: [Math.ceil(r.M / tileM), Math.ceil((r.Hq * r.Wq) / bn), n1 - n0],
+      workgroups: [Math.ceil(r.M / tileM), pixelGroups, n1 - n0],
     });
   }
   if (owned) packed.dispose();
