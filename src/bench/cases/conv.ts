@@ -1,6 +1,7 @@
 // Bench cases for the conv2d family: forward, dgrad, wgrad (split-K and its reduction pass
 // included) on the Semi-DRDNet shapes, and the fused detail block (multiDilationConv); rows marked
-// `winograd` force the Winograd F(2x2,3x3) path on the same shapes, so one run shows both.
+// `winograd` or `vec4` force the Winograd F(2x2,3x3) or vec4-row kernel with its default tiles on
+// the same shapes, so one run shows every algorithm (unmarked rows run what the tuner chose).
 import type { BenchCase } from '../case.js';
 import type { Engine } from '../../gpu/runtime.js';
 import { Tensor } from '../../core/tensor.js';
@@ -10,6 +11,7 @@ import {
   conv2dBackwardFilter,
   conv2dForward,
   conv2dMultiForward,
+  defaultVec4Config,
   defaultWinogradConfig,
   type ConvTileConfig,
 } from '../../kernels/conv2d.js';
@@ -53,17 +55,20 @@ const specs: ConvSpec[] = [
   { n: 1, ci: 16, h: 128, w: 128, co: 16, k: 3, d: 3 },
 ];
 
-/** With `winograd`, the pass runs the Winograd kernel with its software default tiles. */
-function convCase(s: ConvSpec, pass: ConvPass, winograd = false): BenchCase {
+/** An algorithm a row forces (its default tiles for `M` output channels), or none: the tuner's choice. */
+type Forced = 'winograd' | 'vec4' | null;
+const forcedConfig = (algo: Forced, M: number): ConvTileConfig | undefined => (algo === 'winograd' ? defaultWinogradConfig(M) : algo === 'vec4' ? defaultVec4Config(M) : undefined);
+
+function convCase(s: ConvSpec, pass: ConvPass, algo: Forced = null): BenchCase {
   const pad = (s.d * (s.k - 1)) >> 1;
-  const config: ConvTileConfig | undefined = winograd ? defaultWinogradConfig(pass === 'fwd' ? s.co : s.ci) : undefined;
+  const config = forcedConfig(algo, pass === 'fwd' ? s.co : s.ci);
   const opts = { padding: pad, dilation: s.d };
   const xShape = [s.n, s.ci, s.h, s.w];
   const wShape = [s.co, s.ci, s.k, s.k];
   return {
     name: `conv2d.${pass}`,
-    shape: `${xShape.join('x')} ${s.ci}->${s.co} k${s.k}${s.d > 1 ? ` d${s.d}` : ''}${winograd ? ' winograd' : ''}`,
-    quick: !winograd && s.quick?.includes(pass),
+    shape: `${xShape.join('x')} ${s.ci}->${s.co} k${s.k}${s.d > 1 ? ` d${s.d}` : ''}${algo ? ` ${algo}` : ''}`,
+    quick: !algo && s.quick?.includes(pass),
     flops: 2 * s.n * s.h * s.w * s.co * s.ci * s.k * s.k,
     setup(engine) {
       const x = random(engine, xShape, 1);
@@ -87,11 +92,11 @@ const HW = 128;
 const DILATIONS = [1, 3, 5];
 
 /** multiDilationConv forward: composes the fuse weight into the three branches, then one kernel. */
-function dcclCase(winograd: boolean): BenchCase {
-  const config: ConvTileConfig | undefined = winograd ? defaultWinogradConfig(C) : undefined;
+function dcclCase(algo: Forced): BenchCase {
+  const config = forcedConfig(algo, C);
   return {
     name: 'dccl.fwd',
-    shape: `1x${C}x${HW}x${HW} 3x(${C}->${C} k3 d${DILATIONS.join(',')}) + 1x1 ${3 * C}->${C} folded${winograd ? ' winograd' : ''}`,
+    shape: `1x${C}x${HW}x${HW} 3x(${C}->${C} k3 d${DILATIONS.join(',')}) + 1x1 ${3 * C}->${C} folded${algo ? ` ${algo}` : ''}`,
     // The work done: three dilated 3x3 convolutions (the 1x1 fuse is folded into their weights).
     flops: DILATIONS.length * 2 * HW * HW * C * C * 9,
     setup(engine) {
@@ -118,8 +123,10 @@ const winogradPasses = (s: ConvSpec): ConvPass[] => (s.k === 3 ? ['fwd', 'dgrad'
 export const cases: BenchCase[] = [
   ...specs.flatMap((s) => [
     ...(['fwd', 'dgrad', 'wgrad'] as ConvPass[]).map((p) => convCase(s, p)),
-    ...winogradPasses(s).map((p) => convCase(s, p, true)),
+    ...winogradPasses(s).map((p) => convCase(s, p, 'winograd')),
+    ...(['fwd', 'dgrad'] as ConvPass[]).map((p) => convCase(s, p, 'vec4')),
   ]),
-  dcclCase(false),
-  dcclCase(true),
+  dcclCase(null),
+  dcclCase('winograd'),
+  dcclCase('vec4'),
 ];

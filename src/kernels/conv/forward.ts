@@ -67,7 +67,7 @@ function runConv(r: ConvRun): Tensor {
   const pixelGroups = rows ? Math.ceil((r.Hq * Math.ceil(r.Wq / cfg.tn)) / cfg.wgX) : Math.ceil((r.Hq * r.Wq) / (cfg.wgX * cfg.tn));
   for (const { n0, n1, xin, yout, res } of windows) {
     e.dispatch({
-      label: r.op,
+      label: rows ? `${r.op}.vec4` : r.op,
       code,
       entry: rows ? 'conv_rows' : 'conv',
       constants,
