@@ -26,31 +26,32 @@ export interface ConvShape {
 }
 
 /**
- * Forward/dgrad candidates for a pass with `M` output channels (the default first, so a budget
- * cut short still has it). Software: register tiles. GPUs: workgroup-memory tiles over workgroup
- * shapes (square, wide, 64 lanes), 4..8 outputs per side per invocation and two staging depths,
- * so an adapter nobody has measured still finds its shape. Both: Winograd and vec4 rows where
- * the pass allows them.
+ * Forward/dgrad candidates for a pass with `M` output channels. Software: register tiles. GPUs:
+ * workgroup-memory tiles over workgroup shapes (square, wide, 64 lanes), 4..8 outputs per side per
+ * invocation and two staging depths, so an adapter nobody has measured still finds its shape.
+ * Both: Winograd and vec4 rows where the pass allows them. The algorithms' lists are interleaved,
+ * the default first: a budget cut short has timed the first configs of every algorithm, not all
+ * of one and none of another.
  */
 export function convCandidates(e: Engine, M: number, first?: ConvTileConfig, opts: { winograd?: boolean; vec4?: boolean } = {}): ConvTileConfig[] {
-  const out: ConvTileConfig[] = [first ?? defaultConvConfig(e, M)];
-  // The other algorithms right after the default, so a budget cut short still compares them.
-  if (opts.winograd) out.push(...winogradCandidates(M));
-  if (opts.vec4) out.push(...vec4Candidates(M));
+  const direct: ConvTileConfig[] = [first ?? defaultConvConfig(e, M)];
   if (e.adapter.software) {
     const tms = M <= 4 ? [4] : M <= 8 ? [4, 8] : [8, 16];
     // tn = 32 is left out: no faster here, and lavapipe takes tens of seconds to compile it.
-    for (const tm of tms) for (const tn of [8, 16]) for (const wgX of [32, 64]) out.push({ smem: false, wgX, wgY: 1, tm, tn, bk: 16 });
-    return dedupe(out);
-  }
-  for (const [wgX, wgY] of [[16, 16], [32, 8], [64, 4], [8, 8]]) {
-    for (const [tm, tn] of [[4, 4], [4, 8], [8, 4], [8, 8]]) {
-      for (const bk of [8, 16]) {
-        if (wgX * wgY > e.limits.maxComputeInvocationsPerWorkgroup) continue;
-        if (bk * (wgY * tm + wgX * tn) * 4 <= e.limits.maxComputeWorkgroupStorageSize) out.push({ smem: true, wgX, wgY, tm, tn, bk });
+    for (const tm of tms) for (const tn of [8, 16]) for (const wgX of [32, 64]) direct.push({ smem: false, wgX, wgY: 1, tm, tn, bk: 16 });
+  } else {
+    for (const [wgX, wgY] of [[16, 16], [32, 8], [64, 4], [8, 8]]) {
+      for (const [tm, tn] of [[4, 4], [4, 8], [8, 4], [8, 8]]) {
+        for (const bk of [8, 16]) {
+          if (wgX * wgY > e.limits.maxComputeInvocationsPerWorkgroup) continue;
+          if (bk * (wgY * tm + wgX * tn) * 4 <= e.limits.maxComputeWorkgroupStorageSize) direct.push({ smem: true, wgX, wgY, tm, tn, bk });
+        }
       }
     }
   }
+  const lists = [dedupe(direct), opts.winograd ? winogradCandidates(M) : [], opts.vec4 ? vec4Candidates(M) : []];
+  const out: ConvTileConfig[] = [];
+  for (let i = 0; lists.some((l) => i < l.length); i++) for (const l of lists) if (i < l.length) out.push(l[i]);
   return dedupe(out);
 }
 

@@ -176,12 +176,14 @@ export function defaultWinogradConfig(M: number): ConvTileConfig {
 }
 
 /**
- * The vec4-row tiles for a pass with `M` output channels (the tuner's first vec4 candidate): 16
- * channels x 8 pixels measured best on SwiftShader for 64->64 (1x64x64x64 forward: 247 ms against
- * 376 for 16 x 4 and 349 for 8 x 8, prototype, one process, a loaded machine).
+ * The vec4-row tiles for a pass with `M` output channels (the tuner's first vec4 candidate): 8
+ * channels x 8 pixels, within 10% of the best on SwiftShader for 64->64 (1x64x64x64, one process,
+ * a loaded machine: forward 255 ms, 16 x 8 305; dgrad 263, 16 x 8 236) and quick to compile on
+ * lavapipe (about 5 s with a cold shader cache, 16 x 8 16 s), where the first candidate of every
+ * algorithm is timed for every shape class.
  */
 export function defaultVec4Config(M: number): ConvTileConfig {
-  return { algo: 'vec4', smem: false, wgX: 64, wgY: 1, tm: M <= 4 ? 4 : M <= 8 ? 8 : 16, tn: 8, bk: 16 };
+  return { algo: 'vec4', smem: false, wgX: 64, wgY: 1, tm: M <= 4 ? 4 : 8, tn: 8, bk: 16 };
 }
 
 /** Winograd tile rows (or columns) covering `size` outputs at dilation d: d interleaved sub-grids of ceil(size / 2d) pairs each. */
