@@ -620,6 +620,22 @@ export function conv2dBackward(
   return { dx, dw, db: sum(dy, [0, 2, 3]).data };
 }
 
+/**
+ * The fused detail block without biases, y = conv1x1(concat_k conv2d(x, W_k; pad = dilation = d_k), Wf),
+ * and its input gradient for an upstream dy: each branch's dgrad of its slice of the fuse's dgrad.
+ */
+export function multiDilationConv2d(x: RefTensor, ws: readonly RefTensor[], wf: RefTensor, dil: readonly number[]): { y: RefTensor; dx: (dy: RefTensor) => RefTensor } {
+  const parts = ws.map((w, k) => conv2d(x, w, null, { pad: dil[k], dilation: dil[k] }));
+  const cat = concat(parts);
+  const dx = (dy: RefTensor) => {
+    const dyParts = split(conv2dBackward(cat, wf, dy, {}).dx, parts.map((p) => p.shape[1]));
+    const out = refTensor(x.shape);
+    ws.forEach((w, k) => conv2dBackward(x, w, dyParts[k], { pad: dil[k], dilation: dil[k] }).dx.data.forEach((v, i) => (out.data[i] += v)));
+    return out;
+  };
+  return { y: conv2d(cat, wf, null), dx };
+}
+
 // ---------------------------------------------------------------------------------------------
 // BatchNorm2d
 
