@@ -180,8 +180,8 @@ fn convRegisters(wg: vec3u, lane: u32) {
 // Stride-1 passes. Each invocation owns TN (4 or 8) neighbouring pixels of one output row for TM
 // (4, 8 or 16) output channels, as TM/4 rows of named vec4 accumulators. No array is indexed
 // inside the loops: SwiftShader keeps such an array in memory (the register-tile kernel above ran
-// 4-5x slower there than this one), while named values stay in registers. The lanes of a workgroup
-// share their channels, so weight loads are uniform, as in convRegisters.
+// about 5x slower there than this one), while named values stay in registers. The lanes of a
+// workgroup share their channels, so weight loads are uniform, as in convRegisters.
 
 struct Row { p0: vec4<f32>, p1: vec4<f32>, p2: vec4<f32>, p3: vec4<f32>, p4: vec4<f32>, p5: vec4<f32>, p6: vec4<f32>, p7: vec4<f32> }
 
