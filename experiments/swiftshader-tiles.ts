@@ -1,7 +1,8 @@
-// Times forward and dgrad conv tile configs on one adapter (default SwiftShader), median of REPS runs.
-//   node scripts/run-ts.mjs experiments/swiftshader-tiles.ts [N,C,H,dil] [fwd|dgrad] [cfgs...]
-// A cfg is TMxTN:WG_X (register tiles), s:TMxTN:WGXxWGY:BK (workgroup memory), w:TMxTN:WG_X (Winograd)
-// or v:TMxTN:WG_X (vec4 rows).
+// Times conv tile configs on one adapter (default SwiftShader), median of REPS runs.
+//   node scripts/run-ts.mjs experiments/swiftshader-tiles.ts [N,C,H,dil] [fwd|dgrad|wgrad] [cfgs...]
+// A fwd/dgrad cfg is TMxTN:WG_X (register tiles), s:TMxTN:WGXxWGY:BK (workgroup memory),
+// w:TMxTN:WG_X (Winograd) or v:TMxTN:WG_X (vec4 rows); a wgrad cfg is KERNEL:TUxTV:WG_X with
+// KERNEL nhwc, nhwc4 or pixels.
 // ADAPTER=lavapipe uses the system driver. Not part of the package or the tests.
 import { SWIFTSHADER_ICD } from '../src/gpu/node.js';
 
@@ -10,7 +11,9 @@ const { Engine } = await import('../src/gpu/runtime.js');
 await import('../src/node.js');
 const { Tensor } = await import('../src/core/tensor.js');
 const { conv2dForward, conv2dBackwardData } = await import('../src/kernels/conv/forward.js');
+const { conv2dBackwardFilter } = await import('../src/kernels/conv/wgrad.js');
 type Cfg = import('../src/kernels/conv/config.js').ConvTileConfig;
+type WCfg = import('../src/kernels/conv/config.js').WgradTileConfig;
 
 const [N, C, H, D] = (process.argv[2] ?? '1,64,64,1').split(',').map(Number);
 const kind = process.argv[3] ?? 'dgrad';
@@ -22,8 +25,12 @@ const rnd = (n: number) => Float32Array.from({ length: n }, () => Math.random() 
 const x = Tensor.fromData(engine, rnd(N * C * H * H), [N, C, H, H]);
 const w = Tensor.fromData(engine, rnd(C * C * 9), [C, C, 3, 3]);
 const opts = { padding: D, dilation: D };
-function parse(s: string): Cfg {
+function parse(s: string): Cfg | WCfg {
   const p = s.split(':');
+  if (kind === 'wgrad') {
+    const [tu, tv] = p[1].split('x').map(Number);
+    return { kernel: p[0] as WCfg['kernel'], wgX: Number(p[2]), wgY: 1, tu, tv, tm: 4, tn: 4, bk: 16, targetWorkgroups: 64, maxSplitPixels: 8192 };
+  }
   if (p[0] === 's') {
     const [tm, tn] = p[1].split('x').map(Number);
     const [wgX, wgY] = p[2].split('x').map(Number);
@@ -40,7 +47,10 @@ const flop = 2 * N * C * C * 9 * H * H;
 let ref: Float32Array | null = null;
 for (const s of specs) {
   const config = parse(s);
-  const run = () => (kind === 'fwd' ? conv2dForward(x, w, null, { ...opts, config }) : conv2dBackwardData(x, w, [N, C, H, H], { ...opts, config }));
+  const run = () =>
+    kind === 'fwd' ? conv2dForward(x, w, null, { ...opts, config: config as Cfg })
+    : kind === 'dgrad' ? conv2dBackwardData(x, w, [N, C, H, H], { ...opts, config: config as Cfg })
+    : conv2dBackwardFilter(x, x, [C, C, 3, 3], { ...opts, config: config as WCfg });
   try {
     const t0 = performance.now();
     const y0 = run();

@@ -178,26 +178,11 @@ fn convRegisters(wg: vec3u, lane: u32) {
 
 // ---- vec4 rows (algo 'vec4') -------------------------------------------------------------------
 // Stride-1 passes. Each invocation owns TN (4 or 8) neighbouring pixels of one output row for TM
-// (4, 8 or 16) output channels, as TM/4 rows of named vec4 accumulators. No array is indexed
-// inside the loops: SwiftShader keeps such an array in memory (the register-tile kernel above ran
-// about 5x slower there than this one), while named values stay in registers. The lanes of a
-// workgroup share their channels, so weight loads are uniform, as in convRegisters.
-
-struct Row { p0: vec4<f32>, p1: vec4<f32>, p2: vec4<f32>, p3: vec4<f32>, p4: vec4<f32>, p5: vec4<f32>, p6: vec4<f32>, p7: vec4<f32> }
-
-// a += w (4 channels) x each of the 8 pixels in lo, hi (hi unused when TN = 4).
-fn rowMac(a: ptr<function, Row>, w: vec4<f32>, lo: vec4<f32>, hi: vec4<f32>) {
-  (*a).p0 = fma(w, vec4(lo.x), (*a).p0);
-  (*a).p1 = fma(w, vec4(lo.y), (*a).p1);
-  (*a).p2 = fma(w, vec4(lo.z), (*a).p2);
-  (*a).p3 = fma(w, vec4(lo.w), (*a).p3);
-  if (TN > 4u) {
-    (*a).p4 = fma(w, vec4(hi.x), (*a).p4);
-    (*a).p5 = fma(w, vec4(hi.y), (*a).p5);
-    (*a).p6 = fma(w, vec4(hi.z), (*a).p6);
-    (*a).p7 = fma(w, vec4(hi.w), (*a).p7);
-  }
-}
+// (4, 8 or 16) output channels, as TM/4 Rows of named vec4 accumulators (lib/vec4_rows.wgsl: an
+// array indexed inside the loops would live in memory on SwiftShader, where the register-tile
+// kernel above ran about 5x slower than this one). The lanes of a workgroup share their channels,
+// so weight loads are uniform, as in convRegisters.
+#include "lib/vec4_rows.wgsl"
 
 // Four input pixels of channel plane `base` at offsets `o`, zero where `ok` is 0.
 fn gather4(base: u32, o: vec4<u32>, ok: vec4<f32>) -> vec4<f32> {
@@ -214,7 +199,7 @@ fn rowOffsets(iy: i32, ix: vec4<i32>) -> array<vec4<u32>, 2> {
 // Channels m0..m0+3 of pixels x0..x0+TN-1 on output row y from one accumulator row.
 fn storeRow(a: Row, n: u32, y: u32, x0: u32, m0: u32) {
   let HWq = p.Hq * p.Wq;
-  let px = array(a.p0, a.p1, a.p2, a.p3, a.p4, a.p5, a.p6, a.p7);
+  let px = rowColumns(a);
   for (var k = 0u; k < 4u; k++) {
     let m = m0 + k;
     if (m >= p.Co) { return; }
@@ -261,11 +246,11 @@ fn conv_rows(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid
           var xh = vec4(0.0);
           if (TN > 4u) { xh = gather4(base, hi[0], okHi); }
           let w0 = wb + (c * KK + tap) * cq;
-          rowMac(&a0, Wv[w0], xl, xh);
-          if (TM > 4u) { rowMac(&a1, Wv[w0 + 1u], xl, xh); }
+          rowMac(&a0, Wv[w0], xl, xh, TN > 4u);
+          if (TM > 4u) { rowMac(&a1, Wv[w0 + 1u], xl, xh, TN > 4u); }
           if (TM > 8u) {
-            rowMac(&a2, Wv[w0 + 2u], xl, xh);
-            rowMac(&a3, Wv[w0 + 3u], xl, xh);
+            rowMac(&a2, Wv[w0 + 2u], xl, xh, TN > 4u);
+            rowMac(&a3, Wv[w0 + 3u], xl, xh, TN > 4u);
           }
         }
       }

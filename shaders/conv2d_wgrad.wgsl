@@ -15,6 +15,8 @@
 // (TV per lane), so a pixel's x values are contiguous across lanes and its dy values (TU output
 // channels) are uniform vec4 loads: the loop body is the forward kernel's, TU x TV FMAs per pixel.
 //
+// Entry `wgrad_nhwc4`: the same with named vec4 accumulators (for SwiftShader; see below).
+//
 // Entry `wgrad_tiled` (workgroup memory, real GPUs): a GEMM over (co) x (ci*KK + tap) with the
 // pixels as the reduction, staged through BK-deep tiles so both operands are read coalesced
 // along the pixel axis.
@@ -169,6 +171,69 @@ fn wgrad_nhwc(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) li
     let co = co0 + u;
     if (co >= p.Co) { break; }
     for (var v = 0u; v < TV; v++) { Part[base + (co * p.Ci + cv[v]) * KK] = acc[u][v]; }
+  }
+}
+
+// Entry `wgrad_nhwc4`: wgrad_nhwc with its tile in named vec4 accumulators: TU/4 Rows (4 output
+// channels each) by TV = 4 or 8 input channels per lane (lib/vec4_rows.wgsl: SwiftShader keeps
+// RegTile, an array indexed inside the loops, in memory).
+#include "lib/vec4_rows.wgsl"
+
+// Row `a` (output channels co0..co0+3 by the lane's input channels cv) into Part.
+fn storePart(a: Row, base: u32, co0: u32, cv: array<u32, 8>) {
+  let KK = p.KH * p.KW;
+  let cols = rowColumns(a);
+  for (var k = 0u; k < 4u; k++) {
+    let co = co0 + k;
+    if (co >= p.Co) { return; }
+    for (var v = 0u; v < TV; v++) { Part[base + (co * p.Ci + cv[v]) * KK] = cols[v][k]; }
+  }
+}
+
+@compute @workgroup_size(WG_X)
+fn wgrad_nhwc4(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let KK = p.KH * p.KW;
+  let tap = wg.x / p.ciTiles;
+  let ci0 = (wg.x % p.ciTiles) * WG_X * TV + lid.x;
+  let co0 = wg.y * TU;
+  let tw = tap_window(tap);
+  // The lane's input channels ci0 + v*WG_X, clamped as in wgrad_nhwc (the lanes past Ci - 1
+  // store channel Ci - 1's sums again).
+  let step = vec4(0u, 1u, 2u, 3u) * WG_X;
+  let cvLo = min(vec4(ci0) + step, vec4(p.Ci - 1u));
+  let cvHi = min(vec4(ci0 + 4u * WG_X) + step, vec4(p.Ci - 1u));
+  var a0: Row;
+  var a1: Row;
+  var a2: Row;
+  var a3: Row;
+  for (var r = wg.z * p.rowsPerSplit; r < min((wg.z + 1u) * p.rowsPerSplit, p.rows); r++) {
+    let n = r / p.Ho;
+    let oy = r % p.Ho;
+    let iy = i32(oy) * p.sh + tw.yShift;
+    if (iy < 0 || iy >= i32(p.H)) { continue; }
+    let xRow = i32(p.xOff + (n * p.H + u32(iy)) * p.W * p.Ci) + tw.xShift * i32(p.Ci);
+    let dyRow = p.dyOff + (n * p.Ho + oy) * p.Wo * p.CoP + co0;
+    for (var ox = tw.lo; ox < tw.hi; ox++) {
+      let xb = u32(xRow + i32(ox * p.Ci) * p.sw);
+      let xl = vec4(X[xb + cvLo.x], X[xb + cvLo.y], X[xb + cvLo.z], X[xb + cvLo.w]);
+      var xh = vec4(0.0);
+      if (TV > 4u) { xh = vec4(X[xb + cvHi.x], X[xb + cvHi.y], X[xb + cvHi.z], X[xb + cvHi.w]); }
+      let d0 = (dyRow + ox * p.CoP) / 4u;
+      rowMac(&a0, DYT[d0], xl, xh, TV > 4u);
+      if (TU > 4u) { rowMac(&a1, DYT[d0 + 1u], xl, xh, TV > 4u); }
+      if (TU > 8u) {
+        rowMac(&a2, DYT[d0 + 2u], xl, xh, TV > 4u);
+        rowMac(&a3, DYT[d0 + 3u], xl, xh, TV > 4u);
+      }
+    }
+  }
+  let base = p.partOff + wg.z * p.Co * p.Ci * KK + tap;
+  let cv = array(cvLo.x, cvLo.y, cvLo.z, cvLo.w, cvHi.x, cvHi.y, cvHi.z, cvHi.w);
+  storePart(a0, base, co0, cv);
+  if (TU > 4u) { storePart(a1, base, co0 + 4u, cv); }
+  if (TU > 8u) {
+    storePart(a2, base, co0 + 8u, cv);
+    storePart(a3, base, co0 + 12u, cv);
   }
 }
 

@@ -200,6 +200,11 @@ const tilings: Array<[string, ConvTileConfig, WgradTileConfig]> = [
     { kernel: 'nhwc', wgX: 8, wgY: 1, tu: 16, tv: 8, tm: 4, tn: 4, bk: 16, targetWorkgroups: 64, maxSplitPixels: 4096 },
   ],
   [
+    'registers 32x(8x16), wgrad with vec4 accumulators 8x(16x8)',
+    { smem: false, wgX: 32, wgY: 1, tm: 8, tn: 16, bk: 16 },
+    { kernel: 'nhwc4', wgX: 8, wgY: 1, tu: 16, tv: 8, tm: 4, tn: 4, bk: 16, targetWorkgroups: 5, maxSplitPixels: 40 },
+  ],
+  [
     'workgroup memory 16x16x(4x4)',
     { smem: true, wgX: 16, wgY: 16, tm: 4, tn: 4, bk: 16 },
     { kernel: 'tiled', wgX: 16, wgY: 16, tu: 16, tv: 16, tm: 4, tn: 4, bk: 16, targetWorkgroups: 9, maxSplitPixels: 4096 },
@@ -223,6 +228,28 @@ for (const [name, conv, wg] of tilings) {
     await kernelCheck(e, `${name} per-axis transposed`, t([1, 9, 14, 11]), t([10, 9, 2, 3]), { stride: [2, 1], padding: [0, 2], dilation: [3, 2] }, conv, wg);
   });
 }
+
+test('wgrad over NHWC copies with more input channels than one row of lanes covers (70 > 8 lanes x 8)', async () => {
+  const e = await engine();
+  const nhwc = { wgY: 1, tm: 4, tn: 4, bk: 16, targetWorkgroups: 16, maxSplitPixels: 64 };
+  const x = t([1, 70, 6, 7]);
+  const w = t([13, 70, 3, 3]);
+  const dy = t([1, 13, 6, 7]);
+  const p = { padding: 2, dilation: 2 };
+  const want = R.conv2dBackward(x, w, dy, refOpts(p)).dw.data;
+  await tidy(async () => {
+    const [gx, gdy] = [gpu(e, x), gpu(e, dy)];
+    for (const c of [
+      { ...nhwc, kernel: 'nhwc', wgX: 8, tu: 16, tv: 8 },
+      { ...nhwc, kernel: 'nhwc4', wgX: 8, tu: 16, tv: 8 },
+      { ...nhwc, kernel: 'nhwc4', wgX: 8, tu: 8, tv: 4 },
+      { ...nhwc, kernel: 'nhwc4', wgX: 16, tu: 4, tv: 8 },
+    ] as WgradTileConfig[]) {
+      const r = allclose(await conv2dBackwardFilter(gx, gdy, w.shape, { ...p, config: c }).read(), want, FWD.rtol * 10, FWD.atol * 10);
+      assert.ok(r.ok, `${JSON.stringify(c)}: ${r.message}`);
+    }
+  });
+});
 
 test('the real-GPU defaults (workgroup memory) are valid and correct, wide and narrow', async () => {
   const e = await engine();

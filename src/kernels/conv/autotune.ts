@@ -103,6 +103,15 @@ export function wgradCandidates(e: Engine, g: Geometry): WgradTileConfig[] {
       if (g.Ci >= 8 && tu * tv <= 128) for (const wgX of [8, 16]) out.push({ ...base, kernel: 'nhwc', wgX, tu, tv: Math.min(tv, Math.ceil(g.Ci / wgX)) });
     }
   }
+  // Named vec4 accumulators (for SwiftShader, which keeps the others' register tiles in memory):
+  // the widest right after the default (the first config of a kernel is timed whatever the
+  // budget), the others last.
+  if (g.Ci >= 8) {
+    const tus = [16, 8, 4].filter((tu) => tu <= Math.max(4, g.Co));
+    const [head, ...rest] = tus.flatMap((tu) => [8, 4].map((tv): WgradTileConfig => ({ ...base, kernel: 'nhwc4', wgX: 8, tu, tv })));
+    out.splice(1, 0, head);
+    out.push(...rest);
+  }
   return dedupe(out);
 }
 

@@ -30,10 +30,11 @@ export interface ConvTileConfig {
 export interface WgradTileConfig {
   /**
    * Software adapters: 'nhwc' (wide layers): NHWC copies of x and dy, lanes over input channels,
-   * dy uniform across the workgroup; 'pixels' (narrow layers): lanes over output pixels, per-lane
+   * dy uniform across the workgroup; 'nhwc4': the same with named vec4 accumulators (tu 4, 8 or
+   * 16, tv 4 or 8; SwiftShader); 'pixels' (narrow layers): lanes over output pixels, per-lane
    * partials. Real GPUs: 'tiled', a workgroup-memory GEMM with pixels as the reduction.
    */
-  kernel: 'nhwc' | 'pixels' | 'tiled';
+  kernel: 'nhwc' | 'nhwc4' | 'pixels' | 'tiled';
   /** Workgroup size; wgY must be 1 for 'pixels'. */
   wgX: number;
   wgY: number;
@@ -267,7 +268,7 @@ export function wgradConfig(e: Engine, g: Geometry, given?: WgradTileConfig): Wg
 export function checkWgradConfig(e: Engine, c: WgradTileConfig): WgradTileConfig {
   const bad = c.kernel === 'tiled'
     ? c.tm < 1 || c.tm > 8 || c.tn < 1 || c.tn > 8
-    : c.tu % 4 !== 0 || c.tu < 4 || c.tu > 16 || c.tv < 1 || c.tv > 16 || c.wgY !== 1;
+    : c.tu % 4 !== 0 || c.tu < 4 || c.tu > 16 || c.tv < 1 || c.tv > 16 || c.wgY !== 1 || (c.kernel === 'nhwc4' && ![4, 8].includes(c.tv));
   if (bad) throw new Error(`conv2d.wgrad: invalid tile config ${JSON.stringify(c)}`);
   checkWorkgroup(e, 'conv2d.wgrad', c, c.kernel === 'tiled' ? c.bk * (c.wgY * c.tm + c.wgX * c.tn) : 0);
   return c;

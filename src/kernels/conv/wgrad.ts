@@ -89,7 +89,8 @@ export function conv2dBackwardFilterMulti(x: Tensor, dy: Tensor, wShape: Shape, 
     cfg = { ...cfg, kernel: 'tiled', wgX: 8, wgY: 8, tm: 4, tn: 4, bk: 8 };
   }
   const tiled = cfg.kernel === 'tiled';
-  const nhwc = cfg.kernel === 'nhwc';
+  // 'nhwc4' is 'nhwc' with named vec4 accumulators: the same copies, grid and splits.
+  const nhwc = cfg.kernel === 'nhwc' || cfg.kernel === 'nhwc4';
   const xImg = g.Ci * g.H * g.W;
   const dyImg = g.Co * g.Ho * g.Wo;
   const CoP = Math.ceil(g.Co / cfg.tu) * cfg.tu;
@@ -126,7 +127,7 @@ export function conv2dBackwardFilterMulti(x: Tensor, dy: Tensor, wShape: Shape, 
       e.dispatch({
         label: op,
         code: wgradCode,
-        entry: tiled ? 'wgrad_tiled' : nhwc ? 'wgrad_nhwc' : 'wgrad',
+        entry: tiled ? 'wgrad_tiled' : cfg.kernel === 'nhwc4' ? 'wgrad_nhwc4' : nhwc ? 'wgrad_nhwc' : 'wgrad',
         constants,
         uniforms: {
           Ci: b.Ci, H: b.H, W: b.W, Co: b.Co, Ho: b.Ho, Wo: b.Wo, KH: b.KH, KW: b.KW,
