@@ -136,6 +136,19 @@ fn wgrad(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: ve
 
 @group(0) @binding(2) var<storage, read> DYT: array<vec4<f32>>;
 
+// Row r of a split over the NHWC copies, for tap window tw: whether its input row lies inside the
+// image, the offset in X of output column 0's input pixel (channel 0; may lie left of the row),
+// and the offset in dy of (row, column 0, channel co0).
+struct NhwcRow { inside: bool, x: i32, dy: u32 }
+
+fn nhwc_row(r: u32, tw: TapWindow, co0: u32) -> NhwcRow {
+  let n = r / p.Ho;
+  let oy = r % p.Ho;
+  let iy = i32(oy) * p.sh + tw.yShift;
+  let x = i32(p.xOff + (n * p.H + u32(max(iy, 0))) * p.W * p.Ci) + tw.xShift * i32(p.Ci);
+  return NhwcRow(iy >= 0 && iy < i32(p.H), x, p.dyOff + (n * p.Ho + oy) * p.Wo * p.CoP + co0);
+}
+
 @compute @workgroup_size(WG_X)
 fn wgrad_nhwc(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let lane = lid.x;
@@ -148,12 +161,10 @@ fn wgrad_nhwc(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) li
   for (var v = 0u; v < TV; v++) { cv[v] = min(ci0 + v * WG_X, p.Ci - 1u); }
   var acc: RegTile;
   for (var r = wg.z * p.rowsPerSplit; r < min((wg.z + 1u) * p.rowsPerSplit, p.rows); r++) {
-    let n = r / p.Ho;
-    let oy = r % p.Ho;
-    let iy = i32(oy) * p.sh + tw.yShift;
-    if (iy < 0 || iy >= i32(p.H)) { continue; }
-    let xRow = i32(p.xOff + (n * p.H + u32(iy)) * p.W * p.Ci) + tw.xShift * i32(p.Ci);
-    let dyRow = p.dyOff + (n * p.Ho + oy) * p.Wo * p.CoP + co0;
+    let row = nhwc_row(r, tw, co0);
+    if (!row.inside) { continue; }
+    let xRow = row.x;
+    let dyRow = row.dy;
     for (var ox = tw.lo; ox < tw.hi; ox++) {
       let xb = u32(xRow + i32(ox * p.Ci) * p.sw);
       var xv: array<f32, 16>;
@@ -207,12 +218,10 @@ fn wgrad_nhwc4(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) l
   var a2: Row;
   var a3: Row;
   for (var r = wg.z * p.rowsPerSplit; r < min((wg.z + 1u) * p.rowsPerSplit, p.rows); r++) {
-    let n = r / p.Ho;
-    let oy = r % p.Ho;
-    let iy = i32(oy) * p.sh + tw.yShift;
-    if (iy < 0 || iy >= i32(p.H)) { continue; }
-    let xRow = i32(p.xOff + (n * p.H + u32(iy)) * p.W * p.Ci) + tw.xShift * i32(p.Ci);
-    let dyRow = p.dyOff + (n * p.Ho + oy) * p.Wo * p.CoP + co0;
+    let row = nhwc_row(r, tw, co0);
+    if (!row.inside) { continue; }
+    let xRow = row.x;
+    let dyRow = row.dy;
     for (var ox = tw.lo; ox < tw.hi; ox++) {
       let xb = u32(xRow + i32(ox * p.Ci) * p.sw);
       let xl = vec4(X[xb + cvLo.x], X[xb + cvLo.y], X[xb + cvLo.z], X[xb + cvLo.w]);
