@@ -163,13 +163,11 @@ fn wgrad_nhwc(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) li
   for (var r = wg.z * p.rowsPerSplit; r < min((wg.z + 1u) * p.rowsPerSplit, p.rows); r++) {
     let row = nhwc_row(r, tw, co0);
     if (!row.inside) { continue; }
-    let xRow = row.x;
-    let dyRow = row.dy;
     for (var ox = tw.lo; ox < tw.hi; ox++) {
-      let xb = u32(xRow + i32(ox * p.Ci) * p.sw);
+      let xb = u32(row.x + i32(ox * p.Ci) * p.sw);
       var xv: array<f32, 16>;
       for (var v = 0u; v < TV; v++) { xv[v] = X[xb + cv[v]]; }
-      let d0 = (dyRow + ox * p.CoP) / 4u;
+      let d0 = (row.dy + ox * p.CoP) / 4u;
       for (var u4 = 0u; u4 < TU / 4u; u4++) {
         fma_rows4(&acc, u4, DYT[d0 + u4], &xv);
       }
@@ -220,14 +218,12 @@ fn wgrad_nhwc4(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) l
   for (var r = wg.z * p.rowsPerSplit; r < min((wg.z + 1u) * p.rowsPerSplit, p.rows); r++) {
     let row = nhwc_row(r, tw, co0);
     if (!row.inside) { continue; }
-    let xRow = row.x;
-    let dyRow = row.dy;
     for (var ox = tw.lo; ox < tw.hi; ox++) {
-      let xb = u32(xRow + i32(ox * p.Ci) * p.sw);
+      let xb = u32(row.x + i32(ox * p.Ci) * p.sw);
       let xl = vec4(X[xb + cvLo.x], X[xb + cvLo.y], X[xb + cvLo.z], X[xb + cvLo.w]);
       var xh = vec4(0.0);
       if (TV > 4u) { xh = vec4(X[xb + cvHi.x], X[xb + cvHi.y], X[xb + cvHi.z], X[xb + cvHi.w]); }
-      let d0 = (dyRow + ox * p.CoP) / 4u;
+      let d0 = (row.dy + ox * p.CoP) / 4u;
       rowMac(&a0, DYT[d0], xl, xh, TV > 4u);
       if (TU > 4u) { rowMac(&a1, DYT[d0 + 1u], xl, xh, TV > 4u); }
       if (TU > 8u) {

@@ -108,14 +108,10 @@ export function wgradCandidates(e: Engine, g: Geometry): WgradTileConfig[] {
   // budget), the others last.
   if (g.Ci >= 8) {
     const tus = [16, 8, 4].filter((tu) => tu <= Math.max(4, g.Co));
-    const all = tus.flatMap((tu) => [8, 4].flatMap((tv) => [8, 4].map((wgX): WgradTileConfig => ({ ...base, kernel: 'nhwc4', wgX, tu, tv }))));
     // The head's lanes x channels per lane match the layer's input channels where they can
     // (64: 8 x 8, 32: 8 x 4, 16: 4 x 4), so few lanes only repeat the last channel.
-    const tv = g.Ci >= 64 ? 8 : 4;
-    const wgX = g.Ci >= 32 ? 8 : 4;
-    const head = all.find((c) => c.tu === tus[0] && c.tv === tv && c.wgX === wgX)!;
-    out.splice(1, 0, head);
-    out.push(...all.filter((c) => c !== head));
+    out.splice(1, 0, { ...base, kernel: 'nhwc4', wgX: g.Ci >= 32 ? 8 : 4, tu: tus[0], tv: g.Ci >= 64 ? 8 : 4 });
+    for (const tu of tus) for (const tv of [8, 4]) for (const wgX of [8, 4]) out.push({ ...base, kernel: 'nhwc4', wgX, tu, tv });
   }
   return dedupe(out);
 }

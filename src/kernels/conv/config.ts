@@ -212,21 +212,28 @@ export function winogradEligible(e: Engine, kind: 'fwd' | 'dgrad', g: Geometry, 
   return winogradFits(e, [g.KH, g.KW], [g.sh, g.sw], out, (branches ?? [g]).map((b) => [b.dh, b.dw]), c);
 }
 
+/** Whether `c`'s algorithm can run pass `kind` of `g` (the direct kernel runs every pass). */
+function algoEligible(e: Engine, kind: 'fwd' | 'dgrad', g: Geometry, branches: Geometry[] | undefined, c: ConvTileConfig): boolean {
+  if (c.algo === 'winograd') return winogradEligible(e, kind, g, branches, c);
+  if (c.algo === 'vec4') return vec4Eligible(g);
+  return true;
+}
+
 export function convConfig(e: Engine, kind: 'fwd' | 'dgrad', g: Geometry, given?: ConvTileConfig, branches?: Geometry[]): ConvTileConfig {
   if (given) {
     checkConvConfig(e, given);
-    if (given.algo === 'winograd' && !winogradEligible(e, kind, g, branches, given)) {
-      throw new Error(`conv2d: the Winograd config ${JSON.stringify(given)} needs a stride-1 3x3 conv (kernel ${g.KH}x${g.KW}, stride ${g.sh}x${g.sw}) within the workgroup grid limit`);
+    if (!algoEligible(e, kind, g, branches, given)) {
+      throw new Error(given.algo === 'winograd'
+        ? `conv2d: the Winograd config ${JSON.stringify(given)} needs a stride-1 3x3 conv (kernel ${g.KH}x${g.KW}, stride ${g.sh}x${g.sw}) within the workgroup grid limit`
+        : `conv2d: the vec4 config ${JSON.stringify(given)} needs a stride-1 conv (stride ${g.sh}x${g.sw})`);
     }
-    if (given.algo === 'vec4' && !vec4Eligible(g)) throw new Error(`conv2d: the vec4 config ${JSON.stringify(given)} needs a stride-1 conv (stride ${g.sh}x${g.sw})`);
     noteUse(e, tuningKey(e, kind, g, branches && branches.length > 1 ? branches.length : undefined), given);
     return given;
   }
   const t = tuned<ConvTileConfig>(e, kind, g, branches);
   // A stored entry whose shape class also holds an ineligible shape (a Winograd grid past the
   // limit) falls back to the direct default.
-  const eligible = (c: ConvTileConfig) => (c.algo === 'winograd' ? winogradEligible(e, kind, g, branches, c) : c.algo === 'vec4' ? vec4Eligible(g) : true);
-  const usable = t.c && eligible(t.c) ? t.c : undefined;
+  const usable = t.c && algoEligible(e, kind, g, branches, t.c) ? t.c : undefined;
   const c = usable ?? (kind === 'fwd' ? defaultConvConfig(e, g.Co, g.Ho * g.Wo, g.Ci * g.KH * g.KW) : defaultConvConfig(e, g.Ci, g.H * g.W, g.Co * g.KH * g.KW));
   noteUse(e, t.key, c);
   return checkConvConfig(e, c);
