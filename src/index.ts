@@ -21,7 +21,7 @@ export { parseSpec, resolveBase, resultsTable, summarise, ExperimentSpecError, D
 export { pairedTTest, sampleStd, type PairedTest } from './train/stats.js';
 export { PRESETS, makeConfig, preset, receptiveRadius, macsPerPixel, type DrdConfig, type PresetName } from './model/config.js';
 export { loadModel, weightsToBytes, configFromWeights } from './model/weights.js';
-export { derainImage, planTiles, type DerainOptions, type TilePlan } from './model/derain.js';
+export { derainImage, ENSEMBLES, planTiles, type DerainOptions, type Ensemble, type TilePlan } from './model/derain.js';
 export { supervisedLoss } from './train/loss.js';
 export { parityTensors } from './train/parity.js';
 export { Trainer, NonFiniteLossError, type BatchSource, type ContrastiveFn, type DerainModule, type PairBatch, type SourceState, type StepRecord, type TrainerOptions } from './train/trainer.js';

@@ -43,6 +43,9 @@ test('derain writes outputs with the input names', () => {
   const single = join(dir, 'single.jpg');
   assert.is(cli('derain', rainy, '-o', single, '--weights', weights).status, 0);
   assert.ok(existsSync(single));
+  const mirrored = join(dir, 'ensemble.png');
+  assert.is(cli('derain', rainy, '-o', mirrored, '--weights', weights, '--ensemble', '2').status, 0);
+  assert.ok(existsSync(mirrored));
 });
 
 test('parity writes outputs, loss and a gradient per parameter', () => {
@@ -89,6 +92,7 @@ test('bad input: one clear line, non-zero exit, no partial output', () => {
     [['derain', rainy, '-o', out, '--weights', rainy], /rainy\.png/, 1],
     [['derain', rainy], /--out is required/, 2],
     [['derain', rainy, '-o', out, '--tile', 'x', '--weights', weights], /--tile must be an integer/, 2],
+    [['derain', rainy, '-o', out, '--ensemble', '3', '--weights', weights], /--ensemble must be one of 1, 2, 4, got '3'/, 2],
     [['frobnicate'], /unknown command 'frobnicate'/, 2],
     [['parity', '--weights', weights, '--rainy', rainy, '--clean', join(dir, 'nope.png'), '--mode', 'train', '-o', join(dir, 'p.safetensors')], /nope\.png/, 1],
   ];

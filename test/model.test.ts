@@ -105,6 +105,44 @@ test('tiled inference equals untiled inference, with SE gates that follow the im
   }
 });
 
+/** x mirrored left-right and/or up-down, pixel by pixel (the test's own, not derain's). */
+function mirrored(img: { width: number; height: number; data: Float32Array }, lr: boolean, ud: boolean) {
+  const { width: w, height: h } = img;
+  const data = new Float32Array(img.data.length);
+  for (let i = 0; i < data.length; i++) {
+    const c = Math.floor(i / (w * h)), y = Math.floor(i / w) % h, x = i % w;
+    data[i] = img.data[c * w * h + (ud ? h - 1 - y : y) * w + (lr ? w - 1 - x : x)];
+  }
+  return { width: w, height: h, data };
+}
+
+test('flip self-ensemble averages the mirrored runs, tiled or not, and keeps alpha; other sizes are refused', async () => {
+  const e = await engine();
+  const m = new DrdNet(e, makeConfig(4, 2, 1, { seHidden: 2 }), 7);
+  steepGates(m, 4);
+  const img = { ...unevenImage(37, 29, 3), alpha: Float32Array.from({ length: 37 * 29 }, (_, i) => (i % 5) / 4) };
+  const runs: Float32Array[] = [];
+  for (const [lr, ud] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+    runs.push(mirrored(await derainImage(m, mirrored(img, lr, ud)), lr, ud).data);
+  }
+  const mean = (k: number) => runs[0].map((_, i) => runs.slice(0, k).reduce((s, r) => s + r[i], 0) / k);
+  for (const ensemble of [2, 4] as const) {
+    for (const tile of [undefined, 16]) {
+      const seen: Array<[number, number]> = [];
+      const got = await derainImage(m, img, { ensemble, tile, onTile: (d, n) => seen.push([d, n]) });
+      const worst = maxDiff(got.data, mean(ensemble));
+      assert.ok(worst <= 1e-5, `ensemble ${ensemble}, tile ${tile}: differs from the mean of the mirrored runs by ${worst}`);
+      assert.equal(got.alpha, img.alpha);
+      const tiles = planTiles(m, 37, 29, { tile }).tiles;
+      assert.equal(seen, Array.from({ length: ensemble * tiles }, (_, i) => [i + 1, ensemble * tiles]));
+    }
+  }
+  // The check can fail: the network is not mirror-symmetric, so the mean differs from one run.
+  assert.ok(maxDiff(mean(4), runs[0]) > 1e-3, 'the mirrored runs agree: the test cannot tell an ensemble from one run');
+  assertMessage(await rejectionOf(derainImage(m, img, { ensemble: 3 as never })), 'ensemble must be 1, 2 or 4', 'got 3');
+  m.dispose();
+});
+
 test('tile plan follows the binding limit', async () => {
   const e = await engine();
   const m = new DrdNet(e, preset('tiny'), 1);

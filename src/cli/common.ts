@@ -6,11 +6,17 @@ import { Engine } from '../gpu/runtime.js';
 import { isInside, readSafetensorsBytes, samePath } from '../io/fs-node.js';
 import { formatFromPath } from '../io/image.js';
 import { parseSafetensors, type ParsedSafetensors } from '../io/safetensors.js';
+import { ENSEMBLES, type Ensemble } from '../model/derain.js';
 import type { DrdNet } from '../model/drdnet.js';
 import { loadModel } from '../model/weights.js';
-import { UsageError } from './args.js';
+import { oneOf, UsageError, type ParsedArgs } from './args.js';
 
 let engine: Promise<Engine> | undefined;
+
+/** `--ensemble 1|2|4` of derain and eval (default 1). */
+export function ensembleArg(a: ParsedArgs): Ensemble {
+  return Number(oneOf(a, 'ensemble', ENSEMBLES.map(String), '1')) as Ensemble;
+}
 
 export function getEngine(): Promise<Engine> {
   if (!engine) {

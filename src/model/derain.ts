@@ -33,7 +33,20 @@ export interface DerainOptions {
    * return garbage: the model sees [0, 1]). Default: no limit; non-finite values are always refused.
    */
   maxInput?: number;
+  /**
+   * Flip self-ensemble: derain this many mirror images of the input (1: the image only; 2: and its
+   * left-right mirror; 4: and the up-down and both-ways mirrors), mirror each result back and
+   * average. 2x or 4x the time for a somewhat better result (README, "Bundled weights"). Default 1.
+   */
+  ensemble?: Ensemble;
 }
+
+/** The sizes of a flip self-ensemble (`DerainOptions.ensemble`). */
+export const ENSEMBLES = [1, 2, 4] as const;
+export type Ensemble = (typeof ENSEMBLES)[number];
+
+/** The mirror images an ensemble of n uses, its first n: [left-right, up-down]. */
+const MIRRORS: ReadonlyArray<readonly [boolean, boolean]> = [[false, false], [true, false], [false, true], [true, true]];
 
 /** How `planTiles` cuts an image: core size per tile, context margin and the number of tiles. */
 export interface TilePlan {
@@ -95,17 +108,45 @@ function checkInputValues(img: Image, maxInput: number): void {
  * (broken weights) is an error rather than a black image.
  */
 export async function derainImage(model: DrdNet, img: Image, opts: DerainOptions = {}): Promise<Image> {
+  const n = opts.ensemble ?? 1;
+  if (!ENSEMBLES.includes(n)) throw new Error(`derain: ensemble must be 1, 2 or 4, got ${String(n)}`);
   checkInputValues(img, opts.maxInput ?? Infinity);
   const modes = model.namedModules().map(([, m]) => [m, m.training] as const);
   model.eval();
   // BatchNorm and PReLU folded into the convs for this call (the weights cannot change during it).
   const unfold = model.foldForInference();
   try {
-    return await derainEval(model, img, opts);
+    if (n === 1) return await derainEval(model, img, opts);
+    const sum = new Float32Array(3 * img.width * img.height);
+    for (const [k, [lr, ud]] of MIRRORS.slice(0, n).entries()) {
+      // Progress counts the tiles of all n passes.
+      const onTile = opts.onTile && ((done: number, total: number) => opts.onTile!(k * total + done, n * total));
+      const out = mirror(await derainEval(model, mirror(img, lr, ud), { ...opts, onTile }), lr, ud);
+      for (let i = 0; i < sum.length; i++) sum[i] += out.data[i];
+    }
+    for (let i = 0; i < sum.length; i++) sum[i] /= n;
+    return { width: img.width, height: img.height, data: sum, ...sourceTraits(img) };
   } finally {
     unfold();
     for (const [m, training] of modes) m.training = training;
   }
+}
+
+/** The RGB planes mirrored left-right and/or up-down (alpha and depth are left to the caller). */
+function mirror(img: Image, lr: boolean, ud: boolean): Image {
+  const { width: w, height: h } = img;
+  if (!lr && !ud) return { width: w, height: h, data: img.data };
+  const data = new Float32Array(img.data.length);
+  for (let c = 0; c < 3; c++) {
+    for (let y = 0; y < h; y++) {
+      const src = c * w * h + (ud ? h - 1 - y : y) * w;
+      const row = img.data.subarray(src, src + w);
+      const dst = c * w * h + y * w;
+      if (lr) for (let x = 0; x < w; x++) data[dst + x] = row[w - 1 - x];
+      else data.set(row, dst);
+    }
+  }
+  return { width: w, height: h, data };
 }
 
 /** One tile's core: the output pixels it owns (the cores partition the image). */

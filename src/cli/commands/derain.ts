@@ -5,9 +5,10 @@ import { formatFromPath, type ImageFormat } from '../../io/image.js';
 import { readImage, writeImage } from '../../io/image-node.js';
 import { derainImage, MIN_TILE } from '../../model/derain.js';
 import { int, oneOf, parseArgs, required, str, UsageError } from '../args.js';
-import { isDirectory, loadWeightsFile, progress, reportError } from '../common.js';
+import { ensembleArg, isDirectory, loadWeightsFile, progress, reportError } from '../common.js';
 
 export const help = `usage: semi-drdnet derain <images...> -o <dir|file> [--weights W] [--tile N] [--format png|jpg]
+              [--ensemble 1|2|4]
 
 Derains PNG/JPEG images. Outputs keep the input's base name and extension unless --format.
 No output may replace an input or another output: such a command is refused before any work.
@@ -18,6 +19,9 @@ No output may replace an input or another output: such a command is refused befo
                       GPU's limits allow); tiles carry the full receptive field, so tiling does not
                       change the result
   --format png|jpg    output format (must agree with the extension of a -o file)
+  --ensemble 1|2|4    flip self-ensemble: also derain the left-right (2) and up-down (4) mirror
+                      images and average the results; 2x or 4x the time for a somewhat better
+                      result (held-out photos: about +0.2 dB PSNR at 4)
 A PNG output keeps an input's transparency and 16-bit depth (a JPEG output is opaque, 8-bit).`;
 
 interface Job {
@@ -69,12 +73,13 @@ export function planOutputs(inputs: string[], out: string, format: ImageFormat |
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, ['out', 'weights', 'tile', 'format'], [], { o: 'out' });
+  const a = parseArgs(argv, ['out', 'weights', 'tile', 'format', 'ensemble'], [], { o: 'out' });
   const inputs = a.positionals;
   if (inputs.length === 0) throw new UsageError('give at least one image');
   const out = required(a, 'out', '(-o <dir|file>)');
   const format = oneOf(a, 'format', ['png', 'jpg'] as const);
   const tile = int(a, 'tile', undefined, MIN_TILE);
+  const ensemble = ensembleArg(a);
   const jobs = planOutputs(inputs, out, format);
   const weights = str(a, 'weights');
   if (weights !== undefined) {
@@ -88,6 +93,7 @@ export async function run(argv: string[]): Promise<number> {
       const label = `derain ${i + 1}/${inputs.length} ${basename(input)} ${img.width}x${img.height}`;
       const result = await derainImage(model, img, {
         tile,
+        ensemble,
         onTile: (d, n) => (n > 1 || inputs.length > 1) && progress(`${label} tile ${d}/${n}`),
       });
       if (target !== out) makeDir(out); // only once there is something to write

@@ -4,9 +4,10 @@ import { pairFiles, readPair } from '../../data/dataset.js';
 import { derainImage, MIN_TILE } from '../../model/derain.js';
 import { clampImage, CONVENTION_LABEL, CONVENTIONS, medianFilter3x3, psnr, ssim, ssimMinSide } from '../../train/metrics.js';
 import { int, oneOf, parseArgs, required, str } from '../args.js';
-import { loadWeightsFile, progress } from '../common.js';
+import { ensembleArg, loadWeightsFile, progress } from '../common.js';
 
 export const help = `usage: semi-drdnet eval --data <pairs> [--weights W] [--json] [--convention rgb|y|authors] [--tile N]
+              [--ensemble 1|2|4]
 
 Derains every rainy image of a paired dataset (<pairs>/rain + <pairs>/norain, Rain200 names such
 as norain-12x2.png <-> norain-12.png accepted) and prints PSNR/SSIM against the clean image for
@@ -27,10 +28,11 @@ type Row = { name: string } & Record<(typeof KEYS)[number], number>;
 const fmt = (v: number, psnrKey: boolean): string => (Number.isFinite(v) ? v.toFixed(psnrKey ? 2 : 4) : String(v));
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, ['weights', 'data', 'convention', 'tile'], ['json'], {}, 0);
+  const a = parseArgs(argv, ['weights', 'data', 'convention', 'tile', 'ensemble'], ['json'], {}, 0);
   const data = required(a, 'data', '(--data <pairs>)');
   const convention = oneOf(a, 'convention', CONVENTIONS, 'rgb')!;
   const tile = int(a, 'tile', undefined, MIN_TILE);
+  const ensemble = ensembleArg(a);
   const json = a.flags.get('json') === true;
   const pairs = pairFiles(data);
   const { model, path } = await loadWeightsFile(str(a, 'weights'), 'eval');
@@ -41,7 +43,7 @@ export async function run(argv: string[]): Promise<number> {
     const { rainy, clean } = await readPair(p);
     // Said with the image's name, and before its derain.
     if (Math.min(rainy.width, rainy.height) < minSide) throw new Error(`'${p.rainyPath}' is ${rainy.width}x${rainy.height}: SSIM needs images of at least ${minSide}x${minSide} pixels`);
-    const out = clampImage(await derainImage(model, rainy, { tile }));
+    const out = clampImage(await derainImage(model, rainy, { tile, ensemble }));
     const median = medianFilter3x3(rainy);
     rows.push({
       name: p.name,
