@@ -41,8 +41,9 @@ export interface DerainOptions {
   ensemble?: Ensemble;
 }
 
-/** The sizes of a flip self-ensemble (`DerainOptions.ensemble`). */
+/** The sizes a flip self-ensemble may have (`DerainOptions.ensemble`). */
 export const ENSEMBLES = [1, 2, 4] as const;
+/** How many mirror images a flip self-ensemble averages: 1 (none), 2 or 4. */
 export type Ensemble = (typeof ENSEMBLES)[number];
 
 /** The mirror images an ensemble of n uses, its first n: [left-right, up-down]. */
