@@ -9,6 +9,7 @@ import { FWD, allclose, mulberry32, randn } from './ref/tensor.js';
 import { Tensor, tidy } from '../src/core/tensor.js';
 import type { Engine } from '../src/gpu/runtime.js';
 import { fileTuningStore } from '../src/io/tuning-store-node.js';
+import { raceCandidates } from '../src/kernels/conv/autotune.js';
 import { TUNER_REVISION, pendingTuning } from '../src/kernels/conv/config.js';
 import {
   conv2dBackwardData, conv2dBackwardFilter, conv2dForward, conv2dMultiForward, convCandidates, convTuning, defaultConvConfig, prepareTuning, tunePending, tuneStats, wgradCandidates,
@@ -138,6 +139,51 @@ test('a multi-dilation conv is its own shape class, timed as the fused kernel', 
   } finally {
     e.destroy();
   }
+});
+
+/** A race on a fake clock: each candidate's runs take `ms[name]` and its compile `compile` more. */
+async function fakeRace(ms: Record<string, number | null>, opts: { reps: number; budgetMs: number; compile?: number }) {
+  let clock = 0;
+  const order: string[] = [];
+  const timed = await raceCandidates(
+    Object.keys(ms),
+    (c) => c.replace(/\d+$/, ''), // "vec4-2" is the vec4 algorithm's second config
+    async (c) => {
+      order.push(c);
+      const t = ms[c];
+      clock += (opts.compile ?? 0) + 2 * (t ?? 0);
+      return t;
+    },
+    async (c) => {
+      order.push(`${c} again`);
+      clock += ms[c]!;
+      return ms[c]!;
+    },
+    { ...opts, now: () => clock },
+  );
+  return { order, timed: timed.map((x) => x.c) };
+}
+
+test('the tuner skips the other configs of an algorithm whose first config ran over 2x slower than the fastest', async () => {
+  // SwiftShader's pattern: the default register tile 1200 ms, Winograd 900, vec4 rows 270.
+  const slow = await fakeRace({ 'direct-1': 1200, 'wino-1': 900, 'vec4-1': 270, 'direct-2': 1100, 'wino-2': 800, 'vec4-2': 200 }, { reps: 1, budgetMs: Infinity });
+  assert.equal(slow.timed, ['direct-1', 'wino-1', 'vec4-1', 'vec4-2']);
+  // Within 2x, an algorithm's other configs still run (lavapipe: vec4 rows 1.3-1.6x the register tile).
+  const close = await fakeRace({ 'direct-1': 200, 'wino-1': 500, 'vec4-1': 300, 'direct-2': 150, 'wino-2': 390, 'vec4-2': 280 }, { reps: 1, budgetMs: Infinity });
+  assert.equal(close.timed, ['direct-1', 'wino-1', 'vec4-1', 'direct-2', 'vec4-2']);
+  // A first config the device cannot run does not rule out its algorithm's others.
+  const failed = await fakeRace({ 'direct-1': 100, 'vec4-1': null, 'vec4-2': 90 }, { reps: 1, budgetMs: Infinity });
+  assert.equal(failed.timed, ['direct-1', 'vec4-2']);
+});
+
+test('the tuner\'s budget: first configs free, the rest and the rounds counted on its clock', async () => {
+  // Each config costs 50 ms of compile and two runs: a budget of 250 covers direct-2 (50 + 2 x 100)
+  // and nothing after it, rounds included.
+  const r = await fakeRace({ 'direct-1': 100, 'vec4-1': 120, 'direct-2': 100, 'vec4-2': 110, 'direct-3': 90 }, { reps: 3, budgetMs: 250, compile: 50 });
+  assert.equal(r.order, ['direct-1', 'vec4-1', 'direct-2']);
+  // With room left, rounds re-time only the candidates within 2x of the fastest.
+  const rounds = await fakeRace({ 'direct-1': 100, 'vec4-1': 150, 'direct-2': 210 }, { reps: 2, budgetMs: Infinity });
+  assert.equal(rounds.order, ['direct-1', 'vec4-1', 'direct-2', 'direct-1 again', 'vec4-1 again']);
 });
 
 test('the test engine does not tune (deterministic suite)', async () => {

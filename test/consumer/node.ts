@@ -79,6 +79,9 @@ try {
   assert.equal(out.width, 40);
   assert.ok(out.data.every(Number.isFinite));
   assert.equal(derainer.model.training, true, 'derain left the model in training mode');
+  // A flip self-ensemble: the mean of the image's and its mirror's results, not the plain result.
+  const mirrored = await derainer.derain(read, { ensemble: 2 });
+  assert.ok(mirrored.data.some((v, i) => Math.abs(v - out.data[i]!) > 1e-4), 'ensemble 2 gave the plain result');
   await writeImage(join(dir, 'out.jpg'), out);
   // Bytes in, bytes out, without files.
   const again = decodeImage(encodeImage(clampImage(out), 'png'));

@@ -155,6 +155,58 @@ export interface AutotuneOptions {
 }
 
 /**
+ * Races one shape class's candidates, in list order, and returns those timed with their fastest
+ * run. `measure` compiles, warms up and times one run (null: the device cannot run it), `again`
+ * times one more. The first candidate of each algorithm (its head) is always measured and costs no
+ * budget (see `AutotuneOptions.budgetMs`); any other is skipped once the budget is spent, or when
+ * its algorithm's first timed config ran more than GIVE_UP_RATIO slower than the fastest so far:
+ * on SwiftShader the register kernels ran 4x slower than vec4 rows, and their siblings used up the
+ * budget that the second vec4 config needed. Then rounds over the candidates within GIVE_UP_RATIO
+ * of the fastest, while the budget lasts. `now` is the clock the budget is counted on.
+ */
+export async function raceCandidates<C>(
+  cands: readonly C[],
+  algoOf: (c: C) => string,
+  measure: (c: C) => Promise<number | null>,
+  again: (c: C) => Promise<number>,
+  opts: { reps: number; budgetMs: number; now?: () => number },
+): Promise<Array<{ c: C; t: number }>> {
+  const now = opts.now ?? (() => performance.now());
+  let spent = 0; // beyond the first run of the first candidate of each algorithm
+  const reached = new Set<string>();
+  const firstRun = new Map<string, number>();
+  const timed: Array<{ c: C; t: number }> = [];
+  const fastest = () => Math.min(...timed.map((x) => x.t));
+  for (const c of cands) {
+    const algo = algoOf(c);
+    const head = !reached.has(algo);
+    reached.add(algo);
+    if (!head && timed.length > 0 && (spent >= opts.budgetMs || (firstRun.get(algo) ?? 0) > fastest() * GIVE_UP_RATIO)) continue;
+    const t0 = now();
+    let t: number | null;
+    try {
+      t = await measure(c);
+    } finally {
+      if (!head) spent += now() - t0;
+    }
+    if (t === null) continue;
+    if (!firstRun.has(algo)) firstRun.set(algo, t);
+    timed.push({ c, t });
+  }
+  // The rounds share the budget: on a slow adapter they would cost more than the screening.
+  for (let round = 1; round < opts.reps && spent < opts.budgetMs; round++) {
+    const bound = fastest() * GIVE_UP_RATIO;
+    for (const x of timed) {
+      if (x.t > bound || spent >= opts.budgetMs) continue;
+      const t = await again(x.c);
+      x.t = Math.min(x.t, t);
+      spent += t;
+    }
+  }
+  return timed;
+}
+
+/**
  * Times candidate tile configurations for each shape and pass, and records the fastest in
  * `convTuning` (used by every later call of that shape class on this adapter). Optional: the
  * defaults are used for untuned shapes. Returns the choices made, keyed like `convTuning`.
@@ -176,42 +228,26 @@ export async function autotuneConv(engine: Engine, shapes: ConvShape[], opts: Au
         const cands: Array<ConvTileConfig | WgradTileConfig> =
           kind === 'wgrad' ? (opts.candidates?.wgrad ?? wgradCandidates(engine, g))
           : (opts.candidates?.conv ?? convCandidates(engine, kind === 'fwd' ? g.Co : g.Ci, kind === 'fwd' ? defaultConvConfig(engine, g.Co, g.Ho * g.Wo, g.Ci * g.KH * g.KW) : defaultConvConfig(engine, g.Ci, g.H * g.W, g.Co * g.KH * g.KW), { winograd: winogradEligible(engine, kind, g), vec4: vec4Eligible(g) }));
-        const budget = opts.budgetMs ?? Infinity;
-        let spent = 0; // beyond the first run of the first candidate of each algorithm
-        const algos = new Set<string>();
-        const timed: Array<{ c: ConvTileConfig | WgradTileConfig; run: () => Tensor; t: number }> = [];
-        const fastest = () => Math.min(...timed.map((x) => x.t));
-        for (const c of cands.slice(0, opts.maxCandidates ?? Infinity)) {
-          const algo = 'kernel' in c ? c.kernel : (c.algo ?? 'direct');
-          const head = !algos.has(algo);
-          algos.add(algo);
-          if (timed.length > 0 && !head && spent >= budget) continue;
-          const t0 = performance.now();
-          const run =
-            multi ? (kind === 'fwd' ? () => conv2dMultiForward(x, multi, null, { config: c as ConvTileConfig }) : () => conv2dMultiBackwardData(dy, multi, s.x, { config: c as ConvTileConfig }))
-            : kind === 'fwd' ? () => conv2dForward(x, w, null, { ...p, config: c as ConvTileConfig })
-            : kind === 'dgrad' ? () => conv2dBackwardData(dy, w, s.x, { ...p, config: c as ConvTileConfig })
-            : () => conv2dBackwardFilter(x, dy, s.w, { ...p, config: c as WgradTileConfig });
-          try {
-            run().dispose(); // compile and warm up
-            await engine.sync();
-            timed.push({ c, run, t: await timeOnce(engine, run) });
-          } catch {
-            continue; // a candidate this device cannot run (limits) is skipped
-          } finally {
-            if (!head) spent += performance.now() - t0;
-          }
-        }
-        // The rounds share the budget: on a slow adapter they would cost more than the screening.
-        for (let round = 1; round < reps && spent < budget; round++) {
-          const bound = fastest() * GIVE_UP_RATIO;
-          for (const x of timed) {
-            if (x.t > bound || spent >= budget) continue;
-            const t = await timeOnce(engine, x.run);
-            x.t = Math.min(x.t, t);
-            spent += t;
-          }
-        }
+        const run = (c: ConvTileConfig | WgradTileConfig) =>
+          multi ? (kind === 'fwd' ? () => conv2dMultiForward(x, multi, null, { config: c as ConvTileConfig }) : () => conv2dMultiBackwardData(dy, multi, s.x, { config: c as ConvTileConfig }))
+          : kind === 'fwd' ? () => conv2dForward(x, w, null, { ...p, config: c as ConvTileConfig })
+          : kind === 'dgrad' ? () => conv2dBackwardData(dy, w, s.x, { ...p, config: c as ConvTileConfig })
+          : () => conv2dBackwardFilter(x, dy, s.w, { ...p, config: c as WgradTileConfig });
+        const timed = await raceCandidates(
+          cands.slice(0, opts.maxCandidates ?? Infinity),
+          (c) => ('kernel' in c ? c.kernel : (c.algo ?? 'direct')),
+          async (c) => {
+            try {
+              run(c)().dispose(); // compile and warm up
+              await engine.sync();
+              return await timeOnce(engine, run(c));
+            } catch {
+              return null; // a candidate this device cannot run (limits) is skipped
+            }
+          },
+          (c) => timeOnce(engine, run(c)),
+          { reps, budgetMs: opts.budgetMs ?? Infinity },
+        );
         let best: (typeof timed)[number] | null = null;
         for (const x of timed) {
           opts.onTimed?.(x.c, x.t);
