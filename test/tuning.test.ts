@@ -181,6 +181,10 @@ test('the tuner\'s budget: first configs free, the rest and the rounds counted o
   // and nothing after it, rounds included.
   const r = await fakeRace({ 'direct-1': 100, 'vec4-1': 120, 'direct-2': 100, 'vec4-2': 110, 'direct-3': 90 }, { reps: 3, budgetMs: 250, compile: 50 });
   assert.equal(r.order, ['direct-1', 'vec4-1', 'direct-2']);
+  // A config is not started when two runs at the fastest's speed no longer fit: with 150 left
+  // after direct-2 and the fastest at 100, vec4-2 is skipped rather than overshooting by 270.
+  const left = await fakeRace({ 'direct-1': 100, 'vec4-1': 120, 'direct-2': 100, 'vec4-2': 110 }, { reps: 1, budgetMs: 400, compile: 50 });
+  assert.equal(left.order, ['direct-1', 'vec4-1', 'direct-2']);
   // With room left, rounds re-time only the candidates within 2x of the fastest.
   const rounds = await fakeRace({ 'direct-1': 100, 'vec4-1': 150, 'direct-2': 210 }, { reps: 2, budgetMs: Infinity });
   assert.equal(rounds.order, ['direct-1', 'vec4-1', 'direct-2', 'direct-1 again', 'vec4-1 again']);

@@ -158,7 +158,8 @@ export interface AutotuneOptions {
  * Races one shape class's candidates, in list order, and returns those timed with their fastest
  * run. `measure` compiles, warms up and times one run (null: the device cannot run it), `again`
  * times one more. The first candidate of each algorithm (its head) is always measured and costs no
- * budget (see `AutotuneOptions.budgetMs`); any other is skipped once the budget is spent, or when
+ * budget (see `AutotuneOptions.budgetMs`); any other is skipped when two runs at the fastest's
+ * speed no longer fit in the budget (a slow adapter overshot it by a whole candidate), or when
  * its algorithm's first timed config ran more than GIVE_UP_RATIO slower than the fastest so far:
  * on SwiftShader the register kernels ran 4x slower than vec4 rows, and their siblings used up the
  * budget that the second vec4 config needed. Then rounds over the candidates within GIVE_UP_RATIO
@@ -181,7 +182,8 @@ export async function raceCandidates<C>(
     const algo = algoOf(c);
     const head = !reached.has(algo);
     reached.add(algo);
-    if (!head && timed.length > 0 && (spent >= opts.budgetMs || (firstRun.get(algo) ?? 0) > fastest() * GIVE_UP_RATIO)) continue;
+    // Not started unless its warm-up and timed run, at the fastest's speed, fit in what is left.
+    if (!head && timed.length > 0 && (spent + 2 * fastest() > opts.budgetMs || (firstRun.get(algo) ?? 0) > fastest() * GIVE_UP_RATIO)) continue;
     const t0 = now();
     let t: number | null;
     try {
@@ -197,7 +199,7 @@ export async function raceCandidates<C>(
   for (let round = 1; round < opts.reps && spent < opts.budgetMs; round++) {
     const bound = fastest() * GIVE_UP_RATIO;
     for (const x of timed) {
-      if (x.t > bound || spent >= opts.budgetMs) continue;
+      if (x.t > bound || spent + x.t > opts.budgetMs) continue;
       const t = await again(x.c);
       x.t = Math.min(x.t, t);
       spent += t;
