@@ -182,7 +182,8 @@ export async function raceCandidates<C>(
     const algo = algoOf(c);
     const head = !reached.has(algo);
     reached.add(algo);
-    // Not started unless its warm-up and timed run, at the fastest's speed, fit in what is left.
+    // Not started unless its warm-up and timed run, at the fastest's speed, fit in what is left,
+    // nor when its algorithm's first config lost by over GIVE_UP_RATIO.
     if (!head && timed.length > 0 && (spent + 2 * fastest() > opts.budgetMs || (firstRun.get(algo) ?? 0) > fastest() * GIVE_UP_RATIO)) continue;
     const t0 = now();
     let t: number | null;
