@@ -71,6 +71,11 @@ fn fma_rows4(acc: ptr<function, RegTile>, u4: u32, d: vec4f, xv: ptr<function, a
   }
 }
 
+// The rows [first, end) of split z (grid z): each split sums its own rows into its Part slice.
+fn split_rows(z: u32) -> vec2u {
+  return vec2u(z * p.rowsPerSplit, min((z + 1u) * p.rowsPerSplit, p.rows));
+}
+
 // Tap `tap`'s input offsets (y, x) for output (0, 0), and the output columns [lo, hi) whose input
 // column ox*sw + xShift lies in [0, W).
 struct TapWindow { yShift: i32, xShift: i32, lo: u32, hi: u32 }
@@ -97,7 +102,8 @@ fn wgrad(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: ve
   var cv: array<u32, 16>;
   for (var v = 0u; v < TV; v++) { cv[v] = min(ci0 + v, p.Ci - 1u) * HW; }
   var acc: RegTile;
-  for (var r = wg.z * p.rowsPerSplit; r < min((wg.z + 1u) * p.rowsPerSplit, p.rows); r++) {
+  let rows = split_rows(wg.z);
+  for (var r = rows.x; r < rows.y; r++) {
     let n = r / p.Ho;
     let oy = r % p.Ho;
     let iy = i32(oy) * p.sh + tw.yShift;
@@ -160,7 +166,8 @@ fn wgrad_nhwc(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) li
   var cv: array<u32, 16>;
   for (var v = 0u; v < TV; v++) { cv[v] = min(ci0 + v * WG_X, p.Ci - 1u); }
   var acc: RegTile;
-  for (var r = wg.z * p.rowsPerSplit; r < min((wg.z + 1u) * p.rowsPerSplit, p.rows); r++) {
+  let rows = split_rows(wg.z);
+  for (var r = rows.x; r < rows.y; r++) {
     let row = nhwc_row(r, tw, co0);
     if (!row.inside) { continue; }
     for (var ox = tw.lo; ox < tw.hi; ox++) {
@@ -215,7 +222,8 @@ fn wgrad_nhwc4(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) l
   var a1: Row;
   var a2: Row;
   var a3: Row;
-  for (var r = wg.z * p.rowsPerSplit; r < min((wg.z + 1u) * p.rowsPerSplit, p.rows); r++) {
+  let rows = split_rows(wg.z);
+  for (var r = rows.x; r < rows.y; r++) {
     let row = nhwc_row(r, tw, co0);
     if (!row.inside) { continue; }
     for (var ox = tw.lo; ox < tw.hi; ox++) {
@@ -252,8 +260,9 @@ fn wgrad_tiled(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) l
   let co0 = wg.y * BM;
   let c0 = wg.x * BN;
   // This split's pixels: rows [r0, r1) of the group, flattened with the columns.
-  let k0 = wg.z * p.rowsPerSplit * p.Wo;
-  let k1 = min(p.rows, (wg.z + 1u) * p.rowsPerSplit) * p.Wo;
+  let rows = split_rows(wg.z);
+  let k0 = rows.x * p.Wo;
+  let k1 = rows.y * p.Wo;
   var acc: Tile;
   for (var kb = k0; kb < k1; kb += BK) {
     for (var e = t; e < BK * BM; e += NT) {
