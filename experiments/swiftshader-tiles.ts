@@ -1,7 +1,8 @@
 // Times conv tile configs on one adapter (default SwiftShader), median of REPS runs.
 //   node scripts/run-ts.mjs experiments/swiftshader-tiles.ts [N,C,H,dil] [fwd|dgrad|wgrad] [cfgs...]
 // A fwd/dgrad cfg is TMxTN:WG_X (register tiles), s:TMxTN:WGXxWGY:BK (workgroup memory),
-// w:TMxTN:WG_X (Winograd) or v:TMxTN:WG_X (vec4 rows); a wgrad cfg is KERNEL:TUxTV:WG_X with
+// w:TMxTN:WG_X (Winograd), v:TMxTN:WG_X (vec4 rows) or g:TMxTN:WG_X (register tiles, subgroup-shared
+// weights); a wgrad cfg is KERNEL:TUxTV:WG_X with
 // KERNEL nhwc, nhwc4 or pixels.
 // ADAPTER=lavapipe uses the system driver. Not part of the package or the tests.
 import { SWIFTSHADER_ICD } from '../src/gpu/node.js';
@@ -39,6 +40,10 @@ function parse(s: string): Cfg | WCfg {
   if (p[0] === 'w' || p[0] === 'v') {
     const [tm, tn] = p[1].split('x').map(Number);
     return { algo: p[0] === 'w' ? 'winograd' : 'vec4', smem: false, wgX: Number(p[2]), wgY: 1, tm, tn, bk: 16 };
+  }
+  if (p[0] === 'g') {
+    const [tm, tn] = p[1].split('x').map(Number);
+    return { smem: false, subgroups: true, wgX: Number(p[2]), wgY: 1, tm, tn, bk: 16 };
   }
   const [tm, tn] = p[0].split('x').map(Number);
   return { smem: false, wgX: Number(p[1]), wgY: 1, tm, tn, bk: 16 };

@@ -18,8 +18,8 @@
 // Register tiles only (entry `winograd`): a 1-D workgroup of WG_X invocations, each TT tiles x TM
 // output channels, accumulated in the transform domain (16 x TM x TT floats). No workgroup memory
 // and no barriers: a barrier is a coroutine switch on lavapipe. The transformed weights U are
-// uniform across the workgroup (they depend on the channel tile only), so lavapipe loads them once
-// per SIMD row, as in conv2d.wgsl's register path.
+// uniform across the workgroup (they depend on the channel tile only), though lavapipe still
+// loads them lane by lane (lib/conv_direct.wgsl).
 //
 // Multi-branch convs (multiDilationConv) run one dispatch per branch: each branch needs its own
 // tile layout (the output pairs are d apart), so branches after the first add to the output

@@ -11,6 +11,7 @@ import { backward } from '../src/graph/autograd.js';
 import { Tensor, tidy } from '../src/core/tensor.js';
 import {
   autotuneConv,
+  checkConvConfig,
   conv2dBackwardBias,
   conv2dBackwardData,
   conv2dBackwardFilter,
@@ -18,6 +19,7 @@ import {
   convTuning,
   defaultConvConfig,
   defaultWgradConfig,
+  subgroupShare,
   type ConvTileConfig,
   type WgradTileConfig,
 } from '../src/kernels/conv2d.js';
@@ -204,6 +206,18 @@ const tilings: Array<[string, ConvTileConfig, WgradTileConfig]> = [
     { smem: false, wgX: 32, wgY: 1, tm: 8, tn: 16, bk: 16 },
     { kernel: 'nhwc4', wgX: 8, wgY: 1, tu: 16, tv: 8, tm: 4, tn: 4, bk: 16, targetWorkgroups: 5, maxSplitPixels: 40 },
   ],
+  // Subgroup-shared weights (where the device has subgroups; refused otherwise, see below): the
+  // lavapipe default, and 12 channels (a second, partial group of broadcasts).
+  [
+    'subgroup weights 64x(16x8) (the lavapipe default)',
+    { smem: false, subgroups: true, wgX: 64, wgY: 1, tm: 16, tn: 8, bk: 16 },
+    { kernel: 'pixels', wgX: 8, wgY: 1, tu: 8, tv: 4, tm: 4, tn: 4, bk: 16, targetWorkgroups: 64, maxSplitPixels: 8192 },
+  ],
+  [
+    'subgroup weights 32x(12x4)',
+    { smem: false, subgroups: true, wgX: 32, wgY: 1, tm: 12, tn: 4, bk: 16 },
+    { kernel: 'pixels', wgX: 8, wgY: 1, tu: 4, tv: 4, tm: 4, tn: 4, bk: 16, targetWorkgroups: 64, maxSplitPixels: 8192 },
+  ],
   [
     'workgroup memory 16x16x(4x4)',
     { smem: true, wgX: 16, wgY: 16, tm: 4, tn: 4, bk: 16 },
@@ -219,6 +233,10 @@ const tilings: Array<[string, ConvTileConfig, WgradTileConfig]> = [
 for (const [name, conv, wg] of tilings) {
   test(`kernels with ${name}: 3x3 dil 3, stride 2, 1x1`, async () => {
     const e = await engine();
+    if (conv.subgroups && subgroupShare(e) === 0) {
+      assert.throws(() => checkConvConfig(e, conv), /'subgroups' feature/);
+      return;
+    }
     await kernelCheck(e, `${name} 3x3 d3`, t([2, 19, 10, 13]), t([21, 19, 3, 3]), { padding: 3, dilation: 3 }, conv, wg);
     await kernelCheck(e, `${name} 3x3 s2`, t([1, 5, 11, 9]), t([3, 5, 3, 3]), { stride: 2, padding: 1 }, conv, wg);
     await kernelCheck(e, `${name} 1x1`, t([2, 17, 7, 9]), t([6, 17, 1, 1]), {}, conv, wg);

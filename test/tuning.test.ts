@@ -12,7 +12,7 @@ import { fileTuningStore } from '../src/io/tuning-store-node.js';
 import { raceCandidates } from '../src/kernels/conv/autotune.js';
 import { TUNER_REVISION, pendingTuning } from '../src/kernels/conv/config.js';
 import {
-  conv2dBackwardData, conv2dBackwardFilter, conv2dForward, conv2dMultiForward, convCandidates, convTuning, defaultConvConfig, prepareTuning, tunePending, tuneStats, wgradCandidates,
+  checkConvConfig, conv2dBackwardData, conv2dBackwardFilter, conv2dForward, conv2dMultiForward, convCandidates, convTuning, defaultConvConfig, prepareTuning, tunePending, tuneStats, wgradCandidates,
   type ConvTileConfig, type WgradTileConfig,
 } from '../src/kernels/conv2d.js';
 import { engine, engineWith, gpu } from './helpers.js';
@@ -235,6 +235,25 @@ test('every GPU candidate (workgroup-memory tiles) matches the reference', async
   const gpuLike = { adapter: { ...e.adapter, software: false }, limits: e.limits } as unknown as Engine;
   const convs = [3, 64].flatMap((M) => convCandidates(gpuLike, M, defaultConvConfig(gpuLike, M)));
   await checkCandidates(e, 'gpu', uniq(convs), uniq(wgradCandidates(gpuLike, geom(64, 64))));
+});
+
+test('subgroup-shared register tiles are candidates exactly where the device has subgroups', async () => {
+  const e = await engine();
+  const soft = (subgroupMinSize: number) => ({ ...e, adapter: { ...e.adapter, software: true, subgroupMinSize }, limits: e.limits }) as unknown as Engine;
+  const none = convCandidates(soft(0), 64);
+  assert.ok(none.length > 0 && none.every((c) => !c.subgroups), 'no subgroups: none offered');
+  assert.not.ok(defaultConvConfig(soft(0), 64).subgroups);
+  // lavapipe (8): the default shares weights, and the plain register default is still timed early.
+  const eight = convCandidates(soft(8), 64);
+  assert.equal(eight[0], defaultConvConfig(soft(8), 64));
+  assert.ok(eight[0].subgroups);
+  assert.ok(eight.slice(0, 4).some((c) => !c.subgroups && !c.algo), 'a plain register config among the heads');
+  // SwiftShader (4): offered, not the default; a share of 4 allows any wgX multiple of 4.
+  const four = convCandidates(soft(4), 64);
+  assert.not.ok(four[0].subgroups);
+  assert.ok(four.some((c) => c.subgroups));
+  assert.throws(() => checkConvConfig(soft(8), { smem: false, subgroups: true, wgX: 36, wgY: 1, tm: 16, tn: 8, bk: 16 }), /multiple of 8/);
+  assert.throws(() => checkConvConfig(soft(8), { algo: 'vec4', smem: false, subgroups: true, wgX: 64, wgY: 1, tm: 8, tn: 8, bk: 16 }), /direct register tiles only/);
 });
 
 function uniq<T>(xs: T[]): T[] {

@@ -1,4 +1,4 @@
-// The inner step of a workgroup-tiled GEMM (conv2d.wgsl convTiled, conv2d_wgrad.wgsl wgrad_tiled):
+// The inner step of a workgroup-tiled GEMM (conv_direct.wgsl convTiled, conv2d_wgrad.wgsl wgrad_tiled):
 // each invocation of a WG_X x WG_Y workgroup accumulates a TM x TN register tile from BK-deep
 // slices staged in workgroup memory, As[k][BM] and Bs[k][BN].
 // The including shader declares overrides WG_X, WG_Y, TM, TN, BK, the arrays As and Bs, and consts

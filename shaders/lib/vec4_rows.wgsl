@@ -1,4 +1,4 @@
-// Named vec4 accumulators for the vec4-row kernels (conv2d.wgsl `conv_rows`, conv2d_wgrad.wgsl
+// Named vec4 accumulators for the vec4-row kernels (conv_direct.wgsl `conv_rows`, conv2d_wgrad.wgsl
 // `wgrad_nhwc4`): 4 channels x up to 8 columns per Row. Its members are named, not an array, because
 // SwiftShader keeps an array indexed inside a loop in memory (about 5x slower there).
 

@@ -78,6 +78,11 @@ export interface AdapterSummary {
   description: string;
   /** True for CPU-backed adapters (lavapipe, SwiftShader). */
   software: boolean;
+  /**
+   * The smallest subgroup the device can run (8 on lavapipe with AVX2, 4 on SwiftShader), or 0
+   * where the device lacks the 'subgroups' feature; the conv kernels' subgroup configs need 4 or more.
+   */
+  subgroupMinSize: number;
 }
 
 /** Running totals of dispatches, submits, pipelines created and readbacks (for tests and benchmarks). */
@@ -171,7 +176,7 @@ export class Engine {
 
   /** Gets an adapter and device (dawn.node in Node, navigator.gpu in browsers) or adopts `opts.device`. */
   static async create(opts: EngineOptions = {}): Promise<Engine> {
-    if (opts.device) return new Engine(opts.device, false, summarize(opts.adapter?.info ?? opts.device.adapterInfo), opts);
+    if (opts.device) return new Engine(opts.device, false, summarize(opts.adapter?.info ?? opts.device.adapterInfo, opts.device), opts);
     let adapter = opts.adapter ?? null;
     if (!adapter) {
       const gpu = await getGpu();
@@ -185,10 +190,12 @@ export class Engine {
     ];
     const requiredLimits: Record<string, number> = {};
     for (const k of keys) requiredLimits[k] = adapter.limits[k] as number;
-    // Timestamp queries where the adapter has them: only `Engine.profile` uses them.
-    const requiredFeatures: GPUFeatureName[] = adapter.features.has('timestamp-query') ? ['timestamp-query'] : [];
+    // Timestamp queries where the adapter has them (only `Engine.profile` uses them), and subgroups
+    // (the conv kernels' subgroup configs).
+    const wanted: GPUFeatureName[] = ['timestamp-query', 'subgroups' as GPUFeatureName];
+    const requiredFeatures = wanted.filter((f) => adapter.features.has(f));
     const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
-    return new Engine(device, true, summarize(adapter.info), opts);
+    return new Engine(device, true, summarize(adapter.info, device), opts);
   }
 
   get lost(): boolean {
@@ -443,12 +450,13 @@ export function describeGpuError(message: string): string {
   return `GPU error: ${message.split('\n')[0]}`;
 }
 
-function summarize(info: GPUAdapterInfo | undefined): AdapterSummary {
+function summarize(info: GPUAdapterInfo | undefined, gpuDevice: GPUDevice): AdapterSummary {
   const vendor = info?.vendor ?? '';
   const architecture = info?.architecture ?? '';
   const device = info?.device ?? '';
   const description = info?.description ?? '';
   const text = `${vendor} ${architecture} ${device} ${description}`.toLowerCase();
   const software = /llvmpipe|lavapipe|swiftshader|software|cpu/.test(text);
-  return { vendor, architecture, device, description, software };
+  const subgroupMinSize = gpuDevice.features.has('subgroups') ? (info?.subgroupMinSize ?? 0) : 0;
+  return { vendor, architecture, device, description, software, subgroupMinSize };
 }

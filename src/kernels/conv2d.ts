@@ -5,10 +5,13 @@
 // Layouts: activations NCHW, weights OIHW, zero padding, PyTorch's output size
 // floor((H + 2p - d(k-1) - 1) / s) + 1.
 //
-// Tiling (see shaders/conv2d.wgsl and shaders/conv2d_wgrad.wgsl for the kernels themselves):
+// Tiling (see shaders/lib/conv_direct.wgsl and shaders/conv2d_wgrad.wgsl for the kernels themselves):
 //  * software adapters (lavapipe, SwiftShader): register tiles, no workgroup memory. Forward and
 //    dgrad use 32 lanes over output pixels with TM = 16 channels x TN = 16 pixels per lane (the
-//    weights are then uniform across the workgroup). wgrad works on NHWC copies of x and dy with
+//    weights are then uniform across the workgroup); where the device has subgroups of 8
+//    (lavapipe), 64 lanes x 16 channels x 8 pixels with each weight loaded by one lane and
+//    broadcast (shaders/conv2d_subgroup.wgsl, `subgroups: true`; a tuner candidate wherever
+//    subgroups exist). wgrad works on NHWC copies of x and dy with
 //    8 lanes over input channels, one tap per workgroup and a 16x8 (output x input channel) tile
 //    per lane ('nhwc'); 1x1 and narrow layers use 8 lanes over output pixels instead ('pixels').
 //  * real GPUs: workgroup-memory tiles, 16x16 invocations of 4x4 outputs (64x64 per workgroup),
@@ -16,7 +19,7 @@
 //  * Winograd F(2x2,3x3) (conv/winograd.ts, shaders/conv2d_winograd.wgsl) for stride-1 3x3 forward
 //    and dgrad, dilated and multi-branch too: a config with `algo: 'winograd'`, offered to the tuner
 //    for eligible shapes and used where it measured faster (or where a caller passes it).
-//  * vec4 rows (entry `conv_rows` in shaders/conv2d.wgsl) for stride-1 forward and dgrad: 4 to 16
+//  * vec4 rows (entry `conv_rows` in shaders/lib/conv_direct.wgsl) for stride-1 forward and dgrad: 4 to 16
 //    channels x 4 or 8 pixels of a row per invocation in named vec4 accumulators, `algo: 'vec4'`,
 //    offered to the tuner likewise (on SwiftShader 3-4x faster than the other kernels).
 // `autotuneConv` times a few candidates per shape class and caches the winner in the engine's `convTuning`.
@@ -29,7 +32,7 @@
 // fit, the call is refused with an error naming the tensor and the limit.
 export type { PerAxis } from './util.js';
 export { convOutputSize, pair, type Activation, type Conv2dParams, type ConvBranch, type Geometry } from './conv/geometry.js';
-export { convTuning, defaultConvConfig, defaultVec4Config, defaultWgradConfig, defaultWinogradConfig, recordConvConfigs, vec4Eligible, winogradEligible, type ConvKind, type ConvTileConfig, type WgradTileConfig } from './conv/config.js';
+export { checkConvConfig, convTuning, defaultConvConfig, defaultVec4Config, defaultWgradConfig, defaultWinogradConfig, recordConvConfigs, registerDefault, subgroupShare, vec4Eligible, winogradEligible, type ConvKind, type ConvTileConfig, type WgradTileConfig } from './conv/config.js';
 export { composeFusedBias, foldAffine, type FoldBn } from './conv/pack.js';
 export {
   conv2dBackwardData, conv2dForward, conv2dMultiBackwardData, conv2dMultiForward,

@@ -2,7 +2,7 @@
 import type { Engine } from '../../gpu/runtime.js';
 import { Tensor, type Shape } from '../../core/tensor.js';
 import type { PerAxis } from '../util.js';
-import { convTuning, defaultConvConfig, defaultVec4Config, defaultWgradConfig, defaultWinogradConfig, tuningKey, vec4Eligible, winogradEligible, type ConvKind, type ConvTileConfig, type WgradTileConfig } from './config.js';
+import { convTuning, defaultConvConfig, registerDefault, subgroupShare, defaultVec4Config, defaultWgradConfig, defaultWinogradConfig, tuningKey, vec4Eligible, winogradEligible, type ConvKind, type ConvTileConfig, type WgradTileConfig } from './config.js';
 import { conv2dBackwardData, conv2dForward, conv2dMultiBackwardData, conv2dMultiForward } from './forward.js';
 import { geometry, type Geometry } from './geometry.js';
 import { conv2dBackwardFilter } from './wgrad.js';
@@ -29,27 +29,34 @@ export interface ConvShape {
  * Forward/dgrad candidates for a pass with `M` output channels. Software: register tiles. GPUs:
  * workgroup-memory tiles over workgroup shapes (square, wide, 64 lanes), 4..8 outputs per side per
  * invocation and two staging depths, so an adapter nobody has measured still finds its shape.
- * Both: Winograd and vec4 rows where the pass allows them. The algorithms' lists are interleaved,
+ * Both: Winograd and vec4 rows where the pass allows them; with subgroups, the register tiles with
+ * subgroup-shared weights. The algorithms' lists are interleaved,
  * the default first: a budget cut short has timed the first configs of every algorithm, not all
  * of one and none of another.
  */
 export function convCandidates(e: Engine, M: number, first?: ConvTileConfig, opts: { winograd?: boolean; vec4?: boolean } = {}): ConvTileConfig[] {
-  const direct: ConvTileConfig[] = [first ?? defaultConvConfig(e, M)];
+  const plain: ConvTileConfig[] = [];
   if (e.adapter.software) {
     const tms = M <= 4 ? [4] : M <= 8 ? [4, 8] : [8, 16];
     // tn = 32 is left out: no faster here, and lavapipe takes tens of seconds to compile it.
-    for (const tm of tms) for (const tn of [8, 16]) for (const wgX of [32, 64]) direct.push({ smem: false, wgX, wgY: 1, tm, tn, bk: 16 });
+    for (const tm of tms) for (const tn of [8, 16]) for (const wgX of [32, 64]) plain.push({ smem: false, wgX, wgY: 1, tm, tn, bk: 16 });
   } else {
     for (const [wgX, wgY] of [[16, 16], [32, 8], [64, 4], [8, 8]]) {
       for (const [tm, tn] of [[4, 4], [4, 8], [8, 4], [8, 8]]) {
         for (const bk of [8, 16]) {
           if (wgX * wgY > e.limits.maxComputeInvocationsPerWorkgroup) continue;
-          if (bk * (wgY * tm + wgX * tn) * 4 <= e.limits.maxComputeWorkgroupStorageSize) direct.push({ smem: true, wgX, wgY, tm, tn, bk });
+          if (bk * (wgY * tm + wgX * tn) * 4 <= e.limits.maxComputeWorkgroupStorageSize) plain.push({ smem: true, wgX, wgY, tm, tn, bk });
         }
       }
     }
   }
-  const lists = [dedupe(direct), opts.winograd ? winogradCandidates(M) : [], opts.vec4 ? vec4Candidates(M) : []];
+  // The register tiles again with subgroup-shared weights, where the device can.
+  const share = subgroupShare(e);
+  const shared = share > 0 ? plain.filter((c) => !c.smem && c.wgX % share === 0).map((c) => ({ ...c, subgroups: true })) : [];
+  const head = first ?? defaultConvConfig(e, M);
+  // The default's family leads; the other direct family's first config is its old default.
+  const direct = head.subgroups ? [[head, ...shared], [registerDefault(e, M), ...plain]] : [[head, ...plain], shared];
+  const lists = [...direct, opts.winograd ? winogradCandidates(M) : [], opts.vec4 ? vec4Candidates(M) : []].map(dedupe);
   const out: ConvTileConfig[] = [];
   for (let i = 0; lists.some((l) => i < l.length); i++) for (const l of lists) if (i < l.length) out.push(l[i]);
   return dedupe(out);

@@ -1,7 +1,8 @@
 // Conv forward and input gradient (dgrad), single and multi-branch: direct kernels over packed weights (register, workgroup-memory or vec4-row tiles), or Winograd (conv/winograd.ts) when the config says so.
 import code from '../../../shaders/conv2d.wgsl';
+import subgroupCode from '../../../shaders/conv2d_subgroup.wgsl';
 import { Tensor, type Shape } from '../../core/tensor.js';
-import { convConfig, type ConvTileConfig } from './config.js';
+import { convConfig, subgroupShare, type ConvTileConfig } from './config.js';
 import { branchGeometry, checkDy, geometry, type Activation, type Conv2dParams, type ConvBranch } from './geometry.js';
 import { packWeights } from './pack.js';
 import { ACT, ACT_PRELU, convLaunch, packedFor, type ConvEpilogue } from './launch.js';
@@ -63,12 +64,13 @@ function runConv(r: ConvRun): Tensor {
     // The 1x1 fast path: output pixel q reads input pixel q (forward and dgrad alike).
     POINTWISE: r.KH === 1 && r.KW === 1 && r.sh === 1 && r.sw === 1 && r.branches.every((b) => b.ph === 0 && b.pw === 0) && r.Hi === r.Hq && r.Wi === r.Wq ? 1 : 0,
   };
+  if (cfg.subgroups) constants.SG = subgroupShare(e);
   // Workgroups over pixels: vec4 rows cover ceil(Wq / tn) invocations per output row, 1 per lane.
   const pixelGroups = rows ? Math.ceil((r.Hq * Math.ceil(r.Wq / cfg.tn)) / cfg.wgX) : Math.ceil((r.Hq * r.Wq) / (cfg.wgX * cfg.tn));
   for (const { n0, n1, xin, yout, res } of windows) {
     e.dispatch({
-      label: rows ? `${r.op}.vec4` : r.op,
-      code,
+      label: rows ? `${r.op}.vec4` : cfg.subgroups ? `${r.op}.subgroups` : r.op,
+      code: cfg.subgroups ? subgroupCode : code,
       entry: rows ? 'conv_rows' : 'conv',
       constants,
       uniforms: {
