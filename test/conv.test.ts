@@ -209,14 +209,14 @@ const tilings: Array<[string, ConvTileConfig, WgradTileConfig]> = [
   // Subgroup-shared weights (where the device has subgroups; refused otherwise, see below): the
   // lavapipe default, and 12 channels (a second, partial group of broadcasts).
   [
-    'subgroup weights 64x(16x8) (the lavapipe default)',
+    'subgroup weights 64x(16x8) (the lavapipe default), wgrad with subgroup dy 8x(16x8)',
     { smem: false, subgroups: true, wgX: 64, wgY: 1, tm: 16, tn: 8, bk: 16 },
-    { kernel: 'pixels', wgX: 8, wgY: 1, tu: 8, tv: 4, tm: 4, tn: 4, bk: 16, targetWorkgroups: 64, maxSplitPixels: 8192 },
+    { kernel: 'nhwc', subgroups: true, wgX: 8, wgY: 1, tu: 16, tv: 8, tm: 4, tn: 4, bk: 16, targetWorkgroups: 64, maxSplitPixels: 4096 },
   ],
   [
-    'subgroup weights 32x(12x4)',
+    'subgroup weights 32x(12x4), wgrad with subgroup dy 16x(12x2)',
     { smem: false, subgroups: true, wgX: 32, wgY: 1, tm: 12, tn: 4, bk: 16 },
-    { kernel: 'pixels', wgX: 8, wgY: 1, tu: 4, tv: 4, tm: 4, tn: 4, bk: 16, targetWorkgroups: 64, maxSplitPixels: 8192 },
+    { kernel: 'nhwc', subgroups: true, wgX: 16, wgY: 1, tu: 12, tv: 2, tm: 4, tn: 4, bk: 16, targetWorkgroups: 7, maxSplitPixels: 50 },
   ],
   [
     'workgroup memory 16x16x(4x4)',

@@ -12,7 +12,7 @@ import { fileTuningStore } from '../src/io/tuning-store-node.js';
 import { raceCandidates } from '../src/kernels/conv/autotune.js';
 import { TUNER_REVISION, pendingTuning } from '../src/kernels/conv/config.js';
 import {
-  checkConvConfig, conv2dBackwardData, conv2dBackwardFilter, conv2dForward, conv2dMultiForward, convCandidates, convTuning, defaultConvConfig, prepareTuning, tunePending, tuneStats, wgradCandidates,
+  checkConvConfig, checkWgradConfig, conv2dBackwardData, conv2dBackwardFilter, conv2dForward, conv2dMultiForward, convCandidates, convTuning, defaultConvConfig, prepareTuning, tunePending, tuneStats, wgradCandidates,
   type ConvTileConfig, type WgradTileConfig,
 } from '../src/kernels/conv2d.js';
 import { engine, engineWith, gpu } from './helpers.js';
@@ -253,6 +253,15 @@ test('subgroup-shared register tiles are candidates exactly where the device has
   assert.not.ok(four[0].subgroups);
   assert.ok(four.some((c) => c.subgroups));
   assert.throws(() => checkConvConfig(soft(8), { smem: false, subgroups: true, wgX: 36, wgY: 1, tm: 16, tn: 8, bk: 16 }), /multiple of 8/);
+  // wgrad: 'nhwc' only, the same rule.
+  const g = geom(64, 64);
+  assert.ok(wgradCandidates(soft(0), g).every((c) => !c.subgroups));
+  const w8 = wgradCandidates(soft(8), g);
+  assert.ok(w8[0].subgroups && w8[0].kernel === 'nhwc', 'lavapipe: the default shares dy');
+  assert.ok(w8.every((c) => !c.subgroups || c.kernel === 'nhwc'));
+  assert.ok(w8.some((c) => c.kernel === 'nhwc' && !c.subgroups));
+  assert.throws(() => checkWgradConfig(soft(8), { ...w8[0], kernel: 'pixels' }), /'nhwc' kernel only/);
+  assert.throws(() => checkWgradConfig(soft(0), w8[0]), /'subgroups' feature/);
   assert.throws(() => checkConvConfig(soft(8), { algo: 'vec4', smem: false, subgroups: true, wgX: 64, wgY: 1, tm: 8, tn: 8, bk: 16 }), /direct register tiles only/);
 });
 

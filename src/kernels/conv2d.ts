@@ -5,7 +5,7 @@
 // Layouts: activations NCHW, weights OIHW, zero padding, PyTorch's output size
 // floor((H + 2p - d(k-1) - 1) / s) + 1.
 //
-// Tiling (see shaders/lib/conv_direct.wgsl and shaders/conv2d_wgrad.wgsl for the kernels themselves):
+// Tiling (see shaders/lib/conv_direct.wgsl and shaders/lib/conv_wgrad.wgsl for the kernels themselves):
 //  * software adapters (lavapipe, SwiftShader): register tiles, no workgroup memory. Forward and
 //    dgrad use 32 lanes over output pixels with TM = 16 channels x TN = 16 pixels per lane (the
 //    weights are then uniform across the workgroup); where the device has subgroups of 8
@@ -13,7 +13,8 @@
 //    broadcast (shaders/conv2d_subgroup.wgsl, `subgroups: true`; a tuner candidate wherever
 //    subgroups exist). wgrad works on NHWC copies of x and dy with
 //    8 lanes over input channels, one tap per workgroup and a 16x8 (output x input channel) tile
-//    per lane ('nhwc'); 1x1 and narrow layers use 8 lanes over output pixels instead ('pixels').
+//    per lane ('nhwc'; its dy values subgroup-shared likewise, shaders/conv2d_wgrad_subgroup.wgsl);
+//    1x1 and narrow layers use 8 lanes over output pixels instead ('pixels').
 //  * real GPUs: workgroup-memory tiles, 16x16 invocations of 4x4 outputs (64x64 per workgroup),
 //    16-deep reduction slices; wgrad is the same GEMM with pixels as the reduction.
 //  * Winograd F(2x2,3x3) (conv/winograd.ts, shaders/conv2d_winograd.wgsl) for stride-1 3x3 forward
@@ -32,7 +33,7 @@
 // fit, the call is refused with an error naming the tensor and the limit.
 export type { PerAxis } from './util.js';
 export { convOutputSize, pair, type Activation, type Conv2dParams, type ConvBranch, type Geometry } from './conv/geometry.js';
-export { checkConvConfig, convTuning, defaultConvConfig, defaultVec4Config, defaultWgradConfig, defaultWinogradConfig, recordConvConfigs, registerDefault, subgroupShare, vec4Eligible, winogradEligible, type ConvKind, type ConvTileConfig, type WgradTileConfig } from './conv/config.js';
+export { checkConvConfig, checkWgradConfig, convTuning, defaultConvConfig, defaultVec4Config, defaultWgradConfig, defaultWinogradConfig, recordConvConfigs, registerDefault, subgroupShare, vec4Eligible, winogradEligible, type ConvKind, type ConvTileConfig, type WgradTileConfig } from './conv/config.js';
 export { composeFusedBias, foldAffine, type FoldBn } from './conv/pack.js';
 export {
   conv2dBackwardData, conv2dForward, conv2dMultiBackwardData, conv2dMultiForward,

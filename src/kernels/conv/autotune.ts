@@ -102,13 +102,22 @@ export function wgradCandidates(e: Engine, g: Geometry): WgradTileConfig[] {
     }
     return dedupe(out);
   }
+  // The default's fields without its subgroup flag, for the other kernels.
+  const { subgroups: _, ...plain } = base;
   for (const tu of [4, 8, 16]) {
     if (tu > Math.max(4, g.Co)) continue;
     for (const tv of [4, 8, 16]) {
       if (tv > Math.max(4, g.Ci)) continue;
-      out.push({ ...base, kernel: 'pixels', wgX: 8, tu, tv });
-      if (g.Ci >= 8 && tu * tv <= 128) for (const wgX of [8, 16]) out.push({ ...base, kernel: 'nhwc', wgX, tu, tv: Math.min(tv, Math.ceil(g.Ci / wgX)) });
+      out.push({ ...plain, kernel: 'pixels', wgX: 8, tu, tv });
+      if (g.Ci >= 8 && tu * tv <= 128) for (const wgX of [8, 16]) out.push({ ...plain, kernel: 'nhwc', wgX, tu, tv: Math.min(tv, Math.ceil(g.Ci / wgX)) });
     }
+  }
+  // Where the device has subgroups, each 'nhwc' config also with subgroup-shared dy (the default
+  // has it where they are 8 wide: then its plain twin comes right after it).
+  const share = subgroupShare(e);
+  if (share > 0) {
+    out.push(...out.filter((c) => c.kernel === 'nhwc' && !c.subgroups && c.wgX % share === 0).map((c) => ({ ...c, subgroups: true })));
+    if (base.subgroups) out.splice(1, 0, plain);
   }
   // Named vec4 accumulators (for SwiftShader, which keeps the others' register tiles in memory):
   // the widest right after the default (the first config of a kernel is timed whatever the
@@ -117,8 +126,8 @@ export function wgradCandidates(e: Engine, g: Geometry): WgradTileConfig[] {
     const tus = [16, 8, 4].filter((tu) => tu <= Math.max(4, g.Co));
     // The head's lanes x channels per lane match the layer's input channels where they can
     // (64: 8 x 8, 32: 8 x 4, 16: 4 x 4), so few lanes only repeat the last channel.
-    out.splice(1, 0, { ...base, kernel: 'nhwc4', wgX: g.Ci >= 32 ? 8 : 4, tu: tus[0], tv: g.Ci >= 64 ? 8 : 4 });
-    for (const tu of tus) for (const tv of [8, 4]) for (const wgX of [8, 4]) out.push({ ...base, kernel: 'nhwc4', wgX, tu, tv });
+    out.splice(1, 0, { ...plain, kernel: 'nhwc4', wgX: g.Ci >= 32 ? 8 : 4, tu: tus[0], tv: g.Ci >= 64 ? 8 : 4 });
+    for (const tu of tus) for (const tv of [8, 4]) for (const wgX of [8, 4]) out.push({ ...plain, kernel: 'nhwc4', wgX, tu, tv });
   }
   return dedupe(out);
 }

@@ -41,6 +41,11 @@ export interface WgradTileConfig {
    * partials. Real GPUs: 'tiled', a workgroup-memory GEMM with pixels as the reduction.
    */
   kernel: 'nhwc' | 'nhwc4' | 'pixels' | 'tiled';
+  /**
+   * 'nhwc' only: each dy value loaded by one lane and shared with subgroupBroadcast
+   * (conv2d_wgrad_subgroup.wgsl); needs the device's 'subgroups' feature, as ConvTileConfig.subgroups.
+   */
+  subgroups?: boolean;
   /** Workgroup size; wgY must be 1 for 'pixels'. */
   wgX: number;
   wgY: number;
@@ -177,9 +182,12 @@ export function defaultWgradConfig(e: Engine, g: Geometry): WgradTileConfig {
   }
   const tu = g.Co <= 4 ? 4 : g.Co <= 8 ? 8 : 16;
   const base = { wgY: 1, tu, tm: 4, tn: 4, bk: 16, targetWorkgroups: 64, maxSplitPixels: 8192 };
-  // Wide layers: one SIMD row of 8 lanes over input channels, 8 channels each (64 per workgroup).
+  // Wide layers: one SIMD row of 8 lanes over input channels, 8 channels each (64 per workgroup),
+  // with subgroup-shared dy where subgroups are 8 wide (lavapipe: 2-2.3x faster on 64->64).
   // A 1x1 kernel does too little per pixel to pay for the NHWC copies.
-  if (g.Ci >= 8 && g.Co >= 8 && g.KH * g.KW > 1) return { ...base, kernel: 'nhwc', wgX: 8, tv: Math.min(8, Math.ceil(g.Ci / 8)) };
+  if (g.Ci >= 8 && g.Co >= 8 && g.KH * g.KW > 1) {
+    return { ...base, kernel: 'nhwc', wgX: 8, tv: Math.min(8, Math.ceil(g.Ci / 8)), ...(subgroupShare(e) === 8 ? { subgroups: true } : {}) };
+  }
   // Otherwise (1x1, 3 -> 64, 64 -> 3): lanes over pixels, at most 128 accumulators per lane
   // (16x16 is no faster here and takes lavapipe several times longer to compile).
   return { ...base, kernel: 'pixels', wgX: 8, tv: Math.min(g.Ci, 128 / tu, 16) };
@@ -285,9 +293,8 @@ export function checkConvConfig(e: Engine, c: ConvTileConfig): ConvTileConfig {
     throw new Error(`conv2d: invalid tile config ${JSON.stringify(c)} (tm a multiple of 4 up to 16, tn <= 32, tm*tn <= 256, wgY = 1 without smem)`);
   }
   if (c.subgroups) {
-    const share = subgroupShare(e);
-    if (share === 0) throw new Error(`conv2d: the subgroup config ${JSON.stringify(c)} needs a device with the 'subgroups' feature and subgroups of 4 or more lanes (this one: ${e.adapter.subgroupMinSize || 'none'})`);
-    if (c.smem || c.wgX % share !== 0) throw new Error(`conv2d: invalid subgroup config ${JSON.stringify(c)} (smem false, wgX a multiple of ${share})`);
+    if (c.smem) throw new Error(`conv2d: subgroups are for register tiles only (smem false): ${JSON.stringify(c)}`);
+    checkShare(e, 'conv2d', c);
   }
   checkWorkgroup(e, 'conv2d', c, c.smem ? c.bk * (c.wgY * c.tm + c.wgX * c.tn) : 0);
   return c;
@@ -307,8 +314,19 @@ export function checkWgradConfig(e: Engine, c: WgradTileConfig): WgradTileConfig
     ? c.tm < 1 || c.tm > 8 || c.tn < 1 || c.tn > 8
     : c.tu % 4 !== 0 || c.tu < 4 || c.tu > 16 || c.tv < 1 || c.tv > 16 || c.wgY !== 1 || (c.kernel === 'nhwc4' && ![4, 8].includes(c.tv));
   if (bad) throw new Error(`conv2d.wgrad: invalid tile config ${JSON.stringify(c)}`);
+  if (c.subgroups) {
+    if (c.kernel !== 'nhwc') throw new Error(`conv2d.wgrad: subgroups are for the 'nhwc' kernel only: ${JSON.stringify(c)}`);
+    checkShare(e, 'conv2d.wgrad', c);
+  }
   checkWorkgroup(e, 'conv2d.wgrad', c, c.kernel === 'tiled' ? c.bk * (c.wgY * c.tm + c.wgX * c.tn) : 0);
   return c;
+}
+
+/** Throws unless this device can run subgroup config `c`: the 'subgroups' feature, and wgX a multiple of the share. */
+function checkShare(e: Engine, op: string, c: { wgX: number }): void {
+  const share = subgroupShare(e);
+  if (share === 0) throw new Error(`${op}: the subgroup config ${JSON.stringify(c)} needs a device with the 'subgroups' feature and subgroups of 4 or more lanes (this one: ${e.adapter.subgroupMinSize || 'none'})`);
+  if (c.wgX % share !== 0) throw new Error(`${op}: invalid subgroup config ${JSON.stringify(c)} (wgX a multiple of ${share})`);
 }
 
 function checkWorkgroup(e: Engine, op: string, c: { wgX: number; wgY: number }, sharedFloats: number): void {

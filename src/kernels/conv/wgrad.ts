@@ -1,10 +1,11 @@
 // Conv weight and bias gradients: split-K partial sums over row splits (per batch group), then a reduction pass.
 import wgradCode from '../../../shaders/conv2d_wgrad.wgsl';
+import wgradSubgroupCode from '../../../shaders/conv2d_wgrad_subgroup.wgsl';
 import type { BufferBinding } from '../../gpu/runtime.js';
 import { Tensor, shapeStr, type Shape } from '../../core/tensor.js';
 import { grid } from '../util.js';
 import { batchGroups, checkFits, perImage, windowOf } from '../windows.js';
-import { wgradConfig, type WgradTileConfig } from './config.js';
+import { subgroupShare, wgradConfig, type WgradTileConfig } from './config.js';
 import { checkDy, geometry, type Conv2dParams } from './geometry.js';
 
 export interface WgradOptions extends Conv2dParams {
@@ -109,6 +110,7 @@ export function conv2dBackwardFilterMulti(x: Tensor, dy: Tensor, wShape: Shape, 
   const constants: Record<string, number> = tiled
     ? { WG_X: cfg.wgX, WG_Y: cfg.wgY, TM: cfg.tm, TN: cfg.tn, BK: cfg.bk, SA: cfg.bk * cfg.wgY * cfg.tm, SB: cfg.bk * cfg.wgX * cfg.tn }
     : { WG_X: cfg.wgX, TU: cfg.tu, TV: cfg.tv };
+  if (cfg.subgroups) constants.SG = subgroupShare(e);
   for (const pl of plans) {
     const single = plans.length === 1;
     const imgs = pl.n1 - pl.n0;
@@ -125,8 +127,8 @@ export function conv2dBackwardFilterMulti(x: Tensor, dy: Tensor, wShape: Shape, 
     }
     gs.forEach((b, k) => {
       e.dispatch({
-        label: op,
-        code: wgradCode,
+        label: cfg.subgroups ? `${op}.subgroups` : op,
+        code: cfg.subgroups ? wgradSubgroupCode : wgradCode,
         entry: tiled ? 'wgrad_tiled' : cfg.kernel === 'nhwc4' ? 'wgrad_nhwc4' : nhwc ? 'wgrad_nhwc' : 'wgrad',
         constants,
         uniforms: {
