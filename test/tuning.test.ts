@@ -10,9 +10,11 @@ import { Tensor, tidy } from '../src/core/tensor.js';
 import type { Engine } from '../src/gpu/runtime.js';
 import { fileTuningStore } from '../src/io/tuning-store-node.js';
 import { raceCandidates } from '../src/kernels/conv/autotune.js';
-import { TUNER_REVISION, pendingTuning } from '../src/kernels/conv/config.js';
+import { TUNER_REVISION, pendingTuning, recordConvConfigs, tuningKey } from '../src/kernels/conv/config.js';
+import { geometry } from '../src/kernels/conv/geometry.js';
+import { dawnGpu } from '../src/gpu/node.js';
 import {
-  checkConvConfig, checkWgradConfig, conv2dBackwardData, conv2dBackwardFilter, conv2dForward, conv2dMultiForward, convCandidates, convTuning, defaultConvConfig, prepareTuning, tunePending, tuneStats, wgradCandidates,
+  checkConvConfig, checkWgradConfig, conv2dBackwardData, conv2dBackwardFilter, conv2dForward, conv2dMultiForward, convCandidates, convTuning, defaultConvConfig, defaultWgradConfig, prepareTuning, tunePending, tuneStats, wgradCandidates,
   type ConvTileConfig, type WgradTileConfig,
 } from '../src/kernels/conv2d.js';
 import { engine, engineWith, gpu } from './helpers.js';
@@ -263,6 +265,41 @@ test('subgroup-shared register tiles are candidates exactly where the device has
   assert.throws(() => checkWgradConfig(soft(8), { ...w8[0], kernel: 'pixels' }), /'nhwc' kernel only/);
   assert.throws(() => checkWgradConfig(soft(0), w8[0]), /'subgroups' feature/);
   assert.throws(() => checkConvConfig(soft(8), { algo: 'vec4', smem: false, subgroups: true, wgX: 64, wgY: 1, tm: 8, tn: 8, bk: 16 }), /direct register tiles only/);
+});
+
+test('a stored subgroup choice is not used on a device without subgroups (the default runs instead)', async () => {
+  const adapter = (await dawnGpu().requestAdapter())!;
+  const device = await adapter.requestDevice(); // without the 'subgroups' feature
+  const e = await engineWith({ device, adapter });
+  try {
+    assert.is(e.adapter.subgroupMinSize, 0);
+    const params = { padding: 1 };
+    const rnd = mulberry32(5);
+    const x = randn([1, 16, 10, 12], rnd);
+    const w = randn([16, 16, 3, 3], rnd);
+    const g = geometry('test', x.shape, w.shape, params);
+    // As an engine on this adapter whose device had subgroups would have stored them.
+    convTuning(e).set(tuningKey(e, 'fwd', g), { smem: false, subgroups: true, wgX: 64, wgY: 1, tm: 16, tn: 8, bk: 16 });
+    convTuning(e).set(tuningKey(e, 'wgrad', g), { ...defaultWgradConfig(e, g), kernel: 'nhwc', subgroups: true, wgX: 8, tu: 16, tv: 2 });
+    const y = R.conv2d(x, w, null, { pad: 1 });
+    const dy = randn(y.shape, rnd);
+    const close = (got: Float32Array, want: ArrayLike<number>, label: string) => {
+      const r = allclose(got, want, FWD.rtol * 10, FWD.atol * 10);
+      assert.ok(r.ok, `${label}: ${r.message}`);
+    };
+    const stop = recordConvConfigs(e);
+    await tidy(async () => {
+      const [gx, gw, gdy] = [gpu(e, x), gpu(e, w), gpu(e, dy)];
+      close(await conv2dForward(gx, gw, null, params).read(), y.data, 'fwd');
+      close(await conv2dBackwardFilter(gx, gdy, w.shape, params).read(), R.conv2dBackward(x, w, dy, { pad: 1 }).dw.data, 'wgrad');
+    });
+    const used = [...stop().values()];
+    assert.is(used.length, 2);
+    assert.ok(used.every((c) => !c.subgroups), JSON.stringify(used));
+  } finally {
+    e.destroy();
+    device.destroy();
+  }
 });
 
 function uniq<T>(xs: T[]): T[] {

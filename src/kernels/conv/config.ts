@@ -244,8 +244,19 @@ export function winogradEligible(e: Engine, kind: 'fwd' | 'dgrad', g: Geometry, 
   return winogradFits(e, [g.KH, g.KW], [g.sh, g.sw], out, (branches ?? [g]).map((b) => [b.dh, b.dw]), c);
 }
 
+/**
+ * Whether this device can run `c`'s subgroup variant, if it has one: a stored choice may come from
+ * an engine on the same adapter whose device had the 'subgroups' feature (one an application
+ * created without it, say).
+ */
+function shareFits(e: Engine, c: { subgroups?: boolean; wgX: number }): boolean {
+  const share = subgroupShare(e);
+  return !c.subgroups || (share > 0 && c.wgX % share === 0);
+}
+
 /** Whether `c`'s algorithm can run pass `kind` of `g` (the direct kernel runs every pass). */
 function algoEligible(e: Engine, kind: 'fwd' | 'dgrad', g: Geometry, branches: Geometry[] | undefined, c: ConvTileConfig): boolean {
+  if (!shareFits(e, c)) return false;
   if (c.algo === 'winograd') return winogradEligible(e, kind, g, branches, c);
   if (c.algo === 'vec4') return vec4Eligible(g);
   return true;
@@ -264,7 +275,7 @@ export function convConfig(e: Engine, kind: 'fwd' | 'dgrad', g: Geometry, given?
   }
   const t = tuned<ConvTileConfig>(e, kind, g, branches);
   // A stored entry whose shape class also holds an ineligible shape (a Winograd grid past the
-  // limit) falls back to the direct default.
+  // limit), or that this device cannot run (subgroups), falls back to the direct default.
   const usable = t.c && algoEligible(e, kind, g, branches, t.c) ? t.c : undefined;
   const c = usable ?? (kind === 'fwd' ? defaultConvConfig(e, g.Co, g.Ho * g.Wo, g.Ci * g.KH * g.KW) : defaultConvConfig(e, g.Ci, g.H * g.W, g.Co * g.KH * g.KW));
   noteUse(e, t.key, c);
@@ -303,7 +314,7 @@ export function checkConvConfig(e: Engine, c: ConvTileConfig): ConvTileConfig {
 export function wgradConfig(e: Engine, g: Geometry, given?: WgradTileConfig): WgradTileConfig {
   if (given) return checkWgradConfig(e, given);
   const t = tuned<WgradTileConfig>(e, 'wgrad', g);
-  const c = t.c ?? defaultWgradConfig(e, g);
+  const c = t.c && shareFits(e, t.c) ? t.c : defaultWgradConfig(e, g);
   noteUse(e, t.key, c);
   return checkWgradConfig(e, c);
 }
