@@ -192,7 +192,7 @@ export class Engine {
     for (const k of keys) requiredLimits[k] = adapter.limits[k] as number;
     // Timestamp queries where the adapter has them (only `Engine.profile` uses them), and subgroups
     // (the conv kernels' subgroup configs).
-    const wanted: GPUFeatureName[] = ['timestamp-query', 'subgroups' as GPUFeatureName];
+    const wanted: GPUFeatureName[] = ['timestamp-query', 'subgroups'];
     const requiredFeatures = wanted.filter((f) => adapter.features.has(f));
     const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
     return new Engine(device, true, summarize(adapter.info, device), opts);

@@ -30,9 +30,8 @@ export interface ConvShape {
  * workgroup-memory tiles over workgroup shapes (square, wide, 64 lanes), 4..8 outputs per side per
  * invocation and two staging depths, so an adapter nobody has measured still finds its shape.
  * Both: Winograd and vec4 rows where the pass allows them; with subgroups, the register tiles with
- * subgroup-shared weights. The algorithms' lists are interleaved,
- * the default first: a budget cut short has timed the first configs of every algorithm, not all
- * of one and none of another.
+ * subgroup-shared weights. The algorithms' lists are interleaved, the default first: a budget cut
+ * short has timed the first configs of every algorithm, not all of one and none of another.
  */
 export function convCandidates(e: Engine, M: number, first?: ConvTileConfig, opts: { winograd?: boolean; vec4?: boolean } = {}): ConvTileConfig[] {
   const plain: ConvTileConfig[] = [];
@@ -55,7 +54,7 @@ export function convCandidates(e: Engine, M: number, first?: ConvTileConfig, opt
   const shared = share > 0 ? plain.filter((c) => !c.smem && c.wgX % share === 0).map((c) => ({ ...c, subgroups: true })) : [];
   const head = first ?? defaultConvConfig(e, M);
   // The default's family leads; the other direct family's first config is its old default.
-  const direct = head.subgroups ? [[head, ...shared], [registerDefault(e, M), ...plain]] : [[head, ...plain], shared];
+  const direct = head.subgroups ? [[head, ...shared], [registerDefault(M), ...plain]] : [[head, ...plain], shared];
   const lists = [...direct, opts.winograd ? winogradCandidates(M) : [], opts.vec4 ? vec4Candidates(M) : []].map(dedupe);
   const out: ConvTileConfig[] = [];
   for (let i = 0; lists.some((l) => i < l.length); i++) for (const l of lists) if (i < l.length) out.push(l[i]);

@@ -153,7 +153,7 @@ function noteUse(e: Engine, key: string, c: ConvTileConfig | WgradTileConfig): v
  */
 export function defaultConvConfig(e: Engine, M: number, pixels = Infinity, K = Infinity): ConvTileConfig {
   if (e.adapter.software) {
-    if (subgroupShare(e) !== 8) return registerDefault(e, M, pixels, K);
+    if (subgroupShare(e) !== 8) return registerDefault(M, pixels, K);
     const perLane = 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil(pixels / 64))));
     return { smem: false, subgroups: true, wgX: 64, wgY: 1, tm: M <= 4 ? 4 : M <= 8 ? 8 : 16, tn: Math.min(8, perLane), bk: 16 };
   }
@@ -169,7 +169,7 @@ export function defaultConvConfig(e: Engine, M: number, pixels = Infinity, K = I
  * pixels each (16x16 for wide layers, TM = 4 or 8 for narrow ones; small images get fewer pixels
  * per lane, so less of the tile is wasted and the kernel compiles faster).
  */
-export function registerDefault(e: Engine, M: number, pixels = Infinity, K = Infinity): ConvTileConfig {
+export function registerDefault(M: number, pixels = Infinity, K = Infinity): ConvTileConfig {
   const tm = M <= 4 ? 4 : M <= 8 ? 8 : 16;
   const perLane = 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil(pixels / 32))));
   // A short reduction (K = input channels x taps, e.g. 3 -> 64) runs better on 8 pixels per lane.
@@ -227,7 +227,7 @@ function winogradFits(e: Engine, k: [number, number], stride: [number, number], 
   return Math.ceil(most / (c.wgX * c.tn)) <= e.limits.maxComputeWorkgroupsPerDimension;
 }
 
-/** Weights one subgroup broadcast shares in conv2d_subgroup.wgsl on this device (8, or 4 on SwiftShader), 0 where it cannot run. */
+/** Values one broadcast group shares on this device (lib/subgroup_share.wgsl's SG: 8, or 4 on SwiftShader), 0 where the subgroup variants cannot run. */
 export function subgroupShare(e: Engine): number {
   const s = Math.min(8, e.adapter.subgroupMinSize);
   return s >= 4 ? s : 0;
