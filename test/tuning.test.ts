@@ -192,6 +192,28 @@ test('the tuner\'s budget: first configs free, the rest and the rounds counted o
   assert.equal(rounds.order, ['direct-1', 'vec4-1', 'direct-2', 'direct-1 again', 'vec4-1 again']);
 });
 
+test('the default is displaced only after one more run of it and of the winner', async () => {
+  // The default's screening run lands in a slow moment (300 instead of 100) and there are no
+  // rounds (reps 1; the budget covers direct-2's screening): before, direct-2 (150) won on that one run.
+  let clock = 0;
+  const order: string[] = [];
+  const runs: Record<string, number[]> = { 'direct-1': [300, 100], 'direct-2': [150, 150], 'vec4-1': [400, 400] };
+  const next = (c: string) => {
+    order.push(c);
+    const t = runs[c].shift()!;
+    clock += t;
+    return t;
+  };
+  const timed = await raceCandidates(Object.keys(runs), (c) => c.replace(/-\d+$/, ''), async (c) => next(c), async (c) => next(c), { reps: 1, budgetMs: 600, now: () => clock });
+  assert.equal(order, ['direct-1', 'direct-2', 'vec4-1', 'direct-1', 'direct-2']);
+  const best = timed.reduce((a, b) => (b.t < a.t ? b : a));
+  assert.is(best.c, 'direct-1');
+  // When the default wins the screening, nothing more is run.
+  const order2: string[] = [];
+  await raceCandidates(['a-1', 'b-1'], (c) => c, async (c) => (order2.push(c), c === 'a-1' ? 1 : 2), async (c) => (order2.push(`${c} again`), 1), { reps: 1, budgetMs: 0 });
+  assert.equal(order2, ['a-1', 'b-1']);
+});
+
 test('the test engine does not tune (deterministic suite)', async () => {
   assert.is((await engine()).tune, false);
 });
