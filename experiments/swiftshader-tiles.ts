@@ -37,13 +37,10 @@ function parse(s: string): Cfg | WCfg {
     const [wgX, wgY] = p[2].split('x').map(Number);
     return { smem: true, wgX, wgY, tm, tn, bk: Number(p[3] ?? 16) };
   }
-  if (p[0] === 'w' || p[0] === 'v') {
+  if (p[0] === 'w' || p[0] === 'v' || p[0] === 'g') {
     const [tm, tn] = p[1].split('x').map(Number);
-    return { algo: p[0] === 'w' ? 'winograd' : 'vec4', smem: false, wgX: Number(p[2]), wgY: 1, tm, tn, bk: 16 };
-  }
-  if (p[0] === 'g') {
-    const [tm, tn] = p[1].split('x').map(Number);
-    return { smem: false, subgroups: true, wgX: Number(p[2]), wgY: 1, tm, tn, bk: 16 };
+    const kind = p[0] === 'w' ? { algo: 'winograd' as const } : p[0] === 'v' ? { algo: 'vec4' as const } : { subgroups: true };
+    return { ...kind, smem: false, wgX: Number(p[2]), wgY: 1, tm, tn, bk: 16 };
   }
   const [tm, tn] = p[0].split('x').map(Number);
   return { smem: false, wgX: Number(p[1]), wgY: 1, tm, tn, bk: 16 };

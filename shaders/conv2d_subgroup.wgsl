@@ -10,7 +10,7 @@ fn tileWeights(w0: u32, sgl: u32) -> array<f32, TILE_M> {
   var w: array<f32, TILE_M>;
   for (var h = 0u; h < (TM + SG - 1u) / SG; h++) {
     let i = share_index(h, sgl, TM);
-    share(Wv[w0 + i / 4u][i % 4u], &w, h, TM);
+    share(packed(4u * w0 + i), &w, h, TM);
   }
   return w;
 }
