@@ -13,6 +13,11 @@ const away = (shape: number[]) => randnAwayFromZero(shape, rng);
 
 const cases: OpCase[] = [
   { name: 'add same shape', inputs: [t([2, 3, 4, 5]), t([2, 3, 4, 5])], gpu: ([a, b]) => ops.add(a, b), ref: ([a, b]) => R.add(a, b) },
+  // Same-sized operands in whole vec4s take the flat entry; 105 elements do not.
+  { name: 'add same shape, not whole vec4s', inputs: [t([3, 5, 7]), t([3, 5, 7])], gpu: ([a, b]) => ops.add(a, b), ref: ([a, b]) => R.add(a, b) },
+  { name: 'sub same shape', inputs: [t([2, 4, 3, 3]), t([2, 4, 3, 3])], gpu: ([a, b]) => ops.sub(a, b), ref: ([a, b]) => R.sub(a, b) },
+  { name: 'mul same shape', inputs: [t([8]), t([8])], gpu: ([a, b]) => ops.mul(a, b), ref: ([a, b]) => R.mul(a, b) },
+  { name: 'div same shape', inputs: [t([4, 4]), pos([4, 4])], gpu: ([a, b]) => ops.div(a, b), ref: ([a, b]) => R.div(a, b) },
   { name: 'add channel bias', inputs: [t([2, 3, 4, 5]), t([1, 3, 1, 1])], gpu: ([a, b]) => ops.add(a, b), ref: ([a, b]) => R.add(a, b) },
   { name: 'sub broadcast both ways', inputs: [t([2, 3, 1, 5]), t([3, 4, 1])], gpu: ([a, b]) => ops.sub(a, b), ref: ([a, b]) => R.sub(a, b) },
   { name: 'mul per channel', inputs: [t([2, 3, 4, 5]), t([3, 1, 1])], gpu: ([a, b]) => ops.mul(a, b), ref: ([a, b]) => R.mul(a, b) },

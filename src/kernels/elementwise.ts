@@ -16,14 +16,16 @@ export function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   const s = pad4(shape, op);
   const sa = broadcastStrides(a.shape, s);
   const sb = broadcastStrides(b.shape, s);
+  // Same-sized operands (no broadcast) in whole vec4s take the flat entry.
+  const flat = a.size === out.size && b.size === out.size && out.size % 4 === 0;
   a.engine.dispatch({
     label: op,
     code,
-    entry: 'binary',
+    entry: flat ? 'binary_flat' : 'binary',
     constants: { OP: BINARY[op], WG },
     uniforms: { n: out.size, s1: s[1], s2: s[2], s3: s[3], a0: sa[0], a1: sa[1], a2: sa[2], a3: sa[3], b0: sb[0], b1: sb[1], b2: sb[2], b3: sb[3] },
     bindings: [a.binding(), b.binding(), out.binding()],
-    workgroups: grid(a.engine, Math.ceil(out.size / WG)),
+    workgroups: grid(a.engine, Math.ceil(out.size / (flat ? 4 * WG : WG))),
   });
   return out;
 }
