@@ -2,8 +2,8 @@
 //   node scripts/run-ts.mjs experiments/swiftshader-tiles.ts [N,C,H,dil] [fwd|dgrad|wgrad] [cfgs...]
 // A fwd/dgrad cfg is TMxTN:WG_X (register tiles), s:TMxTN:WGXxWGY:BK (workgroup memory),
 // w:TMxTN:WG_X (Winograd), v:TMxTN:WG_X (vec4 rows) or g:TMxTN:WG_X (register tiles, subgroup-shared
-// weights); a wgrad cfg is KERNEL:TUxTV:WG_X with
-// KERNEL nhwc, nhwc4 or pixels.
+// weights); a wgrad cfg is KERNEL:TUxTV:WG_X[:g] with
+// KERNEL nhwc, nhwc4 or pixels (:g shares dy through subgroups).
 // ADAPTER=lavapipe uses the system driver. Not part of the package or the tests.
 import { SWIFTSHADER_ICD } from '../src/gpu/node.js';
 
@@ -30,7 +30,7 @@ function parse(s: string): Cfg | WCfg {
   const p = s.split(':');
   if (kind === 'wgrad') {
     const [tu, tv] = p[1].split('x').map(Number);
-    return { kernel: p[0] as WCfg['kernel'], wgX: Number(p[2]), wgY: 1, tu, tv, tm: 4, tn: 4, bk: 16, targetWorkgroups: 64, maxSplitPixels: 8192 };
+    return { kernel: p[0] as WCfg['kernel'], wgX: Number(p[2]), wgY: 1, tu, tv, tm: 4, tn: 4, bk: 16, targetWorkgroups: 64, maxSplitPixels: 8192, ...(p[3] === 'g' ? { subgroups: true } : {}) };
   }
   if (p[0] === 's') {
     const [tm, tn] = p[1].split('x').map(Number);

@@ -47,9 +47,13 @@ test('weights errors name the offending tensor', async () => {
   assert.throws(() => loadModel(e, serializeSafetensors(without), 'w.safetensors'), /w\.safetensors: missing tensor 'rain_net\.0\.tail\.0\.bias'/);
   const misshaped = entries().map((t) => (t.name === 'rain_net.0.tail.0.bias' ? { ...t, shape: [2], data: new Float32Array(2) } : t));
   assert.throws(() => loadModel(e, serializeSafetensors(misshaped), 'w'), /tensor 'rain_net\.0\.tail\.0\.bias' has shape \[2\], expected \[3\] for a (micro )?4-channel 1\+1-block model \(channels from 'rain_net\.0\.rain_net_head\.0\.weight'/);
-  // When the head is the odd tensor, the others are reported against the architecture it implies.
+  // When the head is the odd tensor: with the metadata's width the head itself is named; without
+  // metadata the others are reported against the architecture it implies.
   const oddHead = entries().map((t) => (t.name === 'rain_net.0.rain_net_head.0.weight' ? { ...t, shape: [5, 3, 3, 3], data: new Float32Array(135) } : t));
+  assert.throws(() => loadModel(e, serializeSafetensors(oddHead, file.metadata), 'w'), /tensor 'rain_net\.0\.rain_net_head\.0\.weight' has shape \[5,3,3,3\], expected \[4,3,3,3\] \(metadata 'semi_drdnet\.config' gives 4 channels\)/);
   assert.throws(() => loadModel(e, serializeSafetensors(oddHead), 'w'), /has shape \[4[^\]]*\], expected \[5[^\]]*\] for a (micro )?5-channel .*channels from 'rain_net\.0\.rain_net_head\.0\.weight'/);
+  const transposedHead = entries().map((t) => (t.name === 'rain_net.0.rain_net_head.0.weight' ? { ...t, shape: [3, 4, 3, 3] } : t));
+  assert.throws(() => loadModel(e, serializeSafetensors(transposedHead), 'w'), /tensor 'rain_net\.0\.rain_net_head\.0\.weight' has shape \[3,4,3,3\], expected \[C,3,3,3\]/);
   const extra = [...entries(), { name: 'something.else', dtype: 'F32' as const, shape: [1], data: new Float32Array(1) }];
   assert.throws(() => loadModel(e, serializeSafetensors(extra), 'w'), /unexpected tensor 'something\.else'/);
   const withState = [...entries(), { name: 'optim.x.m', dtype: 'F32' as const, shape: [1], data: new Float32Array(1) }];

@@ -28,7 +28,6 @@ export function configFromWeights(file: ParsedSafetensors, source: string): DrdC
   const names = [...file.tensors.keys()];
   const head = file.tensors.get(HEAD);
   if (!head) throw new Error(`${source}: missing tensor '${HEAD}' (not a DRD-Net weights file?)`);
-  if (head.shape.length !== 4) throw new Error(`${source}: tensor '${HEAD}' has shape ${shapeStr(head.shape)}, expected [C,3,3,3]`);
   let meta: Partial<DrdConfig> = {};
   const raw = file.metadata[CONFIG_KEY];
   if (raw !== undefined) {
@@ -42,6 +41,14 @@ export function configFromWeights(file: ParsedSafetensors, source: string): DrdC
       throw new Error(`${source}: metadata '${CONFIG_KEY}' must be a JSON object, got ${JSON.stringify(parsed)}`);
     }
     meta = parsed as Partial<DrdConfig>;
+  }
+  // The head (3x3 conv from RGB) sets the width, so it is checked on its own first: a misshaped
+  // head would otherwise build a model of the wrong width, and the message would then blame
+  // tensors that are fine. The metadata's width, where it gives one, is the expected one.
+  const width = typeof meta.channels === 'number' ? meta.channels : head.shape[0];
+  if (head.shape.length !== 4 || head.shape[0] !== width || head.shape[1] !== 3 || head.shape[2] !== 3 || head.shape[3] !== 3) {
+    const expected = typeof meta.channels === 'number' ? `[${width},3,3,3] (metadata '${CONFIG_KEY}' gives ${width} channels)` : '[C,3,3,3] (C channels from RGB)';
+    throw new Error(`${source}: tensor '${HEAD}' has shape ${shapeStr(head.shape)}, expected ${expected}`);
   }
   const channels = head.shape[0];
   const se = file.tensors.get('rain_net.0.rain_residual_blocks.0.rain_residual_block_body.0.weight');
