@@ -18,6 +18,20 @@ struct BinaryParams {
 
 #include "lib/grid.wgsl"
 
+// OP: 0 add, 1 sub, 2 mul, 3 div, 4 max, 5 expand (b broadcast to the output shape); four lanes
+// at a time for the flat entry, the first of four for the broadcasting one.
+fn binop(x: vec4<f32>, y: vec4<f32>) -> vec4<f32> {
+  switch OP {
+    case 0u: { return x + y; }
+    case 1u: { return x - y; }
+    case 2u: { return x * y; }
+    case 3u: { return x / y; }
+    case 4u: { return max(x, y); }
+    case 5u: { return y; }
+    default: { return vec4(0.0); }
+  }
+}
+
 @compute @workgroup_size(WG)
 fn binary(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = flat_index(wid, lid, nwg);
@@ -30,17 +44,7 @@ fn binary(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: 
   let c0 = r1 / bp.s1;
   let x = a[c0 * bp.a0 + c1 * bp.a1 + c2 * bp.a2 + c3 * bp.a3];
   let y = b[c0 * bp.b0 + c1 * bp.b1 + c2 * bp.b2 + c3 * bp.b3];
-  var r: f32;
-  switch OP {
-    case 0u: { r = x + y; }
-    case 1u: { r = x - y; }
-    case 2u: { r = x * y; }
-    case 3u: { r = x / y; }
-    case 4u: { r = max(x, y); }
-    case 5u: { r = y; }   // expand: b broadcast to the output shape
-    default: { r = 0.0; }
-  }
-  out[i] = r;
+  out[i] = binop(vec4(x), vec4(y)).x;
 }
 
 // Same-shape operands, four elements per invocation (n a multiple of 4): no index arithmetic,
@@ -54,19 +58,7 @@ fn binary(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: 
 fn binary_flat(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = flat_index(wid, lid, nwg);
   if (i >= bp.n / 4u) { return; }
-  let x = a4[i];
-  let y = b4[i];
-  var r: vec4<f32>;
-  switch OP {
-    case 0u: { r = x + y; }
-    case 1u: { r = x - y; }
-    case 2u: { r = x * y; }
-    case 3u: { r = x / y; }
-    case 4u: { r = max(x, y); }
-    case 5u: { r = y; }
-    default: { r = vec4(0.0); }
-  }
-  out4[i] = r;
+  out4[i] = binop(a4[i], b4[i]);
 }
 
 struct UnaryParams { n: u32, alpha: f32, beta: f32 }
