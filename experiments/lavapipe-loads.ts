@@ -6,7 +6,10 @@
 // const-bound (none with a constant bound), storage (one scalar storage load per fma, same
 // address in every lane), storage4 (one vec4 per 4 fmas, same address), uniform4 (vec4 from a
 // uniform buffer), workgroup4 (vec4 from workgroup memory), gather (one load per iteration, a
-// different address per lane, used by all K fmas), subgroup (one scalar per 8 fmas, a different
+// different address per lane, used by all K fmas), gather2 (two such loads, each used by K/2),
+// gather4 (one vec4 per lane, a different address per lane), gather1x4 (the same four values as
+// four scalar gathers), shuffle (one gather and one subgroupShuffle of it from the next lane),
+// shuffleDown (the same with subgroupShuffleDown), subgroup (one scalar per 8 fmas, a different
 // one per lane, handed round with subgroupBroadcast). Not part of the package or the tests.
 import '../src/node.js';
 import { dawnGpu } from '../src/node.js';
@@ -29,11 +32,16 @@ const bodies: Record<string, string> = {
   uniform4: `for (var i = 0u; i < p.n; i++) { ${vec4s((i) => `U4[(i * ${K / 4}u + ${i}u) & 1023u]`)} }`,
   workgroup4: `for (var i = 0u; i < p.n; i++) { ${vec4s((i) => `S4[(i * ${K / 4}u + ${i}u) & 255u]`)} }`,
   gather: `for (var i = 0u; i < p.n; i++) { let xv = X[(gid.x + i * 64u) & 65535u]; ${chains(() => 'xv')} }`,
+  gather2: `for (var i = 0u; i < p.n; i++) { let xv = X[(gid.x + i * 64u) & 65535u]; let xs = X[(gid.x + i * 64u + 1u) & 65535u]; ${chains((i) => (i & 1 ? 'xs' : 'xv'))} }`,
+  gather4: `for (var i = 0u; i < p.n; i++) { let xq = X4[(gid.x + i * 64u) & 16383u]; ${chains((i) => `xq[${i & 3}]`)} }`,
+  gather1x4: `for (var i = 0u; i < p.n; i++) { ${range(4).map((k) => `let x${k} = X[((gid.x + i * 64u) * 4u + ${k}u) & 65535u];`).join(' ')} ${chains((i) => `x${i & 3}`)} }`,
+  shuffle: `for (var i = 0u; i < p.n; i++) { let xv = X[(gid.x + i * 64u) & 65535u]; let xs = subgroupShuffle(xv, (sgl + 1u) & 7u); ${chains((i) => (i & 1 ? 'xs' : 'xv'))} }`,
+  shuffleDown: `for (var i = 0u; i < p.n; i++) { let xv = X[(gid.x + i * 64u) & 65535u]; let xs = subgroupShuffleDown(xv, 1u); ${chains((i) => (i & 1 ? 'xs' : 'xv'))} }`,
   subgroup: `for (var i = 0u; i < p.n; i++) { ${range(K / 8).map((h) => `let s${h} = W[i * ${K}u + ${h * 8}u + sgl % 8u];`).join(' ')} ${chains((i) => `subgroupBroadcast(s${i >> 3}, ${i & 7}u)`)} }`,
 };
 
 function shader(form: string): string {
-  const sg = form === 'subgroup';
+  const sg = /subgroup|shuffle/.test(form);
   return `${sg ? 'enable subgroups;' : ''}
 struct P { n: u32, m: f32, v: vec4f }
 @group(0) @binding(0) var<uniform> p: P;
@@ -42,6 +50,7 @@ struct P { n: u32, m: f32, v: vec4f }
 @group(0) @binding(3) var<storage, read> X: array<f32>;
 @group(0) @binding(4) var<storage, read> W4: array<vec4f>;
 @group(0) @binding(5) var<uniform> U4: array<vec4f, 1024>;
+@group(0) @binding(6) var<storage, read> X4: array<vec4f>;
 var<workgroup> S4: array<vec4f, 256>;
 @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(local_invocation_index) lid: u32${sg ? ', @builtin(subgroup_invocation_id) sgl: u32' : ''}) {
   ${form === 'workgroup4' ? 'for (var t = lid; t < 256u; t += 64u) { S4[t] = vec4f(f32(t)); } workgroupBarrier();' : ''}
@@ -63,7 +72,7 @@ new Uint32Array(p)[0] = ITERS;
 new Float32Array(p)[1] = 0.999;
 new Float32Array(p, 16).set([0.1, 0.2, 0.3, 0.4]);
 device.queue.writeBuffer(params, 0, p);
-const resources: Array<[RegExp, number, GPUBuffer]> = [[/W\[/, 2, w], [/X\[/, 3, x], [/W4\[/, 4, w], [/U4\[/, 5, u4]];
+const resources: Array<[RegExp, number, GPUBuffer]> = [[/W\[/, 2, w], [/X\[/, 3, x], [/W4\[/, 4, w], [/U4\[/, 5, u4], [/X4\[/, 6, x]];
 
 for (const form of (process.argv[2] ?? Object.keys(bodies).join(',')).split(',')) {
   if (!(form in bodies)) throw new Error(`unknown form ${form} (${Object.keys(bodies).join(', ')})`);
