@@ -147,7 +147,7 @@ test('a multi-dilation conv is its own shape class, timed as the fused kernel', 
 async function fakeRace(ms: Record<string, number | null>, opts: { reps: number; budgetMs: number; compile?: number }) {
   let clock = 0;
   const order: string[] = [];
-  const timed = await raceCandidates(
+  const { timed } = await raceCandidates(
     Object.keys(ms),
     (c) => c.replace(/\d+$/, ''), // "vec4-2" is the vec4 algorithm's second config
     async (c) => {
@@ -192,26 +192,44 @@ test('the tuner\'s budget: first configs free, the rest and the rounds counted o
   assert.equal(rounds.order, ['direct-1', 'vec4-1', 'direct-2', 'direct-1 again', 'vec4-1 again']);
 });
 
-test('the default is displaced only after one more run of it and of the winner', async () => {
-  // The default's screening run lands in a slow moment (300 instead of 100) and there are no
-  // rounds (reps 1; the budget covers direct-2's screening): before, direct-2 (150) won on that one run.
+/** A race whose candidates' runs take the given times in turn (screening run first). */
+async function scriptedRace(runs: Record<string, number[]>) {
   let clock = 0;
   const order: string[] = [];
-  const runs: Record<string, number[]> = { 'direct-1': [300, 100], 'direct-2': [150, 150], 'vec4-1': [400, 400] };
   const next = (c: string) => {
     order.push(c);
     const t = runs[c].shift()!;
     clock += t;
     return t;
   };
-  const timed = await raceCandidates(Object.keys(runs), (c) => c.replace(/-\d+$/, ''), async (c) => next(c), async (c) => next(c), { reps: 1, budgetMs: 600, now: () => clock });
-  assert.equal(order, ['direct-1', 'direct-2', 'vec4-1', 'direct-1', 'direct-2']);
-  const best = timed.reduce((a, b) => (b.t < a.t ? b : a));
-  assert.is(best.c, 'direct-1');
+  const r = await raceCandidates(Object.keys(runs), (c) => c.replace(/-\d+$/, ''), async (c) => next(c), async (c) => next(c), { reps: 1, budgetMs: 600, now: () => clock });
+  return { order, winner: r.winner };
+}
+
+test('the default is displaced only by a config that wins paired runs', async () => {
+  // The default's screening run lands in a slow moment (300 instead of 100) and there are no
+  // rounds (reps 1; the budget covers direct-2's screening): direct-2 (150) won on that one run
+  // before the pairs; it loses the two pairs.
+  const slowStart = await scriptedRace({ 'direct-1': [300, 100, 100], 'direct-2': [150, 150, 150], 'vec4-1': [400] });
+  assert.equal(slowStart.order, ['direct-1', 'direct-2', 'vec4-1', 'direct-1', 'direct-2', 'direct-1', 'direct-2']);
+  assert.is(slowStart.winner, 'direct-1');
+  // One lucky run of the challenger is not enough: it wins one pair and loses two, and is not
+  // chosen although its fastest run (85) is the fastest of all.
+  const lucky = await scriptedRace({ 'direct-1': [130, 100, 100, 100], 'direct-2': [120, 85, 130, 130] });
+  assert.equal(lucky.order, ['direct-1', 'direct-2', 'direct-1', 'direct-2', 'direct-1', 'direct-2', 'direct-1', 'direct-2']);
+  assert.is(lucky.winner, 'direct-1');
+  // A challenger that wins two pairs is chosen; one that wins a pair by DECISIVE (1.25x) at once.
+  const better = await scriptedRace({ 'direct-1': [100, 100, 100], 'direct-2': [90, 90, 90] });
+  assert.equal(better.order, ['direct-1', 'direct-2', 'direct-1', 'direct-2', 'direct-1', 'direct-2']);
+  assert.is(better.winner, 'direct-2');
+  const clear = await scriptedRace({ 'direct-1': [1000, 1000], 'vec4-1': [300, 300] });
+  assert.equal(clear.order, ['direct-1', 'vec4-1', 'direct-1', 'vec4-1']);
+  assert.is(clear.winner, 'vec4-1');
   // When the default wins the screening, nothing more is run.
   const order2: string[] = [];
-  await raceCandidates(['a-1', 'b-1'], (c) => c, async (c) => (order2.push(c), c === 'a-1' ? 1 : 2), async (c) => (order2.push(`${c} again`), 1), { reps: 1, budgetMs: 0 });
+  const r = await raceCandidates(['a-1', 'b-1'], (c) => c, async (c) => (order2.push(c), c === 'a-1' ? 1 : 2), async (c) => (order2.push(`${c} again`), 1), { reps: 1, budgetMs: 0 });
   assert.equal(order2, ['a-1', 'b-1']);
+  assert.is(r.winner, 'a-1');
 });
 
 test('the test engine does not tune (deterministic suite)', async () => {

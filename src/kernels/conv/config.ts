@@ -74,9 +74,10 @@ export function convTuning(e: Engine): Map<string, ConvTileConfig | WgradTileCon
 /**
  * Revision of the tuner and its candidates: part of every key, so choices stored by an earlier
  * tuner are timed again (on 2026-12-07 the stored ones were often untuned defaults: its budget
- * could run out on the default). Bump it when kernels or candidate lists change what wins.
+ * could run out on the default). Bump it when kernels, candidate lists or the tuner's rules change
+ * what wins (5: the default is displaced only by a config that wins paired runs).
  */
-export const TUNER_REVISION = 4;
+export const TUNER_REVISION = 5;
 
 function adapterKey(e: Engine): string {
   const a = e.adapter;
