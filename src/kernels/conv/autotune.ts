@@ -174,8 +174,8 @@ export interface AutotuneOptions {
 
 /**
  * Races one shape class's candidates, in list order, and returns those timed with their fastest
- * run, and the winner. `measure` compiles, warms up and times one run (null: the device cannot run it), `again`
- * times one more. The first candidate of each algorithm (its head) is always measured and costs no
+ * run, and the winner. `measure` compiles, warms up and times one run (null: the device cannot
+ * run it), `again` times one more. The first candidate of each algorithm (its head) is always measured and costs no
  * budget (see `AutotuneOptions.budgetMs`); any other is skipped when two runs at the fastest's
  * speed no longer fit in the budget (a slow adapter overshot it by a whole candidate), or when
  * its algorithm's first timed config ran more than GIVE_UP_RATIO slower than the fastest so far:
