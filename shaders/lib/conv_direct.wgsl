@@ -51,6 +51,7 @@ struct Params {
   affine: u32,                            // Bias is [scale | shift | slope] (3 x Co)
   residual: u32,                          // the epilogue adds Res[rOff + same index as Y] (a skip connection)
   rOff: u32,
+  skipTap: u32,                           // branches after the first skip this tap (merged centre taps; see merge_centers)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -142,6 +143,7 @@ fn convRegisters(wg: vec3u, lane: u32, sgl: u32) {
     let wb = b * p.Ci * KK * p.CoP + co0;
     for (var ky = 0u; ky < p.KH; ky++) {
       for (var kx = 0u; kx < p.KW; kx++) {
+        if (b > 0u && ky * p.KW + kx == p.skipTap) { continue; }
         var off: array<u32, 32>;
         var ok: array<bool, 32>;
         for (var j = 0u; j < TN; j++) {
@@ -229,6 +231,7 @@ fn conv_rows(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid
     for (var ky = 0u; ky < p.KH; ky++) {
       let iy = i32(y) - p.ph[b] + i32(ky) * p.dh[b];
       for (var kx = 0u; kx < p.KW; kx++) {
+        if (b > 0u && ky * p.KW + kx == p.skipTap) { continue; }
         let ix = vec4(i32(x0)) - p.pw[b] + i32(kx) * p.dw[b] + vec4(0, 1, 2, 3);
         let lo = rowOffsets(iy, ix);
         let hi = rowOffsets(iy, ix + 4);
@@ -341,6 +344,27 @@ fn pack(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     if (m < pk.Ci) { v = weightAt(k / pk.KK, m, tap); }
   }
   Wdst[pk.dst + i] = v;
+}
+
+// ---- merged centre taps ------------------------------------------------------------------------
+// In a multi-branch conv (stride 1, odd kernel) every branch's centre tap reads the same input
+// pixel (equal output sizes make pad - dil * (K-1)/2 equal), so branch 0's centre row of the packed
+// weights takes the others' too and the kernels skip the others' centre taps (p.skipTap): 25 taps
+// instead of 27 for three 3x3 branches. Rows are input (forward) or output (dgrad) channels.
+
+struct MergeParams { rows: u32, KK: u32, MP: u32, center: u32, per: u32, NB: u32 }
+
+@group(0) @binding(0) var<uniform> mc: MergeParams;
+@group(0) @binding(1) var<storage, read_write> Wm: array<f32>;
+
+@compute @workgroup_size(WG)
+fn merge_centers(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = flat_index(wid, lid, nwg);
+  if (i >= mc.rows * mc.MP) { return; }
+  let at = ((i / mc.MP) * mc.KK + mc.center) * mc.MP + i % mc.MP;
+  var s = Wm[at];
+  for (var b = 1u; b < mc.NB; b++) { s += Wm[b * mc.per + at]; }
+  Wm[at] = s;
 }
 
 // ---- fused bias -----------------------------------------------------------------------------

@@ -54,7 +54,11 @@ function runConv(r: ConvRun): Tensor {
   const MP = Math.ceil(r.M / tileM) * tileM;
   const { out, windows } = convLaunch(r);
   if (windows.length === 0) return out;
-  const { packed, owned } = packedFor(r, `direct:${MP}:${r.transposed}`, () => packWeights(r.weights, r.transposed, MP, r.op, r.fuse));
+  // Branches of a stride-1 conv with an odd kernel all read the same pixel at their centre tap
+  // (their outputs have one size): that tap is packed once, summed (not on workgroup-memory tiles,
+  // whose reduction runs over packed rows without a tap loop).
+  const merge = r.branches.length > 1 && !cfg.smem && r.sh === 1 && r.sw === 1 && r.KH % 2 === 1 && r.KW % 2 === 1;
+  const { packed, owned } = packedFor(r, `direct:${MP}:${r.transposed}:${merge}`, () => packWeights(r.weights, r.transposed, MP, r.op, r.fuse, merge));
   const vec = (f: (b: { ph: number; pw: number; dh: number; dw: number }) => number) => [0, 1, 2, 3].map((i) => (r.branches[i] ? f(r.branches[i]) : 0));
   const sgn = r.transposed ? -1 : 1;
   const constants: Record<string, number> = {
@@ -79,7 +83,7 @@ function runConv(r: ConvRun): Tensor {
         sh: r.transposed ? 1 : r.sh, sw: r.transposed ? 1 : r.sw, divh: r.transposed ? r.sh : 1, divw: r.transposed ? r.sw : 1,
         ph: vec((b) => sgn * b.ph), pw: vec((b) => sgn * b.pw), dh: vec((b) => sgn * b.dh), dw: vec((b) => sgn * b.dw),
         alpha: r.alpha, act: r.epilogue?.prelu ? ACT_PRELU : ACT[r.act], hasBias: r.bias ? 1 : 0, affine: r.epilogue ? 1 : 0,
-        residual: res ? 1 : 0, rOff: res?.off ?? 0,
+        residual: res ? 1 : 0, rOff: res?.off ?? 0, skipTap: merge ? (r.KH * r.KW - 1) / 2 : 0xffffffff,
       },
       bindings: [xin.binding, packed.binding(), (r.epilogue?.affine ?? r.bias ?? packed).binding(), yout.binding, (res ?? xin).binding],
       workgroups: [Math.ceil(r.M / tileM), pixelGroups, n1 - n0],

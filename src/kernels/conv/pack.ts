@@ -6,9 +6,11 @@ import { grid } from '../util.js';
 
 /**
  * Packs OIHW branch weights into Wp[branch][c*KK + tap][m] with m padded to `MP`. With `fuse`
- * ([Cout, sum C_k] as any shape), branch k is composed with its column block first.
+ * ([Cout, sum C_k] as any shape), branch k is composed with its column block first. With
+ * `mergeCenter`, branch 0's centre tap holds the sum of every branch's (the kernels then skip the
+ * other branches' centre taps: `conv2d.wgsl`'s merge_centers).
  */
-export function packWeights(weights: Tensor[], transposed: boolean, MP: number, op: string, fuse: Tensor | null): Tensor {
+export function packWeights(weights: Tensor[], transposed: boolean, MP: number, op: string, fuse: Tensor | null, mergeCenter = false): Tensor {
   const e = weights[0].engine;
   const [C0, Ci, KH, KW] = weights[0].shape;
   const KK = KH * KW;
@@ -30,6 +32,17 @@ export function packWeights(weights: Tensor[], transposed: boolean, MP: number, 
     });
     fOff += w.shape[0];
   });
+  if (mergeCenter) {
+    const rows = transposed ? Co : Ci;
+    e.dispatch({
+      label: `${op}.merge`,
+      code,
+      entry: 'merge_centers',
+      uniforms: { rows, KK, MP, center: (KK - 1) / 2, per, NB: weights.length },
+      bindings: [out.binding()],
+      workgroups: grid(e, Math.ceil((rows * MP) / 64)),
+    });
+  }
   return out;
 }
 
