@@ -8,7 +8,7 @@ import { grid } from '../util.js';
  * Packs OIHW branch weights into Wp[branch][c*KK + tap][m] with m padded to `MP`. With `fuse`
  * ([Cout, sum C_k] as any shape), branch k is composed with its column block first. With
  * `mergeCenter`, branch 0's centre tap holds the sum of every branch's (the kernels then skip the
- * other branches' centre taps: `conv2d.wgsl`'s merge_centers).
+ * other branches' centre taps: merge_centers in `shaders/lib/conv_direct.wgsl`).
  */
 export function packWeights(weights: Tensor[], transposed: boolean, MP: number, op: string, fuse: Tensor | null, mergeCenter = false): Tensor {
   const e = weights[0].engine;
