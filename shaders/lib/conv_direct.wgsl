@@ -120,6 +120,11 @@ fn store(acc: ptr<function, Tile>, n: u32, q0: u32, co0: u32) {
   }
 }
 
+// Whether branch b's tap (ky, kx) was folded into branch 0's (merged centre taps, merge_centers).
+fn mergedAway(b: u32, ky: u32, kx: u32) -> bool {
+  return b > 0u && ky * p.KW + kx == p.skipTap;
+}
+
 // `sgl` is the invocation's subgroup lane where the includer shares weights across a subgroup
 // (conv2d_subgroup.wgsl), else 0; `tileWeights` is the includer's.
 fn convRegisters(wg: vec3u, lane: u32, sgl: u32) {
@@ -143,7 +148,7 @@ fn convRegisters(wg: vec3u, lane: u32, sgl: u32) {
     let wb = b * p.Ci * KK * p.CoP + co0;
     for (var ky = 0u; ky < p.KH; ky++) {
       for (var kx = 0u; kx < p.KW; kx++) {
-        if (b > 0u && ky * p.KW + kx == p.skipTap) { continue; }
+        if (mergedAway(b, ky, kx)) { continue; }
         var off: array<u32, 32>;
         var ok: array<bool, 32>;
         for (var j = 0u; j < TN; j++) {
@@ -231,7 +236,7 @@ fn conv_rows(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid
     for (var ky = 0u; ky < p.KH; ky++) {
       let iy = i32(y) - p.ph[b] + i32(ky) * p.dh[b];
       for (var kx = 0u; kx < p.KW; kx++) {
-        if (b > 0u && ky * p.KW + kx == p.skipTap) { continue; }
+        if (mergedAway(b, ky, kx)) { continue; }
         let ix = vec4(i32(x0)) - p.pw[b] + i32(kx) * p.dw[b] + vec4(0, 1, 2, 3);
         let lo = rowOffsets(iy, ix);
         let hi = rowOffsets(iy, ix + 4);

@@ -45,12 +45,12 @@ export function configFromWeights(file: ParsedSafetensors, source: string): DrdC
   // The head (3x3 conv from RGB) sets the width, so it is checked on its own first: a misshaped
   // head would otherwise build a model of the wrong width, and the message would then blame
   // tensors that are fine. The metadata's width, where it gives one, is the expected one.
-  const width = typeof meta.channels === 'number' ? meta.channels : head.shape[0];
-  if (head.shape.length !== 4 || head.shape[0] !== width || head.shape[1] !== 3 || head.shape[2] !== 3 || head.shape[3] !== 3) {
-    const expected = typeof meta.channels === 'number' ? `[${width},3,3,3] (metadata '${CONFIG_KEY}' gives ${width} channels)` : '[C,3,3,3] (C channels from RGB)';
+  const given = typeof meta.channels === 'number' ? meta.channels : undefined;
+  const channels = given ?? head.shape[0];
+  if (head.shape.length !== 4 || head.shape[0] !== channels || head.shape[1] !== 3 || head.shape[2] !== 3 || head.shape[3] !== 3) {
+    const expected = given === undefined ? '[C,3,3,3] (C channels from RGB)' : `[${given},3,3,3] (metadata '${CONFIG_KEY}' gives ${given} channels)`;
     throw new Error(`${source}: tensor '${HEAD}' has shape ${shapeStr(head.shape)}, expected ${expected}`);
   }
-  const channels = head.shape[0];
   const se = file.tensors.get('rain_net.0.rain_residual_blocks.0.rain_residual_block_body.0.weight');
   const config = makeConfig(channels, maxIndex(names, /^rain_net\.0\.rain_residual_blocks\.(\d+)\./), maxIndex(names, /^back_net\.0\.back_residual_blocks\.(\d+)\./), {
     detail: names.some((n) => n.startsWith('back_net.')),

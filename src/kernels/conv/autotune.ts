@@ -174,15 +174,15 @@ export interface AutotuneOptions {
 
 /**
  * Races one shape class's candidates, in list order, and returns those timed with their fastest
- * run, and the winner. `measure` compiles, warms up and times one run (null: the device cannot
- * run it), `again` times one more. The first candidate of each algorithm (its head) is always measured and costs no
- * budget (see `AutotuneOptions.budgetMs`); any other is skipped when two runs at the fastest's
- * speed no longer fit in the budget (a slow adapter overshot it by a whole candidate), or when
- * its algorithm's first timed config ran more than GIVE_UP_RATIO slower than the fastest so far:
- * on SwiftShader the register kernels ran 4x slower than vec4 rows, and their siblings used up the
- * budget that the second vec4 config needed. Then rounds over the candidates within GIVE_UP_RATIO
- * of the fastest, while the budget lasts; last, if a config beat the first candidate (the
- * default), paired runs of the two decide (best of three pairs, or one pair won by DECISIVE).
+ * run, and the winner. `measure` compiles, warms up and times one run (null: the device cannot run
+ * it), `again` times one more. The first candidate of each algorithm (its head) is always measured
+ * and costs no budget (see `AutotuneOptions.budgetMs`); any other is skipped when two runs at the
+ * fastest's speed no longer fit in the budget (a slow adapter overshot it by a whole candidate), or
+ * when its algorithm's first timed config ran more than GIVE_UP_RATIO slower than the fastest so
+ * far: on SwiftShader the register kernels ran 4x slower than vec4 rows, and their siblings used up
+ * the budget that the second vec4 config needed. Then rounds over the candidates within
+ * GIVE_UP_RATIO of the fastest, while the budget lasts; last, if a config beat the first candidate
+ * (the default), paired runs of the two decide (best of three pairs, or one pair won by DECISIVE).
  * `now` is the clock the budget is counted on.
  */
 export async function raceCandidates<C>(

@@ -155,8 +155,7 @@ function noteUse(e: Engine, key: string, c: ConvTileConfig | WgradTileConfig): v
 export function defaultConvConfig(e: Engine, M: number, pixels = Infinity, K = Infinity): ConvTileConfig {
   if (e.adapter.software) {
     if (subgroupShare(e) !== 8) return registerDefault(M, pixels, K);
-    const perLane = 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil(pixels / 64))));
-    return { smem: false, subgroups: true, wgX: 64, wgY: 1, tm: M <= 4 ? 4 : M <= 8 ? 8 : 16, tn: Math.min(8, perLane), bk: 16 };
+    return { smem: false, subgroups: true, wgX: 64, wgY: 1, tm: channelTile(M), tn: Math.min(8, pixelsPerLane(pixels, 64)), bk: 16 };
   }
   // 16x16 invocations of 4x4 outputs; narrow passes (M < 64) shrink the channel side.
   const wgY = Math.min(16, Math.ceil(M / 4));
@@ -171,17 +170,25 @@ export function defaultConvConfig(e: Engine, M: number, pixels = Infinity, K = I
  * per lane, so less of the tile is wasted and the kernel compiles faster).
  */
 export function registerDefault(M: number, pixels = Infinity, K = Infinity): ConvTileConfig {
-  const tm = M <= 4 ? 4 : M <= 8 ? 8 : 16;
-  const perLane = 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil(pixels / 32))));
   // A short reduction (K = input channels x taps, e.g. 3 -> 64) runs better on 8 pixels per lane.
-  return { smem: false, wgX: 32, wgY: 1, tm, tn: Math.min(K < 64 ? 8 : 16, perLane), bk: 16 };
+  return { smem: false, wgX: 32, wgY: 1, tm: channelTile(M), tn: Math.min(K < 64 ? 8 : 16, pixelsPerLane(pixels, 32)), bk: 16 };
+}
+
+/** Register-tile channels per invocation for `M` channels: 4, 8 or 16. */
+function channelTile(M: number): number {
+  return M <= 4 ? 4 : M <= 8 ? 8 : 16;
+}
+
+/** Pixels per lane that cover `pixels` with `lanes` lanes, rounded up to a power of two. */
+function pixelsPerLane(pixels: number, lanes: number): number {
+  return 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil(pixels / lanes))));
 }
 
 export function defaultWgradConfig(e: Engine, g: Geometry): WgradTileConfig {
   if (!e.adapter.software) {
     return { kernel: 'tiled', wgX: 16, wgY: 16, tu: 16, tv: 8, tm: 4, tn: 4, bk: 16, targetWorkgroups: 1024, maxSplitPixels: 4096 };
   }
-  const tu = g.Co <= 4 ? 4 : g.Co <= 8 ? 8 : 16;
+  const tu = channelTile(g.Co);
   const base = { wgY: 1, tu, tm: 4, tn: 4, bk: 16, targetWorkgroups: 64, maxSplitPixels: 8192 };
   // Wide layers: one SIMD row of 8 lanes over input channels, 8 channels each (64 per workgroup),
   // with subgroup-shared dy where subgroups are 8 wide (lavapipe: 2-2.3x faster on 64->64).
