@@ -6,7 +6,10 @@ import * as ops from '../src/graph/ops.js';
 import { Tensor, tidy } from '../src/core/tensor.js';
 import { Adam, SGD } from '../src/train/optim.js';
 import { engine, engineWith } from './helpers.js';
-import { assertMessage, rejectionOf } from './errors.js';
+import { dawnGpu, useDawn } from '../src/gpu/node.js';
+import { setGpuProvider } from '../src/gpu/runtime.js';
+import { matmul2d } from '../src/kernels/matmul.js';
+import { assertMessage, errorOf, rejectionOf } from './errors.js';
 import { checkOp } from './gradcheck-gpu.js';
 import { mulberry32, randn } from './ref/tensor.js';
 import * as R from './ref/ops.js';
@@ -100,6 +103,12 @@ test('wraps a caller buffer without copying and copies results back into it', as
   t.dispose();
   // the caller still owns a live buffer
   assert.equal([...new Float32Array(await e.read(buf, 0, 16))], [3, 6, 9, 12]);
+  // What a kernel could not bind is refused at once, naming the value.
+  assertMessage(errorOf(() => Tensor.wrap(e, buf, [5])), 'too small for shape [5]');
+  assertMessage(errorOf(() => Tensor.wrap(e, buf, [1], 4)), 'offset 4', 'minStorageBufferOffsetAlignment');
+  const copyOnly = e.device.createBuffer({ size: 16, usage: GPUBufferUsage.COPY_SRC });
+  assertMessage(errorOf(() => Tensor.wrap(e, copyOnly, [4])), 'GPUBufferUsage.STORAGE');
+  copyOnly.destroy();
   buf.destroy();
 });
 
@@ -114,6 +123,70 @@ test('adopted devices are never destroyed by the engine', async () => {
   const u = ops.full(shared, [2], 5);
   assert.equal([...(await u.read())], [5, 5]);
   u.dispose();
+});
+
+/** A fresh device from the package's GPU object (destroy it after use). */
+async function freshDevice(): Promise<GPUDevice> {
+  return (await (await dawnGpu().requestAdapter())!.requestDevice());
+}
+
+for (const scoped of [false, true]) {
+  // dawn.node fires error events inside the failing call; with `synchronousErrors: false` the
+  // engine falls back to the error scopes it uses where events arrive late (browsers).
+  test(`on an adopted device the engine throws its own GPU errors and leaves the caller's alone (${scoped ? 'error scopes' : 'synchronous events'})`, async () => {
+    const device = await freshDevice();
+    const other = await freshDevice();
+    if (scoped) setGpuProvider(() => dawnGpu(), { synchronousErrors: false });
+    const e = await engineWith({ device }).finally(() => useDawn());
+    const seen: string[] = [];
+    device.addEventListener('uncapturederror', (ev) => {
+      seen.push((ev as GPUUncapturedErrorEvent).error.message);
+      ev.preventDefault();
+    });
+    try {
+      const x = Tensor.fromData(e, [1, 2, 3, 4], [4]);
+      // The caller's own mistake, between engine calls: theirs to see, not the engine's to throw.
+      device.createBuffer({ size: 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.STORAGE });
+      await new Promise((r) => setTimeout(r, 20));
+      assert.equal([...(await ops.add(x, x).read())], [2, 4, 6, 8]);
+      assert.is(seen.length, 1, seen.join('\n'));
+      // The engine's own: a buffer of another device bound by an op. Thrown (at the call or by the
+      // read), and the next op is not failed by its consequences.
+      const foreign = Tensor.wrap(e, other.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC }), [4]);
+      const err = await rejectionOf((async () => ops.add(foreign, foreign).read())());
+      assert.match(err.message, /^GPU error: /);
+      assert.equal([...(await ops.add(x, x).read())], [2, 4, 6, 8]);
+      assert.equal([...(await ops.mulScalar(x, 2).read())], [2, 4, 6, 8]);
+    } finally {
+      e.destroy();
+      device.destroy();
+      other.destroy();
+    }
+  });
+}
+
+test('an engine destroys every buffer it made on an adopted device, scratch buffers included', async () => {
+  const device = await freshDevice();
+  const made: GPUBuffer[] = [];
+  const destroyed = new Set<GPUBuffer>();
+  const create = device.createBuffer.bind(device);
+  device.createBuffer = (desc: GPUBufferDescriptor) => {
+    const b = create(desc);
+    const destroy = b.destroy.bind(b);
+    b.destroy = () => (destroyed.add(b), destroy());
+    made.push(b);
+    return b;
+  };
+  const e = await engineWith({ device });
+  const a = Tensor.fromData(e, randn([8, 40], mulberry32(3)).data, [8, 40]);
+  const b = Tensor.fromData(e, randn([40, 24], mulberry32(4)).data, [40, 24]);
+  const y = matmul2d(a, b, { variant: 'panel' }); // packs its windows into a scratch buffer
+  await y.read();
+  for (const t of [a, b, y]) t.dispose();
+  e.destroy();
+  assert.ok(made.length >= 4, `${made.length} buffers`);
+  assert.equal(made.filter((m) => !destroyed.has(m)).map((m) => m.label || `${m.size} bytes`), []);
+  device.destroy();
 });
 
 test('tidy frees everything but the result; memory stats follow', async () => {

@@ -418,7 +418,7 @@ test('png: 8-bit RGB round trip is exact', () => {
 });
 
 test('png: encode quantises with toByte', () => {
-  const img: Image = { width: 2, height: 1, data: new Float32Array([-1, 0.5, 0.2, 2, NaN, 0.999]) };
+  const img: Image = { width: 2, height: 1, data: new Float32Array([-1, 0.5, 0.2, 2, -0.3, 0.999]) };
   const rgb = imageToRgb8(decodeImage(encodeImage(img, 'png')));
   assert.equal(Array.from(rgb), [0, 51, 0, 128, 255, 255]);
 });
@@ -580,6 +580,8 @@ test('files: writeImage/readImage round trip, extension chooses format', async (
   assertMessage(await rejectionOf(writeImage(join(dir, 'd.bmp'), img)), 'd.bmp', 'unknown extension');
   const bad: Image = { width: 2, height: 2, data: new Float32Array(5) };
   assertMessage(await rejectionOf(writeImage(join(dir, 'e.png'), bad)), 'e.png', 'Float32Array');
+  const nan: Image = { width: 2, height: 1, data: Float32Array.of(0.5, 0.5, NaN, 0.5, 0.5, 0.5) };
+  assertMessage(await rejectionOf(writeImage(join(dir, 'f.png'), nan)), 'f.png', 'value NaN at index 2 (channel 1)');
   assert.equal((await readdir(dir)).sort(), ['a.png', 'b.JPEG', 'c.out']);
 
   const empty = join(dir, 'empty.png');

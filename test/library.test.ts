@@ -19,6 +19,7 @@ import { loadModule, saveModule } from '../src/graph/state.js';
 import { Tensor, tidy } from '../src/core/tensor.js';
 import { parseSafetensors, serializeSafetensors, type NamedSerializableTensor } from '../src/io/safetensors.js';
 import { derainImage } from '../src/model/derain.js';
+import type { Image } from '../src/io/image.js';
 import { loadModel } from '../src/model/weights.js';
 import { Rng } from '../src/util/rng.js';
 import { assertMessage, errorOf, rejectionOf } from './errors.js';
@@ -123,6 +124,30 @@ test('loadDerainer: bundled weights by default, same result as derainImage, modu
   assertMessage(await rejectionOf(d2.derain(nan)), 'derain input', 'NaN at index 5');
   assertMessage(await rejectionOf(derainImage(d2.model, nan)), 'derain input', 'NaN');
   assertMessage(await rejectionOf(d2.derain({ ...img, data: img.data.map((v) => v * 255) })), 'divide 8-bit samples by 255');
+  assertMessage(await rejectionOf(d2.derain({ ...img, data: img.data.map((v, i) => (i === 7 ? -3e38 : v)) })), 'derain input', 'values down to -3');
+  // derainImage checks what derain checks, and names a value of the wrong type as such.
+  const bad: Array<[unknown, ...string[]]> = [
+    [{ width: 21, height: 13, data: new Float32Array(100) }, 'data must be a Float32Array of 3*13*21 = 819 values', 'got a Float32Array of 100'],
+    [{ ...img, data: new Uint8Array(819) }, 'got a Uint8Array of 819'],
+    [{ width: 0, height: 0, data: new Float32Array(0) }, 'width must be a positive integer, got 0'],
+    [{ ...img, width: '21' }, "width must be a positive integer, got '21' (a string)"],
+  ];
+  for (const [input, ...parts] of bad) {
+    assertMessage(await rejectionOf(derainImage(d2.model, input as Image)), 'derain input', ...parts);
+    assertMessage(await rejectionOf(d2.derain(input as Image)), 'derain input', ...parts);
+  }
+  assertMessage(await rejectionOf(d2.derain(img, { tile: '16' as never })), "got '16' (a string)");
+  assertMessage(await rejectionOf(d2.derain(img, { onProgress: 5 as never })), 'onProgress must be a function, got 5');
+  assertMessage(await rejectionOf(d2.derain(img, { stateBudget: -1 })), 'stateBudget must be a number of bytes >= 0', 'got -1');
+  // A dispose that overtakes a run: the run says so, and nothing of it stays on the GPU.
+  await e.sync();
+  const live = e.memory().liveBuffers;
+  const d3 = await loadDerainer({ engine: e });
+  const run = d3.derain(img);
+  d3.dispose();
+  assertMessage(await rejectionOf(run), 'Derainer was disposed during the call');
+  await e.sync();
+  assert.is(e.memory().liveBuffers, live);
   d2.dispose();
 });
 

@@ -5,6 +5,7 @@ import { checkImage, rgbaToImage, type Image } from '../io/image.js';
 import { derainImage, type Ensemble } from '../model/derain.js';
 import type { DrdNet } from '../model/drdnet.js';
 import { loadModel } from '../model/weights.js';
+import { checkCallback } from '../util/describe.js';
 
 /** Weights as a path (Node), a URL (file:, http(s):, or a page-relative asset), or safetensors bytes. */
 export type WeightsInput = string | URL | Uint8Array | ArrayBuffer;
@@ -29,7 +30,7 @@ export interface DerainerOptions {
 
 /** Options of one `Derainer.derain` call. */
 export interface DerainCallOptions {
-  /** Output pixels per tile side (default: as large as the device allows; tiling never changes the result). */
+  /** Output pixels per tile side, at least 16 (default: as large as the device allows; tiling never changes the result). */
   tile?: number;
   /** Bytes of tile activations kept on the GPU between the SE stages of a tiled run (default 1 GiB, unlimited on software adapters; past it, half as many bytes in CPU memory). */
   stateBudget?: number;
@@ -41,7 +42,10 @@ export interface DerainCallOptions {
   ensemble?: Ensemble;
 }
 
-/** Inputs above this are taken for 8-bit samples passed as floats (slight overshoot from earlier processing passes). */
+/**
+ * Inputs above this are taken for 8-bit samples passed as floats, and below 1 - MAX_INPUT for
+ * data that is not an image (the margins allow slight overshoot from earlier processing passes).
+ */
 const MAX_INPUT = 2;
 
 /** What `derain` accepts: the package's planar float `Image`, or in a browser `ImageData` / `ImageBitmap`. */
@@ -68,10 +72,19 @@ export class Derainer {
    */
   async derain(image: DerainInput, opts: DerainCallOptions = {}): Promise<Image> {
     if (this.#disposed) throw new Error('derain: this Derainer was disposed');
+    checkCallback('derain: onProgress', opts.onProgress);
+    checkCallback('derain: onTuning', opts.onTuning);
     const img = await toImage(image);
+    if (this.#disposed) throw new Error('derain: this Derainer was disposed during the call');
     checkImage(img, 'derain input');
     // derainImage refuses non-finite input and output, and 8-bit samples passed as floats.
-    return derainImage(this.model, img, { tile: opts.tile, stateBudget: opts.stateBudget, onTile: opts.onProgress, onTuning: opts.onTuning, ensemble: opts.ensemble, maxInput: MAX_INPUT });
+    try {
+      return await derainImage(this.model, img, { tile: opts.tile, stateBudget: opts.stateBudget, onTile: opts.onProgress, onTuning: opts.onTuning, ensemble: opts.ensemble, maxInput: MAX_INPUT });
+    } catch (e) {
+      // The model's tensors vanish under a run when `dispose` comes first: say that, not which tensor.
+      if (this.#disposed) throw new Error('derain: this Derainer was disposed during the call');
+      throw e;
+    }
   }
 
   /** Frees the model's GPU memory, and the engine if the derainer created it. */

@@ -90,10 +90,15 @@ export class Tensor {
 
   /**
    * Wraps a caller's GPUBuffer (needs STORAGE usage, plus COPY_SRC to be read back) without
-   * copying. The tensor never frees or destroys it.
+   * copying. The tensor never frees or destroys it. `byteOffset` must be a multiple of the
+   * device's `minStorageBufferOffsetAlignment` (256 on most devices): kernels bind the tensor there.
    */
   static wrap(engine: Engine, buffer: GPUBuffer, shape: Shape, byteOffset = 0): Tensor {
     checkShape(shape);
+    const align = engine.device.limits.minStorageBufferOffsetAlignment;
+    if (!Number.isInteger(byteOffset) || byteOffset < 0 || byteOffset % align !== 0) {
+      throw new Error(`wrapped buffer offset ${byteOffset} is not a non-negative multiple of the device's minStorageBufferOffsetAlignment (${align})`);
+    }
     const need = byteOffset + numel(shape) * 4;
     if (buffer.size < need) throw new Error(`wrapped buffer of ${buffer.size} bytes is too small for shape ${shapeStr(shape)} at offset ${byteOffset} (${need} bytes)`);
     if ((buffer.usage & 0x80) === 0) throw new Error('wrapped buffer needs GPUBufferUsage.STORAGE');

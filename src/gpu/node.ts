@@ -21,7 +21,7 @@ export function useDawn(options: string[] = []): void {
   for (const [k, v] of Object.entries(globals)) {
     if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
   }
-  setGpuProvider(() => dawnGpu(options));
+  setGpuProvider(() => dawnGpu(options), { synchronousErrors: true });
   if (!defaultTuningStore()) setTuningStore(fileTuningStore());
 }
 

@@ -32,8 +32,12 @@ export class BufferPool {
   /** Buffers released while recorded-but-unsubmitted commands may still use them. */
   #pending: Array<[string, GPUBuffer]> = [];
   #stats: MemoryStats = { liveBytes: 0, pooledBytes: 0, peakLiveBytes: 0, buffersCreated: 0, liveBuffers: 0 };
+  /** Every buffer made here and not yet destroyed, live or free (destroyAll frees them on an adopted device too). */
+  #made = new Set<GPUBuffer>();
+  #closed = false;
 
-  constructor(private device: GPUDevice, private maxBufferSize: number) {}
+  /** `guard` runs the pool's createBuffer calls as its engine's (Engine.guard). */
+  constructor(private device: GPUDevice, private maxBufferSize: number, private guard: <T>(fn: () => T) => T = (fn) => fn()) {}
 
   /** A storage buffer of at least `bytes` bytes (STORAGE | COPY_SRC | COPY_DST). */
   acquire(bytes: number): GPUBuffer {
@@ -50,6 +54,7 @@ export class BufferPool {
    * submit), so commands already recorded into the open encoder still see its old contents.
    */
   release(buf: GPUBuffer, deferred: boolean): void {
+    if (this.#closed) return; // destroyed with the engine
     const key = `${buf.size}:${buf.usage}`;
     this.#stats.liveBytes -= buf.size;
     this.#stats.liveBuffers--;
@@ -67,9 +72,19 @@ export class BufferPool {
   /** Destroys every pooled (free) buffer; live ones are untouched. */
   trim(): void {
     this.flushPending();
-    for (const list of this.#free.values()) for (const b of list) b.destroy();
+    for (const list of this.#free.values()) for (const b of list) this.#destroy(b);
     this.#free.clear();
     this.#stats.pooledBytes = 0;
+  }
+
+  /** Destroys every buffer made here, those still held by tensors too (the engine's end). */
+  destroyAll(): void {
+    this.trim();
+    for (const b of this.#made) b.destroy();
+    this.#made.clear();
+    this.#stats.liveBytes = 0;
+    this.#stats.liveBuffers = 0;
+    this.#closed = true;
   }
 
   /** A copy of the running byte and buffer counts. */
@@ -83,6 +98,7 @@ export class BufferPool {
   }
 
   #take(size: number, usage: number): GPUBuffer {
+    if (this.#closed) throw new Error('the engine was destroyed');
     const key = `${size}:${usage}`;
     let buf = this.#free.get(key)?.pop();
     if (buf) {
@@ -91,13 +107,19 @@ export class BufferPool {
       if (size > this.maxBufferSize) {
         throw new Error(`buffer of ${size} bytes exceeds the device's maxBufferSize (${this.maxBufferSize})`);
       }
-      buf = this.device.createBuffer({ size, usage });
+      buf = this.guard(() => this.device.createBuffer({ size, usage }));
+      this.#made.add(buf);
       this.#stats.buffersCreated++;
     }
     this.#stats.liveBytes += size;
     this.#stats.liveBuffers++;
     if (this.#stats.liveBytes > this.#stats.peakLiveBytes) this.#stats.peakLiveBytes = this.#stats.liveBytes;
     return buf;
+  }
+
+  #destroy(buf: GPUBuffer): void {
+    buf.destroy();
+    this.#made.delete(buf);
   }
 
   #put(key: string, buf: GPUBuffer): void {

@@ -95,13 +95,21 @@ export interface EngineCounters {
 
 type GpuProvider = () => GPU | Promise<GPU>;
 let provider: GpuProvider | undefined;
+let synchronousErrorEvents = false;
 
-/** Node entry points register dawn.node here; browsers use `navigator.gpu`. */
-export function setGpuProvider(p: GpuProvider): void {
+/**
+ * Node entry points register dawn.node here; browsers use `navigator.gpu`. `synchronousErrors`:
+ * the implementation fires `uncapturederror` inside the call that failed (dawn.node does), so an
+ * engine on an adopted device tells its own errors from the caller's by when they arrive; without
+ * it, the engine wraps its device calls in error scopes.
+ */
+export function setGpuProvider(p: GpuProvider, opts: { synchronousErrors?: boolean } = {}): void {
   provider = p;
+  synchronousErrorEvents = opts.synchronousErrors ?? false;
 }
 
-const UNIFORM_SLOT = 256; // minUniformBufferOffsetAlignment upper bound across adapters
+const UNIFORM_SLOT = 256;
+const SCOPE_FILTERS: GPUErrorFilter[] = ['validation', 'out-of-memory', 'internal']; // minUniformBufferOffsetAlignment upper bound across adapters
 
 /** Owns a GPU device (or adopts yours), the buffer pool, the pipeline cache and the batched command stream; every tensor belongs to one engine. */
 export class Engine {
@@ -131,7 +139,13 @@ export class Engine {
   #arenaBuf: GPUBuffer;
   #arenaUsed = 0;
   #lost: string | null = null;
-  #errors: string[] = [];
+  // GPU errors raised by the engine's own calls, thrown at its next call. `depth` counts engine
+  // calls in progress: on an adopted device with synchronous error events, only errors arriving
+  // inside one are the engine's (the caller's own mistakes stay theirs).
+  #calls = { depth: 0, errors: [] as string[] };
+  /** Adopted device without synchronous error events: each engine call runs in error scopes. */
+  #scoped: boolean;
+  #scopeResults: Promise<void>[] = [];
   #destroyed = false;
   #local = new Map<symbol, unknown>();
   #profiler: DispatchProfiler | null = null;
@@ -154,10 +168,14 @@ export class Engine {
     this.maxDispatchesPerSubmit = opts.maxDispatchesPerSubmit ?? 64;
     this.tune = opts.tune ?? tuneByDefault();
     this.tuningStore = opts.tuningStore === undefined ? defaultTuningStore() : opts.tuningStore;
-    this.pool = new BufferPool(device, this.limits.maxBufferSize);
-    this.#arena = new ArrayBuffer(this.maxDispatchesPerSubmit * UNIFORM_SLOT);
+    this.#scoped = !owned && !synchronousErrorEvents;
+    // No closure here may use `this`: the error listener below shares this scope, and the device
+    // (which may outlive the engine) holds the listener.
+    this.pool = new BufferPool(device, this.limits.maxBufferSize, this.guard.bind(this));
+    const arenaBytes = this.maxDispatchesPerSubmit * UNIFORM_SLOT;
+    this.#arena = new ArrayBuffer(arenaBytes);
     this.#arenaView = new DataView(this.#arena);
-    this.#arenaBuf = device.createBuffer({ size: this.#arena.byteLength, usage: 0x40 | 0x08 }); // UNIFORM | COPY_DST
+    this.#arenaBuf = this.guard(() => device.createBuffer({ size: arenaBytes, usage: 0x40 | 0x08 })); // UNIFORM | COPY_DST
     this.gpu = opts.gpu;
     // An adopted device outlives its engines: what it holds must not keep a dropped engine alive
     // (the lost promise through a weak reference; the error listener is removed on destroy).
@@ -166,12 +184,44 @@ export class Engine {
       const e = self.deref();
       if (e && !e.#destroyed) e.#lost = `${info.reason ?? 'unknown'}: ${info.message}`;
     });
-    const errors = this.#errors;
+    // The listener claims every error on the engine's own device, and on an adopted one those
+    // raised inside the engine's calls; a claimed error is not also printed (dawn.node writes
+    // uncaught ones to stdout) but thrown by the engine.
+    const calls = this.#calls;
     this.#onError = (e: Event) => {
-      errors.push(describeGpuError((e as GPUUncapturedErrorEvent).error.message));
+      if (!owned && calls.depth === 0) return;
+      e.preventDefault();
+      calls.errors.push(describeGpuError((e as GPUUncapturedErrorEvent).error.message));
     };
+    if (this.#scoped) return;
     if (typeof device.addEventListener === 'function') device.addEventListener('uncapturederror', this.#onError);
     else (device as { onuncapturederror: unknown }).onuncapturederror = this.#onError;
+  }
+
+  /**
+   * Runs device calls as the engine's: a GPU error they raise is thrown by the engine (at once
+   * where the implementation reports it synchronously, as dawn.node does; else at its next call,
+   * and by `sync`/`read` at the latest), never left to the device's other listeners.
+   */
+  guard<T>(fn: () => T): T {
+    const scoped = this.#scoped;
+    if (scoped) for (const f of SCOPE_FILTERS) this.device.pushErrorScope(f);
+    this.#calls.depth++;
+    try {
+      return fn();
+    } finally {
+      this.#calls.depth--;
+      if (scoped) {
+        const errors = this.#calls.errors;
+        for (let i = 0; i < SCOPE_FILTERS.length; i++) {
+          this.#scopeResults.push(this.device.popErrorScope().then(
+            (err) => { if (err) errors.push(describeGpuError(err.message)); },
+            () => {}, // the device was lost: reported through `lost`
+          ));
+        }
+        if (this.#scopeResults.length > 1024) this.#scopeResults = [Promise.all(this.#scopeResults).then(() => {})];
+      }
+    }
   }
 
   /** Gets an adapter and device (dawn.node in Node, navigator.gpu in browsers) or adopts `opts.device`. */
@@ -221,6 +271,10 @@ export class Engine {
     }
     const struct = spec.uniforms ? matchStruct(spec.code, spec.uniforms, spec.label) : null;
     if (struct && struct.size > UNIFORM_SLOT) throw new Error(`${spec.label}: uniform struct ${struct.name} is larger than ${UNIFORM_SLOT} bytes`);
+    this.guard(() => this.#record(spec, struct, x, y, z));
+  }
+
+  #record(spec: DispatchSpec, struct: ReturnType<typeof matchStruct> | null, x: number, y: number, z: number): void {
     const pipeline = this.pipeline(spec.code, spec.entry ?? 'main', spec.constants, spec.label);
     const entries: GPUBindGroupEntry[] = [];
     if (struct) {
@@ -235,6 +289,9 @@ export class Engine {
       entries.push({ binding: i + 1, resource: { buffer: b.buffer, offset: b.offset ?? 0, size: Math.max(4, b.size) } });
     });
     const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    // Where errors arrive synchronously, an invalid bind group (a misaligned or foreign buffer) is
+    // thrown here, before it is recorded: recorded, it would fail the whole submit after it.
+    this.#check();
     // Profiling: each dispatch in a pass of its own, timestamped at its start and end.
     if (this.#profiler) this.#endPass();
     const pass = this.#computePass(this.#profiler?.writes(spec.label));
@@ -252,7 +309,7 @@ export class Engine {
     this.#endPass();
     this.#lastUse.set(src, this.#batch);
     this.#lastUse.set(dst, this.#batch);
-    this.#encoderOrNew().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    this.guard(() => this.#encoderOrNew().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes));
     this.#recorded++;
   }
 
@@ -261,18 +318,21 @@ export class Engine {
     this.#check();
     // queue.writeBuffer runs before the open encoder's commands would; submit those first.
     if (this.#recorded > 0) this.flush();
-    this.device.queue.writeBuffer(dst, dstOffset, data.buffer, data.byteOffset, data.byteLength);
+    this.guard(() => this.device.queue.writeBuffer(dst, dstOffset, data.buffer, data.byteOffset, data.byteLength));
   }
 
   /** Submits everything recorded so far. */
   flush(): void {
-    if (this.#encoder) {
-      this.#endPass();
-      this.#profiler?.resolve(this.#encoder);
-      if (this.#arenaUsed > 0) this.device.queue.writeBuffer(this.#arenaBuf, 0, this.#arena, 0, this.#arenaUsed);
-      this.device.queue.submit([this.#encoder.finish()]);
-      this.counters.submits++;
+    const encoder = this.#encoder;
+    if (encoder) {
       this.#encoder = null;
+      this.guard(() => {
+        this.#endPass();
+        this.#profiler?.resolve(encoder);
+        if (this.#arenaUsed > 0) this.device.queue.writeBuffer(this.#arenaBuf, 0, this.#arena, 0, this.#arenaUsed);
+        this.device.queue.submit([encoder.finish()]);
+      });
+      this.counters.submits++;
     }
     this.#arenaUsed = 0;
     this.#recorded = 0;
@@ -289,6 +349,7 @@ export class Engine {
   async sync(): Promise<void> {
     this.flush();
     await yieldingAwait(this.device.queue.onSubmittedWorkDone());
+    await this.#scopesSettled();
     this.#check();
   }
 
@@ -305,8 +366,9 @@ export class Engine {
       staging.unmap();
       return out;
     } finally {
-      this.#check();
       this.pool.release(staging, false);
+      await this.#scopesSettled();
+      this.#check();
     }
   }
 
@@ -319,17 +381,18 @@ export class Engine {
     const ck = constants ? Object.keys(constants).sort().map((k) => `${k}=${constants[k]}`).join(',') : '';
     let mod = this.#modules.get(code);
     if (!mod) {
-      const module = this.device.createShaderModule({ code, label });
+      const module = this.guard(() => this.device.createShaderModule({ code, label }));
       mod = { module, id: this.#moduleIds++ };
       this.#modules.set(code, mod);
     }
     const fullKey = `${mod.id}:${entry}:${ck}`;
     let p = this.#pipelines.get(fullKey);
     if (!p) {
-      p = this.device.createComputePipeline({ label, layout: 'auto', compute: { module: mod.module, entryPoint: entry, constants } });
+      const { module } = mod;
+      p = this.guard(() => this.device.createComputePipeline({ label, layout: 'auto', compute: { module, entryPoint: entry, constants } }));
       // dawn.node reports compile errors synchronously: raise them in the op's own call, and
       // forget the invalid module so that the next call reports the same error, not a follow-up.
-      if (this.#errors.length) {
+      if (this.#calls.errors.length) {
         this.#modules.delete(code);
         this.#check();
       }
@@ -339,10 +402,10 @@ export class Engine {
     return p;
   }
 
-  /** Live, pooled and peak bytes of this engine's buffers, and createBuffer calls so far. */
   /**
-   * Per-engine state of a kernel family (tuned configurations, test overrides), created on first
-   * use: two engines in one process never share it.
+   * Per-engine state of a kernel family (tuned configurations, test overrides, scratch buffers),
+   * created on first use: two engines in one process never share it. A value with a `destroy`
+   * method is destroyed with the engine.
    */
   local<T>(key: symbol, init: () => T): T {
     if (!this.#local.has(key)) this.#local.set(key, init());
@@ -367,7 +430,7 @@ export class Engine {
     }
     if (this.#profiler) throw new Error('profile: a profiled run is already in progress on this engine');
     await this.sync();
-    const profiler = new DispatchProfiler(this.device, this.maxDispatchesPerSubmit);
+    const profiler = this.guard(() => new DispatchProfiler(this.device, this.maxDispatchesPerSubmit));
     this.#profiler = profiler;
     let result: T;
     try {
@@ -384,13 +447,18 @@ export class Engine {
     return { result, kernels: await profiler.collect() };
   }
 
-  /** Frees pooled buffers and, if the engine created the device, destroys it. */
+  /**
+   * Destroys every buffer the engine made (its tensors' too: they are unusable after it) and, if
+   * the engine created the device, the device. Buffers of `Tensor.wrap` stay the caller's.
+   */
   destroy(): void {
     if (this.#destroyed) return;
     this.flush();
     this.#destroyed = true;
-    this.pool.trim();
+    this.pool.destroyAll();
     this.#arenaBuf.destroy();
+    for (const v of this.#local.values()) (v as { destroy?: () => void } | null)?.destroy?.();
+    this.#local.clear();
     const d = this.device as GPUDevice & { onuncapturederror?: unknown };
     if (typeof d.removeEventListener === 'function') d.removeEventListener('uncapturederror', this.#onError);
     else if (d.onuncapturederror === this.#onError) d.onuncapturederror = null;
@@ -400,11 +468,20 @@ export class Engine {
   #check(): void {
     if (this.#destroyed) throw new Error('the engine was destroyed');
     if (this.#lost) throw new Error(`GPU device lost (${this.#lost})`);
-    if (this.#errors.length) {
-      const msg = this.#errors[0];
-      this.#errors.length = 0;
+    const errors = this.#calls.errors;
+    if (errors.length) {
+      const msg = errors[0];
+      errors.length = 0;
       throw new Error(msg);
     }
+  }
+
+  /** Waits until the error scopes of the calls so far have reported (adopted devices without synchronous error events). */
+  async #scopesSettled(): Promise<void> {
+    if (!this.#scopeResults.length) return;
+    const pending = this.#scopeResults;
+    this.#scopeResults = [];
+    await Promise.all(pending);
   }
 
   #encoderOrNew(): GPUCommandEncoder {

@@ -56,7 +56,7 @@ const mp = (px: number): string => `${+(px / 1e6).toPrecision(3)} MP`;
 /** Refuses a declared size over the budget before anything of that size is allocated. */
 function checkBudget(width: number, height: number, maxPixels: number, fail: (msg: string) => never): void {
   if (width * height > maxPixels) {
-    fail(`${width}x${height} pixels (${mp(width * height)}) is over this machine's budget of ${mp(maxPixels)} (set ${MAX_MEGAPIXELS_ENV} to change it)`);
+    fail(`${width}x${height} pixels (${mp(width * height)}) is over the pixel budget of ${mp(maxPixels)} (set ${MAX_MEGAPIXELS_ENV}, or a library call's maxPixels, to change it)`);
   }
 }
 
@@ -245,6 +245,9 @@ export function imageReadLimit(source: string, maxPixels = pixelBudget()): ReadL
  */
 export function encodeImage(img: Image, format: ImageFormat): Uint8Array {
   checkImage(img, `cannot encode ${format}`);
+  // A NaN would be written as black: a wrong picture rather than an error.
+  const bad = img.data.findIndex((v) => !Number.isFinite(v));
+  if (bad >= 0) throw new Error(`cannot encode ${format}: value ${img.data[bad]} at index ${bad} (channel ${Math.floor(bad / (img.width * img.height))}); images hold finite values`);
   const { width, height } = img;
   if (format === 'png') {
     // RGB, or RGBA with alpha. The packer only reads width/height/data/gamma, so a plain object
@@ -264,7 +267,7 @@ export function encodeImage(img: Image, format: ImageFormat): Uint8Array {
   throw new Error(`cannot encode image: unknown format '${String(format)}'`);
 }
 
-/** Reads and decodes a PNG or JPEG; reads are capped by the pixel budget (see imageReadLimit). */
+/** Reads and decodes a PNG or JPEG; reads are capped by the pixel budget (`DecodeOptions.maxPixels`, default `pixelBudget()`). */
 export async function readImage(path: string, opts: DecodeOptions = {}): Promise<Image> {
   const maxPixels = opts.maxPixels ?? pixelBudget();
   return decodeImage(await readFileBytes(path, imageReadLimit(path, maxPixels)), path, { maxPixels });

@@ -1,4 +1,5 @@
 // Platform-neutral image types and pixel conversions, shared by the Node codecs and the browser.
+import { describeValue } from '../util/describe.js';
 
 /** Planar CHW RGB in [0,1]: data[c*H*W + y*W + x], i.e. an NCHW tensor with N=1. */
 export interface Image {
@@ -38,16 +39,17 @@ export function toByte(v: number): number {
 }
 
 export function checkImage(img: Image, what = 'image'): void {
+  if (typeof img !== 'object' || img === null) throw new Error(`${what}: expected an image { width, height, data }, got ${describeValue(img)}`);
   const { width, height, data } = img;
-  if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0) {
-    throw new Error(`${what}: invalid size ${width}x${height}`);
+  for (const [k, v] of [['width', width], ['height', height]] as const) {
+    if (!Number.isInteger(v) || v <= 0) throw new Error(`${what}: ${k} must be a positive integer, got ${describeValue(v)}`);
   }
   if (!(data instanceof Float32Array) || data.length !== 3 * width * height) {
-    throw new Error(`${what}: data must be a Float32Array of 3*${height}*${width} = ${3 * width * height} values, got ${data?.length}`);
+    throw new Error(`${what}: data must be a Float32Array of 3*${height}*${width} = ${3 * width * height} values, got ${describeValue(data)}`);
   }
-  if (img.depth !== undefined && img.depth !== 16) throw new Error(`${what}: depth must be 16 or absent, got ${String(img.depth)}`);
+  if (img.depth !== undefined && img.depth !== 16) throw new Error(`${what}: depth must be 16 or absent, got ${describeValue(img.depth)}`);
   if (img.alpha !== undefined && (!(img.alpha instanceof Float32Array) || img.alpha.length !== width * height)) {
-    throw new Error(`${what}: alpha must be a Float32Array of ${height}*${width} = ${width * height} values, got ${img.alpha?.length}`);
+    throw new Error(`${what}: alpha must be a Float32Array of ${height}*${width} = ${width * height} values, got ${describeValue(img.alpha)}`);
   }
 }
 

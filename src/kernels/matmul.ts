@@ -190,27 +190,20 @@ function panel(j: Job): void {
   });
 }
 
-/** One STORAGE|UNIFORM buffer per engine for packed windows, grown on demand (not pooled). */
-const scratchBuffers = new WeakMap<Engine, GPUBuffer>();
+/** One STORAGE|UNIFORM buffer per engine for packed windows, grown on demand (not pooled; destroyed with the engine). */
+const SCRATCH = Symbol('matmul windows');
 
 function scratch(e: Engine, bytes: number): GPUBuffer {
-  let buf = scratchBuffers.get(e);
-  if (buf && buf.size >= bytes) return buf;
-  if (buf) {
+  const held = e.local(SCRATCH, () => ({ buf: null as GPUBuffer | null, destroy() { this.buf?.destroy(); } }));
+  if (held.buf && held.buf.size >= bytes) return held.buf;
+  if (held.buf) {
     // Commands recorded so far may still read it: submit them; destroy waits for their completion.
     e.flush();
-    buf.destroy();
+    held.buf.destroy();
   }
   const size = Math.min(cdiv(bytes, 1 << 20) * (1 << 20), maxScratch(e));
-  buf = e.device.createBuffer({ label: 'matmul windows', size, usage: 0x80 | 0x40 }); // STORAGE | UNIFORM
-  scratchBuffers.set(e, buf);
-  return buf;
-}
-
-/** Frees the panel kernel's scratch buffer (it is otherwise kept for the engine's lifetime). */
-export function releaseMatmulScratch(engine: Engine): void {
-  scratchBuffers.get(engine)?.destroy();
-  scratchBuffers.delete(engine);
+  held.buf = e.guard(() => e.device.createBuffer({ label: 'matmul windows', size, usage: 0x80 | 0x40 })); // STORAGE | UNIFORM
+  return held.buf;
 }
 
 // ---- bindings -----------------------------------------------------------------------------------

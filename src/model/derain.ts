@@ -4,7 +4,8 @@ import { noGrad } from '../graph/autograd.js';
 import { Tensor, tidy } from '../core/tensor.js';
 import { prepareTuning, tunePending } from '../kernels/conv2d.js';
 import { pooledParts, squeezeExcitePoolRect } from '../kernels/se.js';
-import { sourceTraits, type Image } from '../io/image.js';
+import { checkImage, sourceTraits, type Image } from '../io/image.js';
+import { checkCallback, describeValue } from '../util/describe.js';
 import { receptiveRadius } from './config.js';
 import type { DrdNet, GateStages } from './drdnet.js';
 
@@ -29,8 +30,9 @@ export interface DerainOptions {
    */
   onTuning?: (classes: number) => void;
   /**
-   * Refuse an input with a value above this (8-bit samples passed as floats would "work" and
-   * return garbage: the model sees [0, 1]). Default: no limit; non-finite values are always refused.
+   * Refuse an input with a value above this or below 1 - maxInput (8-bit samples passed as floats
+   * would "work" and return garbage: the model sees [0, 1]). Default: no limit; non-finite values
+   * are always refused.
    */
   maxInput?: number;
   /**
@@ -70,7 +72,7 @@ export function planTiles(model: DrdNet, width: number, height: number, opts: De
   if (opts.tile === undefined && width * height <= maxPixels) return { core: Math.max(width, height), halo, tiles: 1 };
   let core = opts.tile ?? Math.floor(Math.sqrt(maxPixels)) - 2 * halo;
   if (opts.tile !== undefined && (!Number.isInteger(core) || core < MIN_TILE)) {
-    throw new Error(`tile size must be an integer of at least ${MIN_TILE} output pixels, got ${opts.tile}`);
+    throw new Error(`tile size must be an integer of at least ${MIN_TILE} output pixels, got ${describeValue(opts.tile)}`);
   }
   if (core < MIN_TILE) {
     throw new Error(`the device's maxStorageBufferBindingSize (${engine.limits.maxStorageBufferBindingSize}) leaves no room for a tile with ${halo} px of context on each side`);
@@ -94,13 +96,29 @@ function crop(img: Image, x0: number, y0: number, w: number, h: number): Float32
 function checkInputValues(img: Image, maxInput: number): void {
   const d = img.data;
   let max = 0;
+  let min = 0;
   for (let i = 0; i < d.length; i++) {
     const v = d[i];
     // A NaN in would come out as a NaN, which the output check blames on the weights.
     if (!Number.isFinite(v)) throw new Error(`derain input: value ${v} at index ${i} (channel ${Math.floor(i / (img.width * img.height))}); images hold finite values in [0, 1]`);
     if (v > max) max = v;
+    if (v < min) min = v;
   }
   if (max > maxInput) throw new Error(`derain input: values up to ${max}, but images hold floats in [0, 1] (divide 8-bit samples by 255, or use rgbaToImage)`);
+  if (min < 1 - maxInput) throw new Error(`derain input: values down to ${min}, but images hold floats in [0, 1]`);
+}
+
+/** The options derainImage takes from its caller, checked before any work. */
+function checkOptions(opts: DerainOptions): void {
+  const n = opts.ensemble ?? 1;
+  if (!ENSEMBLES.includes(n)) throw new Error(`derain: ensemble must be 1, 2 or 4, got ${describeValue(opts.ensemble)}`);
+  // stateBudget 0 is meaningful: every tile's state in CPU memory.
+  for (const [k, least] of [['activationBudget', 'a positive number of bytes'], ['stateBudget', 'a number of bytes >= 0'], ['maxInput', 'a positive number']] as const) {
+    const v = opts[k];
+    if (v !== undefined && !(typeof v === 'number' && (k === 'stateBudget' ? v >= 0 : v > 0))) throw new Error(`derain: ${k} must be ${least}, got ${describeValue(v)}`);
+  }
+  checkCallback('derain: onTile', opts.onTile);
+  checkCallback('derain: onTuning', opts.onTuning);
 }
 
 /**
@@ -109,8 +127,9 @@ function checkInputValues(img: Image, maxInput: number): void {
  * (broken weights) is an error rather than a black image.
  */
 export async function derainImage(model: DrdNet, img: Image, opts: DerainOptions = {}): Promise<Image> {
+  checkImage(img, 'derain input');
+  checkOptions(opts);
   const n = opts.ensemble ?? 1;
-  if (!ENSEMBLES.includes(n)) throw new Error(`derain: ensemble must be 1, 2 or 4, got ${String(n)}`);
   checkInputValues(img, opts.maxInput ?? Infinity);
   const modes = model.namedModules().map(([, m]) => [m, m.training] as const);
   model.eval();

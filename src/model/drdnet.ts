@@ -160,7 +160,7 @@ class DetailBlock extends Module {
 }
 
 /** Head conv + PReLU, residual blocks, body conv + BN with a long skip, tail conv to 3 channels. */
-class Branch extends Module {
+export class DrdBranch extends Module {
   readonly head: Indexed;
   readonly blocks: Indexed<Layer>;
   readonly body: Indexed;
@@ -251,8 +251,8 @@ export interface DrdOutputs {
 /** The Semi-DRDNet network (DRD-Net backbone) with the authors' PyTorch parameter names. */
 export class DrdNet extends Module {
   readonly config: DrdConfig;
-  readonly rainNet: Branch;
-  readonly backNet: Branch | null;
+  readonly rainNet: DrdBranch;
+  readonly backNet: DrdBranch | null;
   /** Called with every PReLU output during forward while set (see ActivationTap). */
   tap: ActivationTap | null = null;
   #folded: Map<Module, ConvEpilogue> | null = null;
@@ -265,10 +265,10 @@ export class DrdNet extends Module {
     const at = (index: number): BlockContext => ({ engine, rng: k.rng, channels: this.config.channels, config: this.config, index });
     const { rainGate, rainBlock, detailBlock } = options;
     const rain = Array.from({ length: config.rainBlocks }, (_, i) => (rainBlock ? rainBlock(at(i)) : new RainBlock(k, rainGate && (() => rainGate(at(i))))));
-    this.rainNet = this.child('rain_net', new Indexed([new Branch(k, { head: 'rain_net_head', blocks: 'rain_residual_blocks', body: 'rain_net_body' }, rain)])).items[0];
+    this.rainNet = this.child('rain_net', new Indexed([new DrdBranch(k, { head: 'rain_net_head', blocks: 'rain_residual_blocks', body: 'rain_net_body' }, rain)])).items[0];
     if (config.detail) {
       const detail = Array.from({ length: config.detailBlocks }, (_, i) => (detailBlock ? detailBlock(at(i)) : new DetailBlock(k)));
-      this.backNet = this.child('back_net', new Indexed([new Branch(k, { head: 'back_net_head', blocks: 'back_residual_blocks', body: 'back_net_body' }, detail)])).items[0];
+      this.backNet = this.child('back_net', new Indexed([new DrdBranch(k, { head: 'back_net_head', blocks: 'back_residual_blocks', body: 'back_net_body' }, detail)])).items[0];
     } else {
       this.backNet = null;
     }
@@ -288,7 +288,7 @@ export class DrdNet extends Module {
     this.#unfold();
     const map = new Map<Module, ConvEpilogue>();
     for (const [, m] of this.namedModules()) {
-      if (m instanceof Branch) {
+      if (m instanceof DrdBranch) {
         const [hc, ha] = m.head.items as [Conv2d, PReLU];
         const [bc, bbn] = m.body.items as [Conv2d, BatchNorm2d];
         map.set(hc, foldLayer(hc, null, ha)).set(bc, foldLayer(bc, bbn, null));
@@ -347,8 +347,8 @@ export class DrdNet extends Module {
       const at = (prelu: string) => (tap ? (t: Tensor) => tap(`${name}.${prelu}`, t) : null);
       if (m instanceof RainBlock) m.tap = at('rain_residual_block_head.2');
       else if (m instanceof DetailBlock) m.tap = at('back_residual_block_body.2');
-      else if (m instanceof Branch) m.tap = at(`${m === this.rainNet ? 'rain_net_head' : 'back_net_head'}.1`);
-      if (m instanceof RainBlock || m instanceof DetailBlock || m instanceof Branch) m.folded = folded;
+      else if (m instanceof DrdBranch) m.tap = at(`${m === this.rainNet ? 'rain_net_head' : 'back_net_head'}.1`);
+      if (m instanceof RainBlock || m instanceof DetailBlock || m instanceof DrdBranch) m.folded = folded;
     }
     return folded;
   }
