@@ -33,12 +33,14 @@ export interface PatchSamplerOptions {
   rng?: Rng | number;
 }
 
+/** A batch of unlabelled patches from `PatchSampler.next`: B x 3 x P x P floats and their source names. */
 export interface ImageBatch {
   /** B*3*P*P floats, NCHW. */
   data: Float32Array;
   names: string[];
 }
 
+/** A batch of aligned rainy/clean patches from `PatchSampler.nextPairs`, each B x 3 x P x P (NCHW), and their source names. */
 export interface PairPatchBatch {
   rainy: Float32Array;
   clean: Float32Array;

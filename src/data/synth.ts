@@ -42,6 +42,7 @@ export interface StreakLayer {
   clouds?: { amount: number; scale: number };
 }
 
+/** A rain recipe's parameters (the values of `RAIN_PRESETS`): streak angle range and streak layers. */
 export interface RainParams {
   /** Base streak angle in degrees from vertical, drawn per image; positive leans the top of a streak to the right ('/'). */
   angle: Range;

@@ -1,5 +1,6 @@
 // Platform-neutral reader/writer for the safetensors checkpoint format (https://github.com/huggingface/safetensors).
 
+/** One tensor of a parsed safetensors file: dtype name, shape and its raw bytes. */
 export interface SafetensorsEntry {
   dtype: string;
   shape: number[];
@@ -22,6 +23,7 @@ export interface SerializableTensor {
   data: Float32Array | BigInt64Array | Uint16Array;
 }
 
+/** A tensor to serialize under its name (`serializeSafetensors` takes a list of them, in file order). */
 export interface NamedSerializableTensor extends SerializableTensor {
   name: string;
 }

@@ -159,14 +159,20 @@ class DetailBlock extends Module {
   }
 }
 
-/** Head conv + PReLU, residual blocks, body conv + BN with a long skip, tail conv to 3 channels. */
+/**
+ * One of DrdNet's two branches (`rainNet`, `backNet`): head conv + PReLU, residual blocks, body
+ * conv + BN with a long skip, tail conv to 3 channels.
+ */
 export class DrdBranch extends Module {
   readonly head: Indexed;
   readonly blocks: Indexed<Layer>;
   readonly body: Indexed;
   readonly tail: Indexed;
+  /** Called with the head's activation during `forward` (DrdNet sets it to collect feature taps), or null. */
   tap: ((t: Tensor) => void) | null = null;
+  /** @internal The folded inference weights while `DrdNet.foldForInference` is in effect. */
   folded: Folded = null;
+  /** @internal */
   constructor(k: Ctx, names: { head: string; blocks: string; body: string }, blocks: Layer[]) {
     super();
     const C = k.c.channels;
@@ -175,6 +181,7 @@ export class DrdBranch extends Module {
     this.body = this.child(names.body, new Indexed([conv3(k, C, C), new BatchNorm2d(k.engine, C)]));
     this.tail = this.child('tail', new Indexed([conv3(k, C, 3)]));
   }
+  /** An NCHW batch through the branch: its 3-channel output (the rain layer, or the detail layer). */
   forward(x: Tensor): Tensor {
     const [hc, ha] = this.head.items as [Conv2d, PReLU];
     let x0: Tensor;
