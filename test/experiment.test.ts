@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { preset } from '../src/model/config.js';
@@ -61,11 +61,20 @@ test('experiment refusals: unknown keys, bad seeds, seed with seeds, a module th
     [{ shiftRain: 'drizzle' }, {}, "'shiftRain' must be one of light, heavy, real"],
     [{}, { module: './gate.py' }, 'must be the path of a .ts or .js file'],
     [{}, { options: { k: 1 } }, 'names none'],
+    // Values that would fail or mislead hours in, refused before the first step.
+    [{ steps: 2.5 }, {}, "base setting 'steps' must be an integer >= 1, got 2.5"],
+    [{ patch: 16.5 }, {}, "'patch' must be an integer >= 1"],
+    [{ lr: 1e999 }, {}, "'lr' must be a finite number"],
+    [{ vggTap: 9 }, {}, "'vggTap' must be an integer from 1 to 5, got 9"],
+    [{}, { train: { lr: 0 } }, `"train" setting 'lr' of variant 'b' must be a positive number, got 0`],
+    [{}, { train: { lr: 'fast' } }, "'lr' of variant 'b' must be a finite number, got \"fast\""],
+    [{}, { train: { contrastive: 1 } }, "'contrastive' of variant 'b' must be a boolean"],
   ];
   for (const [base, variant, msg] of usage) {
     const r = cli(spec(base, variant), '-o', join(dir, 'out'));
     assert.is(r.status, 2, `${msg}: ${r.stderr}`);
     assert.ok(r.stderr.includes(msg), `'${r.stderr.trim()}' lacks '${msg}'`);
+    assert.not.ok(existsSync(join(dir, 'out')), `${msg}: the output folder was made`);
   }
   writeFileSync(join(dir, 'broken.ts'), 'export const rainGate = (;\n');
   for (const [module, msg] of [['./absent.ts', 'absent.ts: no such variant module'], ['./broken.ts', 'broken.ts:1:']]) {

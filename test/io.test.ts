@@ -15,7 +15,7 @@ import {
   type NamedSerializableTensor,
   type SerializableTensor,
 } from '../src/io/safetensors.js';
-import { fsCause, LineLog, makeDir, readFileBytes, writeFileAtomic } from '../src/io/fs-node.js';
+import { fsCause, LineLog, makeDir, readFileBytes, removeUnfinished, unfinishedOutput, writeFileAtomic } from '../src/io/fs-node.js';
 import {
   applyOrientation,
   detectImageFormat,
@@ -315,6 +315,20 @@ test('fs: writeFileAtomic writes, replaces and leaves no temp files', async () =
   assert.equal(await readdir(dir), ['model.safetensors']);
 });
 
+test('fs: unfinished outputs are what a signal removes, and a finished write leaves none registered', async () => {
+  const dir = await tmpDir();
+  const half = join(dir, 'norain.png');
+  await writeFile(half, 'half of a pair');
+  unfinishedOutput(half);
+  const done = join(dir, 'done.bin');
+  await writeFileAtomic(done, new Uint8Array([1]));
+  await rejectionOf(writeFileAtomic(join(dir, 'nope', 'x.bin'), new Uint8Array(1)));
+  removeUnfinished(); // what the CLI's SIGINT/SIGTERM handler runs before it exits
+  assert.equal(await readdir(dir), ['done.bin']);
+  unfinishedOutput(join(dir, 'gone'));
+  removeUnfinished(); // a path that never came to be is no error
+});
+
 test('fs: writeFileAtomic failures leave no temp files and name the path', async () => {
   const dir = await tmpDir();
   const missing = join(dir, 'nope', 'x.bin');
@@ -436,17 +450,24 @@ test('png: gray and gray+alpha expand to RGB', () => {
   assert.equal(Array.from(low.data.subarray(0, 4)), [0, 1 / 3, 2 / 3, 1].map(Math.fround));
 });
 
-test('png: tRNS colour key does not alter the raw samples', () => {
-  const gray = makePng(2, 1, 0, 8, [[40, 41]], [['tRNS', new Uint8Array([0, 40])]]);
-  assert.equal(Array.from(imageToRgb8(decodeImage(gray))), [40, 40, 40, 41, 41, 41]);
-  const rgb = makePng(1, 1, 2, 8, [[1, 2, 3]], [['tRNS', new Uint8Array([0, 1, 0, 2, 0, 3])]]);
-  assert.equal(Array.from(imageToRgb8(decodeImage(rgb))), [1, 2, 3]);
+test('png: a tRNS colour key makes its pixels transparent without altering the raw samples', () => {
+  const gray = decodeImage(makePng(2, 1, 0, 8, [[40, 41]], [['tRNS', new Uint8Array([0, 40])]]));
+  assert.equal(Array.from(imageToRgb8(gray)), [40, 40, 40, 41, 41, 41]);
+  assert.equal(Array.from(gray.alpha ?? []), [0, 1]);
+  const rgb = decodeImage(makePng(2, 1, 2, 8, [[1, 2, 3, 1, 2, 4]], [['tRNS', new Uint8Array([0, 1, 0, 2, 0, 3])]]));
+  assert.equal(Array.from(imageToRgb8(rgb)), [1, 2, 3, 1, 2, 4]);
+  assert.equal(Array.from(rgb.alpha ?? []), [0, 1]);
+  const low = decodeImage(makePng(2, 1, 0, 4, [[0x12]], [['tRNS', new Uint8Array([0, 1])]]));
+  assert.equal(Array.from(low.alpha ?? []), [0, 1]);
+  const deep = decodeImage(makePng(2, 1, 0, 16, [[1, 0, 1, 1]], [['tRNS', new Uint8Array([1, 1])]]));
+  assert.equal(Array.from(deep.alpha ?? []), [1, 0]);
 });
 
-test('png: palette images, alpha in tRNS ignored', () => {
+test('png: palette images, with the alphas of tRNS (entries past its end opaque)', () => {
   const plte = new Uint8Array([255, 0, 0, 0, 128, 255, 9, 8, 7]);
-  const png = makePng(3, 1, 3, 8, [[2, 0, 1]], [['PLTE', plte], ['tRNS', new Uint8Array([0, 50])]]);
-  assert.equal(Array.from(imageToRgb8(decodeImage(png))), [9, 8, 7, 255, 0, 0, 0, 128, 255]);
+  const keyed = decodeImage(makePng(3, 1, 3, 8, [[2, 0, 1]], [['PLTE', plte], ['tRNS', new Uint8Array([0, 51])]]));
+  assert.equal(Array.from(imageToRgb8(keyed)), [9, 8, 7, 255, 0, 0, 0, 128, 255]);
+  assert.equal(Array.from(keyed.alpha ?? []), [1, 0, 0.2].map(Math.fround));
   const packed = makePng(3, 1, 3, 4, [[0x21, 0x00]], [['PLTE', plte]]);
   assert.equal(Array.from(imageToRgb8(decodeImage(packed))), [9, 8, 7, 0, 128, 255, 255, 0, 0]);
 });

@@ -154,6 +154,11 @@ test('tile plan follows the binding limit', async () => {
   assert.ok(p.tiles > 1, 'a 12 MP image is tiled');
   assert.ok((p.core + 2 * p.halo) ** 2 * 16 * 4 <= e.limits.maxStorageBufferBindingSize);
   assert.is(planTiles(m, 64, 48).tiles, 1);
+  // A tile asked for beyond the limit is taken down to the largest one, even one covering the image;
+  // within it, as given.
+  for (const tile of [p.core + 1, 5000]) assert.equal(planTiles(m, 4000, 3000, { tile }), p);
+  assert.is(planTiles(m, 4000, 3000, { tile: 500 }).core, 500);
+  assert.is(planTiles(m, 64, 48, { tile: 5000 }).tiles, 1);
   m.dispose();
 });
 

@@ -1,5 +1,5 @@
 // The `semi-drdnet` command line: dispatches to one module per command.
-import { fsCause, packageVersion } from '../io/fs-node.js';
+import { fsCause, packageVersion, removeUnfinished } from '../io/fs-node.js';
 import { UsageError } from './args.js';
 import { reportError } from './common.js';
 import * as adapt from './commands/adapt.js';
@@ -91,6 +91,15 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   stdoutFailed = true;
   process.exitCode = 1;
 });
+// Ctrl-C or SIGTERM ends a command at once (train's own handler finishes the step first), but
+// never leaves an unfinished output behind: a write's temp file, half of a synthesized pair.
+const onSignal = (signal: NodeJS.Signals) => {
+  if (process.listenerCount(signal) > 1) return;
+  removeUnfinished();
+  process.exit(signal === 'SIGTERM' ? 143 : 130);
+};
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);
 main(process.argv.slice(2)).then((code) => {
   process.exitCode = stdoutFailed ? 1 : code;
 });

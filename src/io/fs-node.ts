@@ -1,7 +1,7 @@
 // Node-only file helpers: crash-safe writes (checkpoints, images), capped reads, line-atomic logs,
 // output-folder checks, and one-line errors that name the path and the cause.
 import { randomBytes } from 'node:crypto';
-import { accessSync, closeSync, existsSync, constants, readFileSync, fstatSync, ftruncateSync, mkdirSync, openSync, readSync, realpathSync, statSync, writeSync, type Stats } from 'node:fs';
+import { accessSync, closeSync, existsSync, constants, readFileSync, fstatSync, ftruncateSync, mkdirSync, openSync, readSync, realpathSync, rmSync, statSync, writeSync, type Stats } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,12 +35,31 @@ export function fsError(verb: string, path: string, err: unknown): Error {
   return new Error(`cannot ${verb} '${path}': ${fsCause(err)}`);
 }
 
+/** Files that are not outputs yet (temp files of writes in progress, half a pair): what `removeUnfinished` deletes. */
+const unfinished = new Set<string>();
+
+/** Marks `path` as not a finished output until `finished(path)`: a signal's exit removes it. */
+export function unfinishedOutput(path: string): void {
+  unfinished.add(path);
+}
+
+export function finished(path: string): void {
+  unfinished.delete(path);
+}
+
+/** Deletes every unfinished output now (synchronously: a signal handler calls it right before exiting). */
+export function removeUnfinished(): void {
+  for (const p of unfinished) rmSync(p, { force: true });
+  unfinished.clear();
+}
+
 /**
  * Write via a same-directory temp file + fsync + rename so a crash mid-write never leaves
  * a half-written checkpoint under the real name (rename is atomic within one filesystem).
  */
 export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
+  unfinishedOutput(tmp);
   try {
     const fh = await open(tmp, 'wx');
     try {
@@ -53,6 +72,8 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<
   } catch (err) {
     await rm(tmp, { force: true }).catch(() => undefined);
     throw fsError('write', path, err);
+  } finally {
+    finished(tmp);
   }
 }
 

@@ -79,10 +79,12 @@ function pngDataSize(width: number, height: number, bitsPerPixel: number, interl
 
 /**
  * Walk and verify the chunk list before pngjs sees it: pngjs reports truncation with an opaque
- * stream error, its sync inflate returns uninitialised memory instead of throwing on a corrupt or
- * short zlib stream, and it zeroes the RGB of tRNS-keyed pixels (so tRNS is dropped: raw samples).
+ * stream error, and its sync inflate returns uninitialised memory instead of throwing on a corrupt
+ * or short zlib stream. `clean` has no tRNS chunk: pngjs zeroes the RGB of colour-keyed pixels,
+ * so the samples come from a decode without it; `keyed` (the file as verified, when it has tRNS)
+ * gives the alpha.
  */
-function sanitizePng(bytes: Uint8Array, maxPixels: number, fail: (msg: string) => never): Buffer {
+function sanitizePng(bytes: Uint8Array, maxPixels: number, fail: (msg: string) => never): { clean: Buffer; keyed: Buffer | null } {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (bytes.length < 33) fail('truncated PNG data');
   // The PNG spec fixes IHDR as the first chunk, so its fields sit at fixed offsets.
@@ -98,6 +100,7 @@ function sanitizePng(bytes: Uint8Array, maxPixels: number, fail: (msg: string) =
   checkBudget(width, height, maxPixels, fail);
 
   const kept: Uint8Array[] = [bytes.subarray(0, 8)];
+  const all: Uint8Array[] = [bytes.subarray(0, 8)];
   const idat: Uint8Array[] = [];
   let pos = 8;
   for (;;) {
@@ -108,6 +111,7 @@ function sanitizePng(bytes: Uint8Array, maxPixels: number, fail: (msg: string) =
     if (end > bytes.length) fail('truncated PNG data');
     if (type === 'IDAT') idat.push(bytes.subarray(pos + 8, end - 4));
     if (type !== 'tRNS') kept.push(bytes.subarray(pos, end));
+    all.push(bytes.subarray(pos, end));
     pos = end;
     if (type === 'IEND') break;
   }
@@ -123,22 +127,30 @@ function sanitizePng(bytes: Uint8Array, maxPixels: number, fail: (msg: string) =
     inflated = expected;
   }
   if (inflated < expected) fail(`truncated PNG data (${inflated} of ${expected} image bytes)`);
-  return Buffer.concat(kept);
+  return { clean: Buffer.concat(kept), keyed: kept.length < all.length ? Buffer.concat(all) : null };
 }
 
 function decodePng(bytes: Uint8Array, maxPixels: number, fail: (msg: string) => never): Image {
-  const clean = sanitizePng(bytes, maxPixels, fail);
-  let png: ReturnType<typeof PNG.sync.read>;
-  try {
-    // skipRescale keeps 16-bit and low-bit-depth samples exact; we normalise them below.
-    png = PNG.sync.read(clean, { skipRescale: true, checkCRC: true });
-  } catch (err) {
-    return fail(`corrupt PNG data (${firstLine(err)})`);
-  }
+  const { clean, keyed } = sanitizePng(bytes, maxPixels, fail);
+  const read = (b: Buffer) => {
+    try {
+      // skipRescale keeps 16-bit and low-bit-depth samples exact; we normalise them below.
+      return PNG.sync.read(b, { skipRescale: true, checkCRC: true });
+    } catch (err) {
+      return fail(`corrupt PNG data (${firstLine(err)})`);
+    }
+  };
+  const png = read(clean);
   // Palette entries are always 8-bit; other sample values span the declared bit depth.
   const maxValue = png.palette ? 255 : 2 ** png.depth - 1;
   // pngjs has expanded every colour type to RGBA at this point; its data is a Uint16Array for 16-bit.
-  const img = rgbaToImage(png.data as ArrayLike<number>, png.width, png.height, maxValue);
+  const rgba = png.data as unknown as Uint8Array | Uint16Array;
+  if (keyed) {
+    // Transparency from tRNS (palette alphas, or a colour key): the alpha of a decode with it.
+    const alpha = read(keyed).data as unknown as Uint8Array | Uint16Array;
+    for (let i = 3; i < rgba.length; i += 4) rgba[i] = alpha[i]!;
+  }
+  const img = rgbaToImage(rgba, png.width, png.height, maxValue);
   return !png.palette && png.depth === 16 ? { ...img, depth: 16 } : img;
 }
 

@@ -11,7 +11,10 @@ import type { DrdNet, GateStages } from './drdnet.js';
 
 /** Options of `derainImage`: tile size, memory budgets and progress callbacks. */
 export interface DerainOptions {
-  /** Output pixels per tile side (default: the largest that fits the device's binding limit and budget). */
+  /**
+   * Output pixels per tile side, at least 16 (default, and at most: the largest that fits the
+   * device's binding limit and the activation budget).
+   */
   tile?: number;
   /** Bytes one activation tensor may take (default 256 MiB, capped by maxStorageBufferBindingSize). */
   activationBudget?: number;
@@ -69,11 +72,16 @@ export function planTiles(model: DrdNet, width: number, height: number, opts: De
   const halo = receptiveRadius(model.config);
   const budget = Math.min(opts.activationBudget ?? 256 * 2 ** 20, engine.limits.maxStorageBufferBindingSize);
   const maxPixels = Math.floor(budget / (4 * model.config.channels));
-  if (opts.tile === undefined && width * height <= maxPixels) return { core: Math.max(width, height), halo, tiles: 1 };
-  let core = opts.tile ?? Math.floor(Math.sqrt(maxPixels)) - 2 * halo;
-  if (opts.tile !== undefined && (!Number.isInteger(core) || core < MIN_TILE)) {
-    throw new Error(`tile size must be an integer of at least ${MIN_TILE} output pixels, got ${describeValue(opts.tile)}`);
+  const whole = width * height <= maxPixels;
+  if (opts.tile === undefined && whole) return { core: Math.max(width, height), halo, tiles: 1 };
+  const tile = opts.tile;
+  if (tile !== undefined && (!Number.isInteger(tile) || tile < MIN_TILE)) {
+    throw new Error(`tile size must be an integer of at least ${MIN_TILE} output pixels, got ${describeValue(tile)}`);
   }
+  // The largest tile the binding limit and budget allow; a larger one asked for is taken down to
+  // it (tiling never changes the result), unless it covers an image that fits whole.
+  const largest = Math.floor(Math.sqrt(maxPixels)) - 2 * halo;
+  const core = tile === undefined ? largest : tile >= width && tile >= height && whole ? tile : Math.min(tile, largest);
   if (core < MIN_TILE) {
     throw new Error(`the device's maxStorageBufferBindingSize (${engine.limits.maxStorageBufferBindingSize}) leaves no room for a tile with ${halo} px of context on each side`);
   }

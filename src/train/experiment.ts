@@ -174,6 +174,25 @@ const RAIN_KEYS = ['rain', 'realRain', 'shiftRain'];
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/** Counts among the base and train settings (integers >= 1); vggTap is a VGG-19 stage, 1 to 5. */
+const COUNT_KEYS = ['steps', 'batch', 'patch', 'realBatch', 'crEvery', 'vggTap'];
+
+/** What a base or train setting must be when `v` is not that, else null. */
+function settingProblem(k: string, v: unknown): string | null {
+  if (k === 'seeds') {
+    const ok = Array.isArray(v) && v.length > 0 && v.every((s) => Number.isInteger(s) && s >= 0 && s < 2 ** 32) && new Set(v).size === v.length;
+    return ok ? null : 'a non-empty list of distinct integers from 0 to 2^32 - 1';
+  }
+  if (k === 'seed') return Number.isInteger(v) && (v as number) >= 0 && (v as number) < 2 ** 32 ? null : 'an integer from 0 to 2^32 - 1';
+  if (RAIN_KEYS.includes(k)) return typeof v === 'string' && Object.hasOwn(RAIN_PRESETS, v) ? null : `one of ${Object.keys(RAIN_PRESETS).join(', ')}`;
+  const want = k === 'minutes' ? 'number' : typeof DEFAULT_BASE[k as keyof ExperimentBase];
+  if (want !== 'number') return typeof v === want ? null : `a ${want}`;
+  if (typeof v !== 'number' || !Number.isFinite(v)) return 'a finite number';
+  if (k === 'vggTap') return Number.isInteger(v) && v >= 1 && v <= 5 ? null : 'an integer from 1 to 5';
+  if (COUNT_KEYS.includes(k)) return Number.isInteger(v) && v >= 1 ? null : 'an integer >= 1';
+  return v > 0 ? null : 'a positive number';
+}
+
 /** Parses and checks an experiment file's text; a typo'd key or a bad value throws ExperimentSpecError naming it, non-JSON a plain Error. */
 export function parseSpec(text: string, source: string): ExperimentSpec {
   // Not an experiment file at all is bad input; a typo'd key or value in one is a usage error.
@@ -207,6 +226,11 @@ export function parseSpec(text: string, source: string): ExperimentSpec {
       if (part === undefined) continue;
       if (!isObject(part)) fail(`"${key}" of ${where} must be an object`);
       unknown(part as Record<string, unknown>, allowed, `"${key}" of ${where}`);
+      if (key !== 'train') continue;
+      for (const [k, v] of Object.entries(part as Record<string, unknown>)) {
+        const want = settingProblem(k, v);
+        if (want) fail(`"train" setting '${k}' of ${where} must be ${want}, got ${JSON.stringify(v)}`);
+      }
     }
     if (variant.module !== undefined && (typeof variant.module !== 'string' || !/\.(m?ts|m?js)$/.test(variant.module))) {
       fail(`"module" of ${where} must be the path of a .ts or .js file (relative to the experiment file), got ${JSON.stringify(variant.module)}`);
@@ -218,21 +242,9 @@ export function parseSpec(text: string, source: string): ExperimentSpec {
     if (!isObject(spec.base)) fail('"base" must be an object');
     const base = spec.base as Record<string, unknown>;
     unknown(base, BASE_KEYS, '"base"');
-    const bad = (k: string, want: string): never => fail(`base setting '${k}' must be ${want}, got ${JSON.stringify(base[k])}`);
     for (const [k, v] of Object.entries(base)) {
-      if (k === 'seeds') {
-        if (!Array.isArray(v) || v.length === 0 || !v.every((s) => Number.isInteger(s) && s >= 0) || new Set(v).size !== v.length) bad(k, 'a non-empty list of distinct non-negative integers');
-      } else if (k === 'seed') {
-        if (!Number.isInteger(v) || (v as number) < 0) bad(k, 'a non-negative integer');
-      } else if (k === 'minutes') {
-        if (typeof v !== 'number' || !(v > 0)) bad(k, 'a positive number');
-      } else if (RAIN_KEYS.includes(k)) {
-        if (typeof v !== 'string' || !Object.hasOwn(RAIN_PRESETS, v)) bad(k, `one of ${Object.keys(RAIN_PRESETS).join(', ')}`);
-      } else {
-        const want = typeof DEFAULT_BASE[k as keyof ExperimentBase];
-        if (typeof v !== want) bad(k, `a ${want}`);
-        if (want === 'number' && !((v as number) > 0)) bad(k, 'positive');
-      }
+      const want = settingProblem(k, v);
+      if (want) fail(`base setting '${k}' must be ${want}, got ${JSON.stringify(v)}`);
     }
     if (base.seed !== undefined && base.seeds !== undefined) fail(`base has both 'seed' and 'seeds': give the list of seeds only`);
   }

@@ -1,10 +1,11 @@
 // `synth --clean <dir> -o <dir> --rain light|heavy|real --seed N`: synthetic rainy/clean pairs.
+import { rmSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { listImages } from '../../data/dataset.js';
 import { RAIN_PRESET_NAMES, rngFor, synthesizeRain } from '../../data/synth.js';
 import { toByte, type Image } from '../../io/image.js';
 import { readImage, writeImage } from '../../io/image-node.js';
-import { checkWritableDir, makeDir, samePath } from '../../io/fs-node.js';
+import { checkWritableDir, finished, makeDir, samePath, unfinishedOutput } from '../../io/fs-node.js';
 import { psnr } from '../../train/metrics.js';
 import { int, oneOf, parseArgs, required, UsageError } from '../args.js';
 import { progress, reportError } from '../common.js';
@@ -59,10 +60,20 @@ export async function run(argv: string[]): Promise<number> {
       const p = psnr(quantised(rainy), quantised(clean));
       // A pair without rain would teach "change nothing" (a few pixels can miss every streak).
       if (p === Infinity) throw new Error(`'${join(cleanDir, f)}' (${clean.width}x${clean.height}) came out without visible rain under the ${preset} recipe (too small or too bright for its streaks): no pair written`);
-      // Clean first: a crash never leaves a rainy image without its partner. Both opaque (the
-      // rainy one has no alpha), so the pair differs by the rain only.
-      await writeImage(join(out, 'norain', `${name}.png`), { width: clean.width, height: clean.height, data: clean.data }, 'png');
-      await writeImage(join(out, 'rain', `${name}.png`), rainy, 'png');
+      // A pair is whole or absent: the clean half, written first, goes again if the rainy one
+      // fails or a signal comes before it (train refuses a clean image without its partner).
+      // Both opaque (the rainy one has no alpha), so the pair differs by the rain only.
+      const cleanPath = join(out, 'norain', `${name}.png`);
+      unfinishedOutput(cleanPath);
+      try {
+        await writeImage(cleanPath, { width: clean.width, height: clean.height, data: clean.data }, 'png');
+        await writeImage(join(out, 'rain', `${name}.png`), rainy, 'png');
+      } catch (e) {
+        rmSync(cleanPath, { force: true });
+        throw e;
+      } finally {
+        finished(cleanPath);
+      }
       sum += p;
       written++;
     } catch (e) {

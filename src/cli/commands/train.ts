@@ -1,6 +1,6 @@
 // `train`: semi-supervised training with checkpoints, resume, a JSONL log and a progress line.
 import { join } from 'node:path';
-import { checkOutputFile, LineLog, readSafetensorsBytes, writeFileAtomic } from '../../io/fs-node.js';
+import { checkOutputFile, LineLog, readSafetensorsBytes, removeUnfinished, writeFileAtomic } from '../../io/fs-node.js';
 import { preset, PRESET_NAMES } from '../../model/config.js';
 import { DrdNet } from '../../model/drdnet.js';
 import { loadVgg, randomVgg, DEFAULT_MAX_TAP, MAX_TAP } from '../../model/vgg.js';
@@ -160,7 +160,10 @@ export async function run(argv: string[]): Promise<number> {
   // SIGTERM (kill, a job scheduler's time-out) is handled like Ctrl-C: finish the step, checkpoint.
   let stop: NodeJS.Signals | null = null;
   const onSignal = (signal: NodeJS.Signals) => {
-    if (stop) process.exit(exitCode(signal));
+    if (stop) {
+      removeUnfinished();
+      process.exit(exitCode(signal));
+    }
     stop = signal;
     progress(`train: ${signal}: stopping after this step (send it again to abort without a checkpoint)`, true);
   };
