@@ -93,6 +93,13 @@ test('bad input: one clear line, non-zero exit, no partial output', () => {
     [['derain', rainy], /--out is required/, 2],
     [['derain', rainy, '-o', out, '--tile', 'x', '--weights', weights], /--tile must be an integer/, 2],
     [['derain', rainy, '-o', out, '--ensemble', '3', '--weights', weights], /--ensemble must be one of 1, 2, 4, got '3'/, 2],
+    [['derain', rainy, '-o', out, '--tile', '0x20', '--weights', weights], /--tile must be an integer >= 16, got '0x20'/, 2],
+    [['synth', '--clean', dir, '-o', out, '--seed', ''], /--seed must be an integer from 0 to 4294967295, got ''/, 2],
+    [['train', '--data', dir, '-o', join(dir, 'c.safetensors'), '--seed', '4294967296'], /--seed must be an integer from 0 to 4294967295/, 2],
+    [['train', '--data', dir, '-o', join(dir, 'c.safetensors'), '--steps', ' 2 '], /--steps must be an integer/, 2],
+    [['train', '--data', dir, '-o', join(dir, 'c.safetensors'), '--lr', '0x1'], /--lr must be a number, got '0x1'/, 2],
+    [['bench', '--bogus'], /^semi-drdnet bench: unknown argument --bogus/, 2],
+    [['bench', '--compare', join(dir, 'nope.jsonl')], /^semi-drdnet bench: cannot read --compare '.*nope\.jsonl'/, 1],
     [['frobnicate'], /unknown command 'frobnicate'/, 2],
     [['parity', '--weights', weights, '--rainy', rainy, '--clean', join(dir, 'nope.png'), '--mode', 'train', '-o', join(dir, 'p.safetensors')], /nope\.png/, 1],
   ];

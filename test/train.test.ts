@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseSafetensors } from '../src/io/safetensors.js';
@@ -15,6 +15,8 @@ const real = join(dir, 'real');
 const small = ['--preset', 'micro', '--data', data, '--real', join(real, 'rain'), '--batch', '2', '--patch', '32', '--vgg-tap', '1', '--seed', '3', '--milestones', '3,7'];
 
 const cli = (args: string[]) => runCli(args);
+/** Without --vgg, train notes on stderr that its VGG is random; that line is no error. */
+const withoutVggNote = (r: ReturnType<typeof cli>) => ({ ...r, errLines: r.errLines.filter((l) => !l.startsWith('train: no --vgg given')) });
 
 function tensors(path: string): Map<string, string> {
   const f = parseSafetensors(readFileSync(path));
@@ -51,6 +53,14 @@ test('resume continues bit for bit: 5 + 5 steps equal 10 steps', () => {
     assert.ok(key in steps[0], `log field ${key}`);
   }
   assert.ok(steps.every((s) => s.grad_norm_cr > 0), 'the contrastive terms reach the parameters');
+  // The saved data order belongs to the run's data: another dataset is refused, naming both.
+  const fewer = join(dir, 'fewer');
+  for (const sub of ['rain', 'norain']) {
+    mkdirSync(join(fewer, sub), { recursive: true });
+    for (const f of ['clock.png', 'coins.png']) copyFileSync(join(data, sub, f), join(fewer, sub, f));
+  }
+  const other = small.map((x) => (x === data ? fewer : x));
+  assertCliError(withoutVggNote(cli(['train', ...other, '--steps', '12', '--resume', a, '-o', join(dir, 'a2.safetensors')])), 2, /--resume '.*a\.safetensors' was trained on other data than --data '.*fewer'/);
 });
 
 function stepOf(path: string): number {
@@ -71,9 +81,6 @@ async function interrupt(signal: NodeJS.Signals, out: string, logPath: string): 
   process.kill(signal === 'SIGINT' ? -child.pid! : child.pid!, signal);
   return exited;
 }
-
-/** Without --vgg, train notes on stderr that its VGG is random; that line is no error. */
-const withoutVggNote = (r: ReturnType<typeof cli>) => ({ ...r, errLines: r.errLines.filter((l) => !l.startsWith('train: no --vgg given')) });
 
 test('Ctrl-C writes a checkpoint at the step reached', async () => {
   const [out, logPath] = [join(dir, 'c.safetensors'), join(dir, 'c.jsonl')];
@@ -177,8 +184,14 @@ test('nonsense options are usage errors and unusable outputs are refused before 
     [['--log', out], /-o '.*same\.safetensors' is the same file as --log/],
   ];
   for (const [extra, re] of usage) assertCliError(cli(['train', ...small, '--steps', '2', '-o', out, ...extra]), 2, re);
+  // Contrastive settings without the photos they act on would be silently ignored.
+  const noReal = small.filter((x, i) => x !== '--real' && small[i - 1] !== '--real');
+  assertCliError(cli(['train', ...noReal, '--steps', '2', '-o', out]), 2, /--vgg-tap sets the contrastive terms, which run only with --real/);
   const t0 = Date.now();
   assertCliError(cli(['train', ...small, '--steps', '100', '-o', join(dir, 'nodir', 'ck.safetensors')]), 1, /nodir.*does not exist/);
+  // A folder for a file (a trailing slash) is refused before training too, for --export as well.
+  assertCliError(cli(['train', ...small, '--steps', '100', '-o', `${dir}/`]), 1, /names a folder, not a file/);
+  assertCliError(cli(['train', ...small, '--steps', '100', '-o', out, '--export', join(dir, 'sub') + '/']), 1, /--export|names a folder, not a file/);
   assert.ok(Date.now() - t0 < 20000, 'refused before training');
 });
 

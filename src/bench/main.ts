@@ -32,7 +32,7 @@ interface Args {
   reps?: number;
 }
 
-const USAGE = 'usage: npm run bench -- [--swiftshader] [--json] [--quick] [--filter TEXT] [--exclude TEXT] [--compare OLD.jsonl] [--reps N] [--list] [--no-tune] [--show-config] [--profile]';
+const USAGE = 'usage: semi-drdnet bench [--swiftshader] [--json] [--quick] [--filter TEXT] [--exclude TEXT] [--compare OLD.jsonl] [--reps N] [--list] [--no-tune] [--show-config] [--profile] (in a checkout: npm run bench -- ...)';
 
 function parseArgs(argv: string[]): Args {
   const args: Args = { json: false, quick: false, list: false, tune: true, showConfig: false, swiftshader: false, profile: false, filter: [], exclude: [] };
@@ -57,7 +57,7 @@ function parseArgs(argv: string[]): Args {
       case '--reps': {
         const v = value();
         const n = Number(v);
-        if (!Number.isInteger(n) || n < MIN_REPS) throw new Error(`--reps must be an integer >= ${MIN_REPS}, got '${v}'`);
+        if (!/^\d+$/.test(v) || n < MIN_REPS) throw new Error(`--reps must be an integer >= ${MIN_REPS}, got '${v}'`);
         args.reps = n;
         break;
       }
@@ -74,7 +74,7 @@ export async function benchMain(argv: string[]): Promise<number> {
   try {
     args = parseArgs(argv);
   } catch (e) {
-    console.error(`bench: ${(e as Error).message}\n${USAGE}`);
+    console.error(`semi-drdnet bench: ${(e as Error).message} (see --help)`);
     return 2;
   }
   let baseline: BenchResult[] | undefined;
@@ -82,17 +82,17 @@ export async function benchMain(argv: string[]): Promise<number> {
     try {
       baseline = parseJsonLines(readFileSync(args.compare, 'utf8'));
     } catch (e) {
-      console.error(`bench: cannot read --compare '${args.compare}': ${fsCause(e)}`);
-      return 2;
+      console.error(`semi-drdnet bench: cannot read --compare '${args.compare}': ${fsCause(e)}`);
+      return 1;
     }
     if (baseline.length === 0) {
-      console.error(`bench: --compare '${args.compare}' holds no bench rows (it takes the output of bench --json)`);
-      return 2;
+      console.error(`semi-drdnet bench: --compare '${args.compare}' holds no bench rows (it takes the output of bench --json)`);
+      return 1;
     }
   }
   const cases = selectCases(allCases, args);
   if (cases.length === 0) {
-    console.error('bench: no case matches');
+    console.error('semi-drdnet bench: no case matches');
     return 1;
   }
   if (args.list) {
@@ -101,7 +101,7 @@ export async function benchMain(argv: string[]): Promise<number> {
   }
   if (args.swiftshader) {
     if (!existsSync(SWIFTSHADER_ICD)) {
-      console.error(`bench: --swiftshader needs Chromium's SwiftShader Vulkan driver (${SWIFTSHADER_ICD}; on Debian: apt-get install chromium)`);
+      console.error(`semi-drdnet bench: --swiftshader needs Chromium's SwiftShader Vulkan driver (${SWIFTSHADER_ICD}; on Debian: apt-get install chromium)`);
       return 2;
     }
     // Read by the Vulkan loader when Dawn creates its instance, which has not happened yet.

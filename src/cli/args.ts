@@ -64,19 +64,31 @@ export function required(a: ParsedArgs, name: string, why = ''): string {
   return v;
 }
 
-export function int(a: ParsedArgs, name: string, fallback?: number, min = 0): number | undefined {
+// Numbers as people type them: decimal digits (an exponent for non-integers), nothing around
+// them. Number() alone would take '0x20', ' 2 ', '' (0) and '1e3' for a count.
+const INTEGER = /^[+-]?\d+$/;
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+
+export function int(a: ParsedArgs, name: string, fallback?: number, min = 0, max = Number.MAX_SAFE_INTEGER): number | undefined {
   const v = str(a, name);
   if (v === undefined) return fallback;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer >= ${min}, got '${v}'`);
+  if (!INTEGER.test(v) || n < min || n > max) {
+    throw new UsageError(`--${name} must be an integer ${max < Number.MAX_SAFE_INTEGER ? `from ${min} to ${max}` : `>= ${min}`}, got '${v}'`);
+  }
   return n;
+}
+
+/** A random seed: the generators take 32 bits, so a larger one would silently repeat another. */
+export function seedArg(a: ParsedArgs, fallback: number): number {
+  return int(a, 'seed', fallback, 0, 2 ** 32 - 1)!;
 }
 
 export function num(a: ParsedArgs, name: string, fallback?: number): number | undefined {
   const v = str(a, name);
   if (v === undefined) return fallback;
   const n = Number(v);
-  if (!Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got '${v}'`);
+  if (!DECIMAL.test(v) || !Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got '${v}'`);
   return n;
 }
 

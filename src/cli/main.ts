@@ -19,19 +19,19 @@ interface Command {
 
 const commands: Record<string, Command> = { derain, adapt, parity, info, synth, train, eval: evalCmd, experiment, bench };
 
-const usage = `usage: semi-drdnet <command> [options]   (every command has --help)
+const usage = `usage: semi-drdnet <command> [options]   (every command has --help; so does help <command>)
 
 commands:
   derain <images...> -o <dir|file>   derain images of any size
   adapt <images...> -o <weights.safetensors> [--weights W] [--steps N] [--seed S] [--log L]   fine-tune on your own rainy photos
   parity --weights W --rainy R --clean C --mode train|eval -o X.safetensors
-  train --preset P --data <pairs> [--real <dir>] --steps N -o ckpt   semi-supervised training
+  train --preset P --data <pairs> -o ckpt [--real <dir>] [--steps N]   semi-supervised training
   experiment <file.json> -o <dir>    layer variants under one budget
   bench [--json] [--quick] [--filter T] [--profile]       kernel and model benchmarks
   info                               adapter, limits, model size
   --version                          the package version
-  synth --clean <dir> -o <dir> --rain light|heavy|real --seed N   synthetic rainy/clean pairs
-  eval --weights W --data <pairs> [--json] [--convention rgb|y|authors]   PSNR/SSIM vs baselines
+  synth --clean <dir> -o <dir> [--rain light|heavy|real] [--seed N]   synthetic rainy/clean pairs
+  eval --data <pairs> [--weights W] [--json] [--convention rgb|y|authors]   PSNR/SSIM vs baselines
 
 Commands that run the network time conv kernel tiles the first time a shape runs on this adapter
 and cache the winners in ~/.cache/semi-drdnet (or $XDG_CACHE_HOME); --no-tune or
@@ -54,6 +54,15 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (name === '--version' || name === '-v') {
     console.log(packageVersion());
+    return 0;
+  }
+  if (name === 'help' && rest.length > 0) {
+    const cmd = commands[rest[0]!];
+    if (!cmd) {
+      process.stderr.write(`semi-drdnet: unknown command '${rest[0]}' (try --help)\n`);
+      return 2;
+    }
+    console.log(cmd.help + (TUNING.has(rest[0]!) ? NO_TUNE_HELP : ''));
     return 0;
   }
   if (!name || name === '--help' || name === '-h' || name === 'help') {

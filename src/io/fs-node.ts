@@ -189,6 +189,8 @@ export function checkWritableDir(dir: string, what = 'output folder'): void {
 
 /** The folder an output file goes into must exist already and be writable (checked before training). */
 export function checkOutputFile(path: string, what = 'output'): void {
+  // 'out/' resolves to 'out' and would pass every check below, to fail at the write hours later.
+  if (/[\\/]$/.test(path) || ['.', '..'].includes(basename(path))) throw new Error(`cannot write ${what} '${path}': names a folder, not a file`);
   const dir = dirname(resolve(path));
   if (!statOrNull(dir)) throw new Error(`cannot write ${what} '${path}': folder '${dirname(path)}' does not exist`);
   checkWritableDir(dir, `the folder of ${what} '${path}'`);

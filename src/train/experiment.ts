@@ -206,7 +206,7 @@ export function parseSpec(text: string, source: string): ExperimentSpec {
   try {
     spec = JSON.parse(text);
   } catch (e) {
-    notSpec(`not valid JSON (${(e as Error).message.split('\n')[0]})`);
+    notSpec(`not valid JSON (${(e as Error).message.replace(/\n/g, '\\n')})`);
   }
   if (!isObject(spec) || !Array.isArray(spec.variants) || spec.variants.length === 0) return notSpec('needs a non-empty "variants" array');
   const unknown = (obj: Record<string, unknown>, allowed: readonly string[], where: string) => {

@@ -6,7 +6,7 @@ import { NonFiniteWeightsError, weightsToBytes } from '../../model/weights.js';
 import { ADAPT_BN_MODES, ADAPT_DEFAULTS, fitPatch, adaptToPhotos, CONTRASTIVE_SPACES } from '../../train/adapt.js';
 import { GUARD_TOLERANCE_DB, guardKeeps, guardSaysWorse, selfConsistency } from '../../train/adapt-guard.js';
 import { loadAdaptPairs } from '../../train/adapt-pairs-node.js';
-import { int, num, oneOf, parseArgs, required, str, UsageError } from '../args.js';
+import { int, num, oneOf, parseArgs, required, seedArg, str, UsageError } from '../args.js';
 import { defaultWeightsPath, getEngine, loadWeightsFile, progress, refuseOverwrite } from '../common.js';
 
 const D = ADAPT_DEFAULTS;
@@ -49,7 +49,7 @@ export async function run(argv: string[]): Promise<number> {
   const out = required(a, 'out', '(-o <weights.safetensors>)');
   if (!/\.safetensors$/i.test(out)) throw new UsageError(`adapt: -o must name a .safetensors file, got '${out}'`);
   const steps = int(a, 'steps', D.steps, 1)!;
-  const seed = int(a, 'seed', D.seed, 0)!;
+  const seed = seedArg(a, D.seed);
   const patch = int(a, 'patch', D.patch, 8)!;
   const batch = int(a, 'batch', D.batch, 1)!;
   const lr = num(a, 'lr', D.lr)!;

@@ -24,6 +24,9 @@ export async function run(argv: string[]): Promise<number> {
   checkOutputFile(out);
   const { model } = await loadWeightsFile(weights, 'parity');
   const [rainy, clean] = [await readImage(rainyPath), await readImage(cleanPath)];
+  if (rainy.width !== clean.width || rainy.height !== clean.height) {
+    throw new Error(`--rainy '${rainyPath}' is ${rainy.width}x${rainy.height} but --clean '${cleanPath}' is ${clean.width}x${clean.height}`);
+  }
   const tensors = await parityTensors(model, rainy, clean, mode);
   await writeFileAtomic(out, serializeSafetensors(tensors, { 'semi_drdnet.parity_mode': mode }));
   const loss = tensors.find((t) => t.name === 'loss')!.data[0];

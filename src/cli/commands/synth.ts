@@ -7,7 +7,7 @@ import { toByte, type Image } from '../../io/image.js';
 import { readImage, writeImage } from '../../io/image-node.js';
 import { checkWritableDir, finished, makeDir, samePath, unfinishedOutput } from '../../io/fs-node.js';
 import { psnr } from '../../train/metrics.js';
-import { int, oneOf, parseArgs, required, UsageError } from '../args.js';
+import { oneOf, parseArgs, required, seedArg, UsageError } from '../args.js';
 import { progress, reportError } from '../common.js';
 
 export const help = `usage: semi-drdnet synth --clean <dir> -o <dir> [--rain light|heavy|real] [--seed N]
@@ -32,8 +32,7 @@ export async function run(argv: string[]): Promise<number> {
   const cleanDir = required(a, 'clean', '(--clean <dir>)');
   const out = required(a, 'out', '(-o <dir>)');
   const preset = oneOf(a, 'rain', RAIN_PRESET_NAMES, 'light')!;
-  const seed = int(a, 'seed', 1, 0)!;
-  if (seed > 0xffffffff) throw new UsageError(`--seed must be below 2^32, got ${seed}`);
+  const seed = seedArg(a, 1);
   const files = listImages(cleanDir);
   if (files.length === 0) throw new Error(`no images (.png, .jpg) in '${cleanDir}'`);
   const names = new Map<string, string>();

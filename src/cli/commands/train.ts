@@ -9,11 +9,11 @@ import { checkpointBytes, checkpointMilestones, checkpointStep, hasOptimizerStat
 import { dualContrastiveLoss } from '../../train/contrastive.js';
 import { openPairs, openReal } from '../../train/sources-node.js';
 import { NonFiniteLossError, Trainer, type StepRecord } from '../../train/trainer.js';
-import { int, intList, oneOf, parseArgs, positive, required, str, UsageError } from '../args.js';
+import { int, intList, oneOf, parseArgs, positive, required, seedArg, str, UsageError } from '../args.js';
 import { getEngine, progress, readSafetensorsFile, refuseInsideInputs, refuseOverwrite } from '../common.js';
 
-export const help = `usage: semi-drdnet train --preset micro|tiny|paper --data <pairs> [--real <dir>] --steps N
-       --batch B --patch P --lr X -o ckpt.safetensors [--resume ckpt | --init weights] [--vgg file]
+export const help = `usage: semi-drdnet train --preset micro|tiny|paper --data <pairs> -o ckpt.safetensors [--real <dir>]
+       [--steps N] [--batch B] [--patch P] [--lr X] [--resume ckpt | --init weights] [--vgg file]
        [--log run.jsonl]
 
 Trains on synthetic pairs (<pairs>/rain + <pairs>/norain) and, with --real, on unlabelled real
@@ -55,7 +55,7 @@ export async function run(argv: string[]): Promise<number> {
   const batch = int(a, 'batch', 8, 1)!;
   const patch = int(a, 'patch', 100, 8)!;
   const lr = positive(a, 'lr', 1e-3)!;
-  const seed = int(a, 'seed', 1, 0)!;
+  const seed = seedArg(a, 1);
   const every = int(a, 'checkpoint-every', 100, 1)!;
   const gamma = positive(a, 'gamma', 0.2)!;
   const givenMilestones = intList(a, 'milestones', 1);
@@ -77,6 +77,9 @@ export async function run(argv: string[]): Promise<number> {
   const exportPath = str(a, 'export');
   const vggPath = str(a, 'vgg');
   const realDir = str(a, 'real');
+  // The contrastive terms run on --real's photos: their settings without it would do nothing.
+  const contrastiveOnly = ['vgg', 'vgg-tap', 'real-bn', 'real-batch', 'cr-bg', 'cr-rain', 'cr-every'].find((f) => a.flags.has(f));
+  if (!realDir && contrastiveOnly) throw new UsageError(`--${contrastiveOnly} sets the contrastive terms, which run only with --real <dir> (unlabelled rainy photos)`);
   // Every output is checked before the first step, not when it is first written hours later,
   // against every input: files given by flag and the image folders of --data and --real.
   const imageDirs: Array<[string, string | undefined]> = [['--data', join(dataDir, 'rain')], ['--data', join(dataDir, 'norain')], ['--real', realDir]];
@@ -139,8 +142,18 @@ export async function run(argv: string[]): Promise<number> {
     const st = restoreCheckpoint(resumeFile, model, trainer.opt, resume!);
     trainer.step = st.step;
     const [p, r = []] = decode(st.epochCursor);
-    pairs.loadState({ rng: [...st.rng.slice(0, 4)], cursor: p });
-    real?.loadState({ rng: [...st.rng.slice(4, 8)], cursor: r });
+    // The data order is saved per dataset: another --data or --real than the run had cannot go on from it.
+    const other = (what: string, e: unknown) => new UsageError(`--resume '${resume}' was trained ${what} (${(e as Error).message}): resume with the run's data, or start anew with --init`);
+    try {
+      pairs.loadState({ rng: [...st.rng.slice(0, 4)], cursor: p });
+    } catch (e) {
+      throw other(`on other data than --data '${dataDir}'`, e);
+    }
+    try {
+      real?.loadState({ rng: [...st.rng.slice(4, 8)], cursor: r });
+    } catch (e) {
+      throw other(r.length ? `on other photos than --real '${realDir}'` : 'without --real', e);
+    }
   }
 
   // A resumed run's log keeps the steps up to the checkpoint's (a crash may have logged more).
