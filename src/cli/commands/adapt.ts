@@ -106,7 +106,7 @@ export async function run(argv: string[]): Promise<number> {
   // Not kept: -o gets the starting weights file as it was read.
   await writeFileAtomic(out, keep ? bytes : startBytes);
   const secs = ((performance.now() - t0) / 1000).toFixed(0);
-  progress(`adapt: ${result.records.length} steps from ${weightsPath} in ${secs} s`, true);
+  progress(`adapt: ${result.records.length} step${result.records.length === 1 ? '' : 's'} from ${weightsPath} in ${secs} s`, true);
   progress(`adapt: self-consistency (re-rained output, derained again) ${before.toFixed(2)} dB -> ${after.toFixed(2)} dB`, true);
   if (guard === 'keep') {
     progress(

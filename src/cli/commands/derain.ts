@@ -94,7 +94,12 @@ export async function run(argv: string[]): Promise<number> {
       const result = await derainImage(model, img, {
         tile,
         ensemble,
-        onTile: (d, n) => (n > 1 || inputs.length > 1) && progress(`${label} tile ${d}/${n}`),
+        // The counts span the ensemble's passes: say which pass, and the tile within it.
+        onTile: (d, n) => {
+          if (n === 1 && inputs.length === 1) return;
+          const per = n / (ensemble ?? 1);
+          progress(`${label} tile ${((d - 1) % per) + 1}/${per}` + (per < n ? ` (pass ${Math.ceil(d / per)} of ${n / per})` : ''));
+        },
       });
       if (target !== out) makeDir(out); // only once there is something to write
       await writeImage(target, result, fmt);

@@ -224,7 +224,7 @@ export async function run(argv: string[]): Promise<number> {
       return 0;
     }
     const ran = trainer.step - first;
-    progress(`train: ${ran} steps${first > 0 ? ` (steps ${first + 1}-${trainer.step} of ${steps})` : ''} in ${formatTime((performance.now() - t0) / 1000)}; checkpoint ${out}`, true);
+    progress(`train: ${ran} step${ran === 1 ? '' : 's'}${first > 0 ? ` (steps ${first + 1}-${trainer.step} of ${steps})` : ''} in ${formatTime((performance.now() - t0) / 1000)}; checkpoint ${out}`, true);
     return 0;
   } finally {
     process.off('SIGINT', onSignal);
