@@ -108,8 +108,8 @@ export function setGpuProvider(p: GpuProvider, opts: { synchronousErrors?: boole
   synchronousErrorEvents = opts.synchronousErrors ?? false;
 }
 
-const UNIFORM_SLOT = 256;
-const SCOPE_FILTERS: GPUErrorFilter[] = ['validation', 'out-of-memory', 'internal']; // minUniformBufferOffsetAlignment upper bound across adapters
+const UNIFORM_SLOT = 256; // minUniformBufferOffsetAlignment upper bound across adapters
+const SCOPE_FILTERS: GPUErrorFilter[] = ['validation', 'out-of-memory', 'internal'];
 
 /** Owns a GPU device (or adopts yours), the buffer pool, the pipeline cache and the batched command stream; every tensor belongs to one engine. */
 export class Engine {

@@ -43,6 +43,7 @@ export function unfinishedOutput(path: string): void {
   unfinished.add(path);
 }
 
+/** `path` is a finished output (or gone): a signal leaves it alone. */
 export function finished(path: string): void {
   unfinished.delete(path);
 }

@@ -120,11 +120,13 @@ function checkInputValues(img: Image, maxInput: number): void {
 function checkOptions(opts: DerainOptions): void {
   const n = opts.ensemble ?? 1;
   if (!ENSEMBLES.includes(n)) throw new Error(`derain: ensemble must be 1, 2 or 4, got ${describeValue(opts.ensemble)}`);
-  // stateBudget 0 is meaningful: every tile's state in CPU memory.
-  for (const [k, least] of [['activationBudget', 'a positive number of bytes'], ['stateBudget', 'a number of bytes >= 0'], ['maxInput', 'a positive number']] as const) {
+  const number = (k: 'activationBudget' | 'stateBudget' | 'maxInput', ok: (v: number) => boolean, want: string) => {
     const v = opts[k];
-    if (v !== undefined && !(typeof v === 'number' && (k === 'stateBudget' ? v >= 0 : v > 0))) throw new Error(`derain: ${k} must be ${least}, got ${describeValue(v)}`);
-  }
+    if (v !== undefined && !(typeof v === 'number' && ok(v))) throw new Error(`derain: ${k} must be ${want}, got ${describeValue(v)}`);
+  };
+  number('activationBudget', (v) => v > 0, 'a positive number of bytes');
+  number('stateBudget', (v) => v >= 0, 'a number of bytes >= 0'); // 0: every tile's state in CPU memory
+  number('maxInput', (v) => v > 0, 'a positive number');
   checkCallback('derain: onTile', opts.onTile);
   checkCallback('derain: onTuning', opts.onTuning);
 }

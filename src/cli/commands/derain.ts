@@ -15,9 +15,9 @@ No output may replace an input or another output: such a command is refused befo
   -o, --out <path>    output directory (created if needed), or a .png/.jpg/.jpeg file name for
                       a single input
   --weights <file>    safetensors weights (default: the bundled weights, when present)
-  --tile <N>          output pixels per tile side, at least ${MIN_TILE} (default: as large as the
-                      GPU's limits allow); tiles carry the full receptive field, so tiling does not
-                      change the result
+  --tile <N>          output pixels per tile side, at least ${MIN_TILE} (default, and at most: as
+                      large as the GPU's limits allow); tiles carry the full receptive field, so
+                      tiling does not change the result
   --format png|jpg    output format (must agree with the extension of a -o file)
   --ensemble 1|2|4    flip self-ensemble: also derain the left-right (2) and up-down (4) mirror
                       images and average the results; 2x or 4x the time for a somewhat better
