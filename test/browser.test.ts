@@ -217,6 +217,21 @@ test('the synthetic example: a held-out photo under unseen (hazy) rain, PSNR aga
   summary.example_quality = q;
 });
 
+test('the keyboard reaches the file inputs, and Stop ends a tiled derain between tiles', async () => {
+  await page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
+  const focused: string[] = [];
+  for (let i = 0; i < 20 && !focused.includes('image-input'); i++) {
+    await page.keyboard.press('Tab');
+    focused.push(await page.evaluate(() => document.activeElement?.id ?? ''));
+  }
+  assert.ok(focused.includes('image-input'), `Tab went through ${focused.join(', ')} but never the photo input`);
+  // Stop pressed while the photo (4 tiles) is decoding or before its first tile is done.
+  await page.setInputFiles('#image-input', photoPath);
+  await page.click('#stop');
+  await waitForState(page, ['done'], 120_000);
+  assert.match((await page.textContent('#status')) ?? '', /^Stopped\./);
+});
+
 test('the benchmark page runs the quick set and fills the table', async () => {
   const quick = selectCases(allCases, { quick: true });
   await page.goto(`${server.url}bench.html?reps=5`);

@@ -89,6 +89,10 @@ async function act(fn: () => Promise<void>): Promise<void> {
   try {
     await fn();
   } catch (e) {
+    if (e instanceof Stopped) {
+      setStatus('Stopped. Choose or drop a photo to derain it again.', 'done');
+      return;
+    }
     console.error(e);
     if (state.engine?.lost) return; // the device-lost handler has already said what happened
     showError(errorText(e));
@@ -98,9 +102,13 @@ async function act(fn: () => Promise<void>): Promise<void> {
   }
 }
 
+/** A download's base name: the file's without its extension, spaces and brackets made '-'. */
 function baseName(name: string): string {
-  return name.replace(/\.[^.]*$/, '') || 'image';
+  return name.replace(/\.[^.]*$/, '').replace(/[^\w.-]+/g, '-').replace(/^-+|-+$/g, '') || 'image';
 }
+
+/** Thrown from a derain's progress callback when Stop is pressed between tiles. */
+class Stopped extends Error {}
 
 function setModel(w: Weights): void {
   const engine = state.engine!;
@@ -120,7 +128,11 @@ async function derain(): Promise<void> {
   const result = await derainImage(model, img, {
     activationBudget: ACTIVATION_BUDGET,
     tile: TILE,
-    onTile: (d, n) => n > 1 && setStatus(`Deraining ${img.width}x${img.height}: tile ${d}/${n}…`, 'busy'),
+    onTile: (d, n) => {
+      // Stop ends a large derain between tiles (the last tile's result is kept).
+      if (state.stop && d < n) throw new Stopped();
+      if (n > 1) setStatus(`Deraining ${img.width}x${img.height}: tile ${d}/${n}…`, 'busy');
+    },
     // First use on this adapter: kernels are timed once and the choices kept (seconds per shape
     // on a GPU-less browser's software adapter).
     onTuning: (n) => setStatus(`Deraining ${img.width}x${img.height}: tuning the convolution kernels for this GPU (${n} shape${n > 1 ? 's' : ''}; first use only)…`, 'busy'),
@@ -246,7 +258,7 @@ async function adapt(): Promise<void> {
     // The CLI's default rule (adapt --guard keep): adapted weights pass only when the check rose.
     if (!guardKeeps(consistencyBefore, consistencyAfter)) {
       lines.push(
-        `Warning: the self-consistency check did not rise by more than ${GUARD_TOLERANCE_DB} dB, so this adaptation may have made the photo worse (the command-line adapt would keep the starting weights). Compare both outputs; Revert puts the original weights back.`,
+        `Warning: the self-consistency check did not rise by more than ${GUARD_TOLERANCE_DB} dB, so this adaptation may have made the photo worse (the command-line adapt would keep the starting weights). Download the result or the weights if you want to keep them; Revert puts the original weights back and shows their result.`,
       );
     }
     el('quality').textContent = lines.join(' ');
@@ -268,6 +280,7 @@ async function revert(): Promise<void> {
   setModel(state.loaded);
   state.adaptedSteps = 0;
   plot.reset();
+  el('quality').textContent = ''; // it described the adapted weights (the synthetic example's derain writes its own)
   refresh();
   await derain();
 }
@@ -315,7 +328,8 @@ function wireInputs(): void {
     e.preventDefault();
     drop.classList.remove('over');
     const f = e.dataTransfer?.files[0];
-    if (f && !state.busy) void openFile(f);
+    if (f && state.busy) showError(`${f.name} was not opened: the page is busy. Wait, or press Stop, then drop it again.`);
+    else if (f) void openFile(f);
   });
   buttons.downloadResult.addEventListener('click', () =>
     void act(async () => {
@@ -325,7 +339,7 @@ function wireInputs(): void {
   buttons.adapt.addEventListener('click', () => void act(adapt));
   buttons.stop.addEventListener('click', () => {
     state.stop = true;
-    setStatus('Stopping after the current step…', 'busy');
+    setStatus('Stopping after the current step or tile…', 'busy');
     refresh();
   });
   buttons.downloadWeights.addEventListener('click', () => state.current && download(state.current.bytes, state.current.name));
