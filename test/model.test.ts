@@ -147,6 +147,31 @@ test('flip self-ensemble averages the mirrored runs, tiled or not, and keeps alp
   m.dispose();
 });
 
+test('a greyscale photo comes out greyscale: the mean of what the network gives per channel', async () => {
+  const e = await engine();
+  const m = new DrdNet(e, preset('micro'), 3);
+  const colour = randomImage(20, 14, 4);
+  const P = 20 * 14;
+  const grey = { ...colour, data: colour.data.slice() };
+  grey.data.copyWithin(P, 0, P);
+  grey.data.copyWithin(2 * P, 0, P);
+  const got = await derainImage(m, grey);
+  // The same network output per channel, before the projection: a colour image whose three planes are equal.
+  const raw = await derainImage(m, { ...grey, data: grey.data.map((v, i) => (i === 2 * P ? v + 1e-3 : v)) });
+  let spread = 0;
+  for (let i = 1; i < P; i++) {
+    assert.is(got.data[i], got.data[P + i]);
+    assert.is(got.data[i], got.data[2 * P + i]);
+    assert.ok(Math.abs(got.data[i] - (raw.data[i] + raw.data[P + i] + raw.data[2 * P + i]) / 3) < 1e-4, `pixel ${i}`);
+    spread = Math.max(spread, Math.abs(raw.data[i] - raw.data[P + i]));
+  }
+  assert.ok(spread > 1e-4, 'the network alone gives channels that differ (else this test shows nothing)');
+  // A colour photo is left as the network gives it.
+  const c = await derainImage(m, colour);
+  assert.ok(c.data.some((v, i) => i < P && v !== c.data[P + i]));
+  m.dispose();
+});
+
 test('tile plan follows the binding limit', async () => {
   const e = await engine();
   const m = new DrdNet(e, preset('tiny'), 1);
