@@ -129,7 +129,7 @@ async function derain(): Promise<void> {
     activationBudget: ACTIVATION_BUDGET,
     tile: TILE,
     onTile: (d, n) => {
-      // Stop ends a large derain between tiles (the last tile's result is kept).
+      // Stop ends a large derain between tiles (not after the last one: a finished result is kept).
       if (state.stop && d < n) throw new Stopped();
       if (n > 1) setStatus(`Deraining ${img.width}x${img.height}: tile ${d}/${n}…`, 'busy');
     },
