@@ -1,7 +1,7 @@
 // One-call inference for library users: load weights once, derain images of any size, free it all.
 import { Engine } from '../gpu/runtime.js';
 import { bitmapToImage } from '../io/image-browser.js';
-import { checkImage, rgbaToImage, type Image } from '../io/image.js';
+import { rgbaToImage, type Image } from '../io/image.js';
 import { derainImage, type Ensemble } from '../model/derain.js';
 import type { DrdNet } from '../model/drdnet.js';
 import { loadModel } from '../model/weights.js';
@@ -48,6 +48,8 @@ export interface DerainCallOptions {
  */
 const MAX_INPUT = 2;
 
+const DISPOSED_DURING = 'derain: this Derainer was disposed during the call';
+
 /** What `derain` accepts: the package's planar float `Image`, or in a browser `ImageData` / `ImageBitmap`. */
 export type DerainInput = Image | ImageData | ImageBitmap;
 
@@ -75,14 +77,13 @@ export class Derainer {
     checkCallback('derain: onProgress', opts.onProgress);
     checkCallback('derain: onTuning', opts.onTuning);
     const img = await toImage(image);
-    if (this.#disposed) throw new Error('derain: this Derainer was disposed during the call');
-    checkImage(img, 'derain input');
-    // derainImage refuses non-finite input and output, and 8-bit samples passed as floats.
+    if (this.#disposed) throw new Error(DISPOSED_DURING);
+    // derainImage checks the image, refuses non-finite input and output, and 8-bit samples passed as floats.
     try {
       return await derainImage(this.model, img, { tile: opts.tile, stateBudget: opts.stateBudget, onTile: opts.onProgress, onTuning: opts.onTuning, ensemble: opts.ensemble, maxInput: MAX_INPUT });
     } catch (e) {
       // The model's tensors vanish under a run when `dispose` comes first: say that, not which tensor.
-      if (this.#disposed) throw new Error('derain: this Derainer was disposed during the call');
+      if (this.#disposed) throw new Error(DISPOSED_DURING);
       throw e;
     }
   }

@@ -1,4 +1,5 @@
 // A small argument parser: positionals, --flag value, --flag=value, -o value, boolean flags.
+import { MAX_SEED } from '../util/rng.js';
 
 export class UsageError extends Error {}
 
@@ -79,9 +80,9 @@ export function int(a: ParsedArgs, name: string, fallback?: number, min = 0, max
   return n;
 }
 
-/** A random seed: the generators take 32 bits, so a larger one would silently repeat another. */
+/** A random seed, at most MAX_SEED (a larger one would silently repeat another). */
 export function seedArg(a: ParsedArgs, fallback: number): number {
-  return int(a, 'seed', fallback, 0, 2 ** 32 - 1)!;
+  return int(a, 'seed', fallback, 0, MAX_SEED)!;
 }
 
 export function num(a: ParsedArgs, name: string, fallback?: number): number | undefined {

@@ -37,7 +37,7 @@ export class BufferPool {
   #closed = false;
 
   /** `guard` runs the pool's createBuffer calls as its engine's (Engine.guard). */
-  constructor(private device: GPUDevice, private maxBufferSize: number, private guard: <T>(fn: () => T) => T = (fn) => fn()) {}
+  constructor(private device: GPUDevice, private maxBufferSize: number, private guard: <T>(fn: () => T) => T) {}
 
   /** A storage buffer of at least `bytes` bytes (STORAGE | COPY_SRC | COPY_DST). */
   acquire(bytes: number): GPUBuffer {

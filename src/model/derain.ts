@@ -25,7 +25,11 @@ export interface DerainOptions {
    * kept (C floats a pixel of the rain branch's regions; its pre-gate activation is recomputed).
    */
   stateBudget?: number;
-  /** Called after each tile's output with the tiles done and the total (the earlier SE stages of a tiled run, its smaller part, report nothing). */
+  /**
+   * Called after each tile's output with the tiles done and the total (the earlier SE stages of a
+   * tiled run, its smaller part, report nothing). A throw from it ends the run there (the page's
+   * Stop does so), with everything the run holds freed.
+   */
   onTile?: (done: number, total: number) => void;
   /**
    * Called before the engine times the conv shape classes this run met untuned (self-tuning: the

@@ -13,7 +13,7 @@ import { type DrdConfig, preset, validateConfig } from '../model/config.js';
 import { derainImage } from '../model/derain.js';
 import { DrdNet, type BlockContext } from '../model/drdnet.js';
 import { randomVgg } from '../model/vgg.js';
-import { Rng } from '../util/rng.js';
+import { MAX_SEED, Rng } from '../util/rng.js';
 import { dualContrastiveLoss } from './contrastive.js';
 import { clampImage, psnr, ssim } from './metrics.js';
 import { pairSource, imageSource } from './sources.js';
@@ -174,16 +174,18 @@ const RAIN_KEYS = ['rain', 'realRain', 'shiftRain'];
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+const isSeed = (s: unknown): boolean => Number.isInteger(s) && (s as number) >= 0 && (s as number) <= MAX_SEED;
+
 /** Counts among the base and train settings (integers >= 1); vggTap is a VGG-19 stage, 1 to 5. */
 const COUNT_KEYS = ['steps', 'batch', 'patch', 'realBatch', 'crEvery', 'vggTap'];
 
 /** What a base or train setting must be when `v` is not that, else null. */
 function settingProblem(k: string, v: unknown): string | null {
   if (k === 'seeds') {
-    const ok = Array.isArray(v) && v.length > 0 && v.every((s) => Number.isInteger(s) && s >= 0 && s < 2 ** 32) && new Set(v).size === v.length;
-    return ok ? null : 'a non-empty list of distinct integers from 0 to 2^32 - 1';
+    const ok = Array.isArray(v) && v.length > 0 && v.every(isSeed) && new Set(v).size === v.length;
+    return ok ? null : `a non-empty list of distinct integers from 0 to ${MAX_SEED}`;
   }
-  if (k === 'seed') return Number.isInteger(v) && (v as number) >= 0 && (v as number) < 2 ** 32 ? null : 'an integer from 0 to 2^32 - 1';
+  if (k === 'seed') return isSeed(v) ? null : `an integer from 0 to ${MAX_SEED}`;
   if (RAIN_KEYS.includes(k)) return typeof v === 'string' && Object.hasOwn(RAIN_PRESETS, v) ? null : `one of ${Object.keys(RAIN_PRESETS).join(', ')}`;
   const want = k === 'minutes' ? 'number' : typeof DEFAULT_BASE[k as keyof ExperimentBase];
   if (want !== 'number') return typeof v === want ? null : `a ${want}`;

@@ -1,5 +1,8 @@
 // A small seeded random generator (xoshiro128**) whose whole state can be saved in checkpoints.
 
+/** The largest seed: seeds are taken modulo 2^32 (`>>> 0`), so a larger one would repeat a smaller one. */
+export const MAX_SEED = 2 ** 32 - 1;
+
 /** A seeded random generator (xoshiro128**) whose state can be saved and restored. */
 export class Rng {
   #s: Uint32Array;
