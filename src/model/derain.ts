@@ -165,9 +165,9 @@ export async function derainImage(model: DrdNet, img: Image, opts: DerainOptions
       for (let i = 0; i < sum.length; i++) sum[i] /= n;
       out = { width: img.width, height: img.height, data: sum, ...sourceTraits(img) };
     }
-    // A grey photo stays grey: the network's three outputs differ slightly (up to 20/255 seen), a
-    // tint that is no part of the rain; their mean is also closer to the truth (+0.06 dB on the
-    // held-out photos under light rain, all 5 grey ones up).
+    // A grey photo stays grey: the network's three outputs differ (by up to 20-46/255 per grey
+    // held-out photo), a tint that is no part of the rain; their mean is also closer to the truth
+    // (+0.06 dB on the held-out photos under light rain, all 5 grey ones up).
     if (isGrey(img)) greyInPlace(out);
     return out;
   } finally {
